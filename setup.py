@@ -1,0 +1,58 @@
+"""alphagan_tf: AlphaGAN and TextNAS differentiable architecture search on TF2 / Keras 3."""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "tensorflow>=2.21,<2.22",
+    "keras>=3.15,<4",
+    "tensorflow-datasets>=4.9.10",
+    "keras-tuner>=1.4.7",
+    "absl-py>=2.1",
+    "numpy>=1.26",
+    # Needed here but not declared by the packages that use them:
+    "tensorboard>=2.21,<2.22",  # keras-tuner imports it; TensorBoard summaries.
+    "importlib_resources>=6",  # tensorflow-datasets 4.9.10 imports it.
+    # Pictures (alpha history, architecture drawings) and the embedded demo data.
+    "matplotlib>=3.8",
+    "pillow>=10",
+    "scikit-learn>=1.4",  # ships the handwritten-digits data the demo uses offline
+]
+
+EXTRAS = {
+    # TFLite conversion runs in TensorFlow; LiteRT runs the converted models.
+    "tflite": ["ai-edge-litert>=2.0"],
+    # PredictRequest protos for warmup records and the gRPC client example.
+    "serving": ["tensorflow-serving-api>=2.21,<2.22", "grpcio>=1.60"],
+    # TF-Hub handle for the standard Inception feature extractor.
+    "hub": ["tensorflow-hub>=0.16"],
+}
+EXTRAS["test"] = sorted(
+    {
+        "pytest>=8",
+        "pytest-timeout>=2.3",
+        # tensorflow-gan 2.1.0 does not import on TF >= 2.16; the tests load its
+        # metric maths through alphagan_tf/metrics/tfgan_compat.py as the
+        # reference our IS / FID / KID are checked against.
+        "tensorflow-gan==2.1.0",
+        *EXTRAS["tflite"],
+        *EXTRAS["serving"],
+    }
+)
+EXTRAS["all"] = sorted({r for reqs in EXTRAS.values() for r in reqs})
+
+setup(
+    name="alphagan_tf",
+    version="0.1.0",
+    description=__doc__,
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["alphagan_tf", "alphagan_tf.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={
+        "console_scripts": [
+            "alphagan-search=alphagan_tf.search:run",
+        ]
+    },
+)
