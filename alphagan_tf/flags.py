@@ -1,0 +1,94 @@
+"""Every absl flag of the GAN commands, defined once, in groups.
+
+Each command (search, train, evaluate, export, sample, tune) defines only the
+groups it uses, so a flag meant for another command is an error
+("Unknown command line flag"), and a flagfile cannot silently carry typos.
+Flags are read only by the CLI modules, which turn them into typed configs.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+
+def _once(fn):
+    """Make a define_* group idempotent (tests import several CLIs in one process)."""
+
+    def wrapper():
+        if not getattr(wrapper, "done", False):
+            fn()
+            wrapper.done = True
+
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@_once
+def define_data_flags() -> None:
+    """Where the training images come from."""
+    flags.DEFINE_string(
+        "dataset",
+        "demo",
+        "Image source: demo (embedded handwritten digits), cifar10, stl10 "
+        "(train+unlabeled), tfds:NAME[:SPLIT], npz:/path/file.npz (x_train uint8), "
+        "folder:/path/to/images.",
+    )
+    flags.DEFINE_string("data_dir", None, "tfds data_dir holding prepared datasets.")
+    flags.DEFINE_string("manual_dir", None, "tfds manual_dir holding downloaded archives.")
+    flags.DEFINE_bool(
+        "download", False, "Let tfds download and prepare the dataset (needs internet)."
+    )
+
+
+@_once
+def define_model_flags() -> None:
+    """Generator and discriminator sizes."""
+    flags.DEFINE_integer("gf", 256, "Generator channels (every cell).")
+    flags.DEFINE_integer("df", 128, "Discriminator channels.")
+    flags.DEFINE_integer("latent_dim", 128, "Latent vector size.")
+    flags.DEFINE_integer(
+        "bottom_width", 4, "Spatial size after the first Dense; images are 8x larger "
+        "(4 -> 32x32, 6 -> 48x48)."
+    )
+
+
+@_once
+def define_gan_optimizer_flags() -> None:
+    """The GAN players' Adam and schedule (search inner level and retraining)."""
+    flags.DEFINE_float("g_lr", 2e-4, "Generator Adam learning rate.")
+    flags.DEFINE_float("d_lr", 2e-4, "Discriminator Adam learning rate.")
+    flags.DEFINE_float("beta1", 0.0, "Adam beta_1 of G and D.")
+    flags.DEFINE_float("beta2", 0.9, "Adam beta_2 of G and D.")
+    flags.DEFINE_integer("n_critic", 5, "Discriminator steps per generator step.")
+
+
+@_once
+def define_run_flags() -> None:
+    """Where results go, and reproducibility."""
+    flags.DEFINE_string("workdir", None, "Output directory (checkpoints, TensorBoard, results).")
+    flags.DEFINE_integer("seed", 0, "Random seed (weights, data order, latents).")
+    flags.DEFINE_bool(
+        "deterministic", True, "Enable TensorFlow op determinism (same seed, same result on CPU)."
+    )
+
+
+@_once
+def define_search_flags() -> None:
+    """The bi-level architecture search (AlphaGAN)."""
+    define_data_flags()
+    define_model_flags()
+    define_gan_optimizer_flags()
+    define_run_flags()
+    flags.DEFINE_integer("batch_size", 64, "Batch size of every search step.")
+    flags.DEFINE_integer("epochs", 100, "Search epochs.")
+    flags.DEFINE_integer("inner_steps", 20, "Weight (D) steps per epoch: 20 for alphaGAN(s), 390 for (l).")
+    flags.DEFINE_integer("worst_steps", 20, "Worst-case player steps per epoch: 20 (s), 390 (l).")
+    flags.DEFINE_integer("outer_steps", 20, "Architecture steps per epoch.")
+    flags.DEFINE_float("arch_lr", 3e-4, "Architecture Adam learning rate.")
+    flags.DEFINE_float("arch_beta1", 0.5, "Architecture Adam beta_1.")
+    flags.DEFINE_float("arch_beta2", 0.999, "Architecture Adam beta_2.")
+    flags.DEFINE_float("arch_weight_decay", 1e-3, "Architecture L2 weight decay (coupled, as in PyTorch Adam).")
+    flags.DEFINE_integer("sample_every", 5, "Write a sample grid to TensorBoard every N epochs.")
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept by the CheckpointManager.")

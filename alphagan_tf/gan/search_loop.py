@@ -1,0 +1,229 @@
+"""Running a whole search: data, players, checkpoints, history, TensorBoard, results.
+
+`run_search(config, workdir)` is what `python -m alphagan_tf.search` calls. What
+it writes in `workdir`:
+
+    checkpoints/            tf.train.CheckpointManager: weights, alphas, every optimizer,
+                            data iterators, latent RNG, epoch (one per epoch)
+    genotype_history.json   the derived genotype and softmax(alpha) of every epoch
+    tensorboard/            losses, duality gap, alpha heatmaps, genotype text, samples
+    genotype.json           the final derived genotype (load with --genotype=PATH)
+    alpha_history.png       how each edge's op weights moved
+    samples.png             a grid from the final supernet
+    search_summary.json     the final numbers
+
+Re-running with the same workdir resumes from the last checkpoint. Files are
+written atomically (temporary file + rename), so a kill at any moment leaves
+every earlier result intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+import keras
+from absl import logging
+
+from alphagan_tf.gan.discriminator import Discriminator
+from alphagan_tf.gan.search_generator import SearchGenerator
+from alphagan_tf.gan.searcher import BilevelSearcher, SearchConfig
+from alphagan_tf.nas.architecture import softmax
+from alphagan_tf.utils import files, images, plots
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchRunConfig:
+    """Everything one search run needs (built from flags by alphagan_tf.search)."""
+
+    search: SearchConfig = SearchConfig()
+    dataset: str = "demo"
+    data_dir: str | None = None
+    manual_dir: str | None = None
+    download: bool = False
+    gf: int = 256
+    df: int = 128
+    bottom_width: int = 4
+    epochs: int = 100
+    seed: int = 0
+    sample_every: int = 5
+    keep_checkpoints: int = 3
+    deterministic: bool = True
+
+    @property
+    def image_size(self) -> int:
+        return 8 * self.bottom_width
+
+
+@dataclasses.dataclass
+class SearchResult:
+    genotype: object
+    workdir: str
+    epochs_run: int
+    last_metrics: dict
+
+
+def alpha_snapshot(generator: SearchGenerator) -> dict:
+    """{edge: {"kind", "ops", "alpha", "softmax"}} of the current architecture weights."""
+    snapshot = {}
+    for edge, kind, op_names, alpha in generator.edge_alphas():
+        values = np.asarray(alpha.numpy(), np.float64)
+        snapshot[edge] = {
+            "kind": kind,
+            "ops": list(op_names),
+            "alpha": values.round(6).tolist(),
+            "softmax": softmax(values).round(6).tolist(),
+        }
+    return snapshot
+
+
+def build_players(config: SearchRunConfig) -> tuple[SearchGenerator, Discriminator]:
+    generator = SearchGenerator(
+        gf=config.gf, latent_dim=config.search.latent_dim, bottom_width=config.bottom_width
+    )
+    return generator, Discriminator(df=config.df)
+
+
+def build_searcher(config: SearchRunConfig) -> BilevelSearcher:
+    """The four players (current and worst-case G and D) and their steps."""
+    generator, discriminator = build_players(config)
+    worst_generator, worst_discriminator = build_players(config)
+    size = config.image_size
+    return BilevelSearcher(
+        generator, discriminator, worst_generator, worst_discriminator,
+        image_shape=(size, size, 3), config=config.search, seed=config.seed,
+    )
+
+
+class _Summaries:
+    """TensorBoard: scalars every epoch, alpha heatmaps, genotype text, samples."""
+
+    def __init__(self, logdir: str):
+        self.writer = tf.summary.create_file_writer(logdir)
+
+    def epoch(self, epoch: int, metrics: dict, snapshot: dict, genotype) -> None:
+        with self.writer.as_default(step=epoch):
+            for name, value in metrics.items():
+                tf.summary.scalar(f"search/{name}", value)
+            for kind in ("normal", "up"):
+                edges = [e for e, s in snapshot.items() if s["kind"] == kind]
+                if not edges:
+                    continue
+                png = plots.alpha_heatmap_png(
+                    np.array([snapshot[e]["softmax"] for e in edges]),
+                    edges, snapshot[edges[0]]["ops"], f"softmax(alpha), {kind} edges, epoch {epoch}",
+                )
+                tf.summary.image(f"alpha/{kind}", tf.io.decode_png(png, channels=3)[None])
+            tf.summary.text("genotype", "```\n" + genotype.table() + "\n```")
+        self.writer.flush()
+
+    def samples(self, epoch: int, grid: np.ndarray) -> None:
+        with self.writer.as_default(step=epoch):
+            tf.summary.image("samples", grid[None])
+        self.writer.flush()
+
+
+def sample_grid(generator: keras.Model, latents: tf.Tensor) -> np.ndarray:
+    """A uint8 picture of the generator's images for fixed latents."""
+    fake = generator(latents, training=False).numpy()
+    return images.make_grid(fake)
+
+
+def run_search(config: SearchRunConfig, workdir: str, verbose: int = 1) -> SearchResult:
+    """Search (or resume searching) an architecture; see the module docstring."""
+    from alphagan_tf.data.pipeline import search_datasets
+
+    os.makedirs(workdir, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    data = search_datasets(
+        config.dataset,
+        image_size=config.image_size,
+        batch_size=config.search.batch_size,
+        seed=config.seed,
+        data_dir=config.data_dir,
+        manual_dir=config.manual_dir,
+        download=config.download,
+    )
+    searcher = build_searcher(config)
+    weight_batches, arch_batches = iter(data.weight), iter(data.arch)
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    checkpoint = tf.train.Checkpoint(
+        epoch=epoch, weight_batches=weight_batches, arch_batches=arch_batches,
+        **searcher.checkpoint_items(),
+    )
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
+    )
+    history_path = os.path.join(workdir, "genotype_history.json")
+    history = []
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        # Entries written after the last checkpoint (a kill in between) are redone.
+        history = [h for h in files.read_json(history_path, []) if h["epoch"] <= int(epoch.numpy())]
+        logging.info("Resumed from %s at epoch %d.", manager.latest_checkpoint, int(epoch.numpy()))
+        if verbose:
+            print(f"Resuming from {manager.latest_checkpoint} (epoch {int(epoch.numpy())}).")
+
+    summaries = _Summaries(os.path.join(workdir, "tensorboard"))
+    fixed_latents = tf.random.stateless_normal(
+        [64, config.search.latent_dim], seed=[config.seed, 1234]
+    )
+    generator = searcher.generator
+    metrics: dict = {}
+    start_epoch = int(epoch.numpy())
+    if verbose:
+        print(
+            f"Searching on {config.dataset} ({data.num_weight_examples} weight / "
+            f"{data.num_arch_examples} architecture images, {config.image_size}x{config.image_size}), "
+            f"epochs {start_epoch + 1}..{config.epochs}, "
+            f"{searcher.steps_per_epoch} steps per epoch."
+        )
+    for e in range(start_epoch + 1, config.epochs + 1):
+        started = time.time()
+        progbar = (
+            keras.utils.Progbar(searcher.steps_per_epoch, stateful_metrics=None, unit_name="step")
+            if verbose else None
+        )
+        if verbose:
+            print(f"Epoch {e}/{config.epochs}")
+        metrics = searcher.run_epoch(weight_batches, arch_batches, progbar)
+        genotype = generator.genotype()
+        snapshot = alpha_snapshot(generator)
+        history.append({"epoch": e, "genotype": genotype.to_dict(), "alphas": snapshot, **metrics})
+        files.write_json_atomic(history_path, history)
+        summaries.epoch(e, metrics, snapshot, genotype)
+        if e % config.sample_every == 0 or e == config.epochs:
+            summaries.samples(e, sample_grid(generator, fixed_latents))
+        epoch.assign(e)
+        manager.save(checkpoint_number=e)
+        if verbose:
+            print(
+                f"epoch {e}: d_loss {metrics['d_loss']:.4f}  g_loss {metrics['g_loss']:.4f}  "
+                f"DG {metrics['duality_gap']:.4f}  ({time.time() - started:.1f}s)  "
+                f"ops: {' '.join(genotype.ops())}"
+            )
+
+    genotype = generator.genotype()
+    files.write_text_atomic(os.path.join(workdir, "genotype.json"), genotype.to_json())
+    if history:
+        plots.plot_alpha_history(history, os.path.join(workdir, "alpha_history.png"))
+    images.save_grid(generator(fixed_latents, training=False).numpy(),
+                     os.path.join(workdir, "samples.png"))
+    summary = {
+        "epochs": config.epochs,
+        "genotype": genotype.to_dict(),
+        "final_metrics": history[-1] if history else {},
+    }
+    summary["final_metrics"] = {k: v for k, v in summary["final_metrics"].items() if k != "alphas"}
+    files.write_json_atomic(os.path.join(workdir, "search_summary.json"), summary)
+    if verbose:
+        print(f"Search done: {os.path.join(workdir, 'genotype.json')}")
+        print(genotype.table())
+    return SearchResult(genotype=genotype, workdir=workdir,
+                        epochs_run=config.epochs - start_epoch, last_metrics=metrics)

@@ -1,0 +1,319 @@
+"""The bi-level AlphaGAN search: weights by the GAN game, alpha by the duality gap.
+
+One search epoch (spec "Search"):
+
+1. Inner level: `inner_steps` discriminator steps on the weight half of the
+   data, a generator step every `n_critic`-th of them (hinge loss; only network
+   weights move, never alpha).
+2. Worst-case players: the current G and D are *assigned* into two persistent
+   copies (G_worst, D_worst), whose optimizers get fresh state; then
+   `worst_steps` steps: D_worst maximises V(G, D_worst) against the current G,
+   G_worst (weights only, its alphas frozen) minimises V(G_worst, D) against the
+   current D.
+3. Outer level: `outer_steps` architecture steps on the architecture half:
+   minimise DG(alpha) = V(G_alpha, D_worst) - V(G_worst, D). Only the first term
+   depends on alpha.
+
+V(G, D) = -(hinge discriminator loss), for every player (`losses.game_value`).
+Worst-case training uses the weight half of the data; the gap is measured on
+architecture-half batches. The generator runs in training mode (batch
+statistics) throughout the search, as in DARTS; a discriminator runs in
+training mode (one spectral-norm power iteration) only in its own update.
+
+Every step is a `tf.function` compiled once: all variables and optimizer slots
+exist before the first trace, steps take fixed-shape batches and return
+scalars, and the latent vectors come from a checkpointed `tf.random.Generator`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from alphagan_tf.gan import losses
+from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Hyperparameters of one search (defaults: the paper's alphaGAN(s))."""
+
+    inner_steps: int = 20
+    worst_steps: int = 20
+    outer_steps: int = 20
+    n_critic: int = 5
+    batch_size: int = 64
+    latent_dim: int = 128
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    arch: ArchOptimizerConfig = ArchOptimizerConfig()
+
+    def __post_init__(self):
+        for name in ("inner_steps", "worst_steps", "outer_steps", "n_critic", "batch_size"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"SearchConfig.{name} must be >= 1. Received: {name}={value}")
+
+
+class _FreshOptimizer:
+    """An Adam whose state can be reset to 'just built' (worst-case players)."""
+
+    def __init__(self, variables, learning_rate, beta1, beta2, name):
+        self.optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta1, beta_2=beta2, name=name)
+        self.optimizer.build(variables)
+        self._initial = [v.numpy() for v in self.optimizer.variables]
+
+    def reset(self) -> None:
+        for variable, value in zip(self.optimizer.variables, self._initial):
+            variable.assign(value)
+
+
+def _assign_all(source: keras.Model, target: keras.Model) -> None:
+    """target's state := source's state (weights, alphas, BN statistics, SN vectors)."""
+    src, dst = source.variables, target.variables
+    if len(src) != len(dst):
+        raise ValueError(
+            f"Cannot copy {source.name} into {target.name}: different variable counts. "
+            f"Received: {len(src)} vs {len(dst)}"
+        )
+    for s, d in zip(src, dst):
+        if tuple(s.shape) != tuple(d.shape):
+            raise ValueError(
+                f"Cannot copy {s.path} into {d.path}. Received: shapes {s.shape} vs {d.shape}"
+            )
+        d.assign(s)
+
+
+class BilevelSearcher:
+    """Owns the four players, their optimizers and the compiled steps.
+
+    Args:
+        generator: a SearchGenerator (holds alpha; `arch_variables`,
+            `weight_variables`).
+        discriminator: the discriminator.
+        worst_generator: a second SearchGenerator of identical structure.
+        worst_discriminator: a second discriminator of identical structure.
+        image_shape: (H, W, 3) of the real batches.
+        config: the search hyperparameters.
+        seed: seed of the latent-vector generator.
+    """
+
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        worst_generator: keras.Model,
+        worst_discriminator: keras.Model,
+        image_shape: tuple[int, int, int],
+        config: SearchConfig = SearchConfig(),
+        seed: int = 0,
+    ):
+        self.config = config
+        self.generator = generator
+        self.discriminator = discriminator
+        self.worst_generator = worst_generator
+        self.worst_discriminator = worst_discriminator
+        self.latent_rng = tf.random.Generator.from_seed(seed)
+        self.d_steps_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="d_steps_done")
+
+        # Build every variable before the first trace.
+        z = tf.zeros([2, config.latent_dim])
+        images = tf.zeros([2, *image_shape])
+        for g, d in ((generator, discriminator), (worst_generator, worst_discriminator)):
+            fake = g(z, training=False)
+            if tuple(fake.shape[1:]) != tuple(image_shape):
+                raise ValueError(
+                    f"The generator makes images of shape {tuple(fake.shape[1:])} but the data "
+                    f"has {tuple(image_shape)}: bottom_width * 8 must equal the image size."
+                )
+            d(images, training=False)
+
+        adam = dict(beta_1=config.beta1, beta_2=config.beta2)
+        self.g_optimizer = keras.optimizers.Adam(config.g_lr, name="g_adam", **adam)
+        self.d_optimizer = keras.optimizers.Adam(config.d_lr, name="d_adam", **adam)
+        self.g_optimizer.build(generator.weight_variables)
+        self.d_optimizer.build(discriminator.trainable_variables)
+        self.worst_g_optimizer = _FreshOptimizer(
+            worst_generator.weight_variables, config.g_lr, config.beta1, config.beta2, "g_worst_adam"
+        )
+        self.worst_d_optimizer = _FreshOptimizer(
+            worst_discriminator.trainable_variables, config.d_lr, config.beta1, config.beta2,
+            "d_worst_adam",
+        )
+        self.arch_optimizer = ArchitectureOptimizer(config.arch)
+        self.arch_optimizer.build(generator.arch_variables)
+
+        self.d_step = tf.function(self._d_step)
+        self.g_step = tf.function(self._g_step)
+        self.worst_d_step = tf.function(self._worst_d_step)
+        self.worst_g_step = tf.function(self._worst_g_step)
+        self.arch_step = tf.function(self._arch_step)
+
+    # -- the five compiled steps ---------------------------------------------
+
+    def _latents(self) -> tf.Tensor:
+        return self.latent_rng.normal([self.config.batch_size, self.config.latent_dim])
+
+    @staticmethod
+    def _real_fake_logits(discriminator, real, fake, training):
+        """One discriminator call on [real; fake] (one power iteration per step)."""
+        logits = discriminator(tf.concat([real, fake], axis=0), training=training)
+        return tf.split(logits, 2, axis=0)
+
+    def _d_step(self, real: tf.Tensor) -> tf.Tensor:
+        """Inner level: D descends the hinge loss against the current G."""
+        fake = self.generator(self._latents(), training=True)
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            real_logits, fake_logits = self._real_fake_logits(
+                self.discriminator, real, fake, training=True
+            )
+            loss = losses.hinge_discriminator_loss(real_logits, fake_logits)
+        self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.d_steps_done.assign_add(1)
+        return loss
+
+    def _g_step(self) -> tf.Tensor:
+        """Inner level: G's network weights (not alpha) descend the hinge G loss."""
+        variables = self.generator.weight_variables
+        with tf.GradientTape() as tape:
+            fake = self.generator(self._latents(), training=True)
+            loss = losses.hinge_generator_loss(self.discriminator(fake, training=False))
+        self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    def _worst_d_step(self, real: tf.Tensor) -> tf.Tensor:
+        """D_worst maximises V(G, D_worst) against the current G. Returns V."""
+        fake = self.generator(self._latents(), training=True)
+        variables = self.worst_discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            real_logits, fake_logits = self._real_fake_logits(
+                self.worst_discriminator, real, fake, training=True
+            )
+            value = losses.game_value(real_logits, fake_logits)
+            loss = -value
+        self.worst_d_optimizer.optimizer.apply_gradients(
+            zip(tape.gradient(loss, variables), variables)
+        )
+        return value
+
+    def _worst_g_step(self, real: tf.Tensor) -> tf.Tensor:
+        """G_worst's weights minimise V(G_worst, D) against the current D. Returns V."""
+        variables = self.worst_generator.weight_variables
+        real_logits = self.discriminator(real, training=False)
+        with tf.GradientTape() as tape:
+            fake = self.worst_generator(self._latents(), training=True)
+            value = losses.game_value(real_logits, self.discriminator(fake, training=False))
+        self.worst_g_optimizer.optimizer.apply_gradients(
+            zip(tape.gradient(value, variables), variables)
+        )
+        return value
+
+    def _arch_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Outer level: alpha descends DG = V(G_alpha, D_worst) - V(G_worst, D)."""
+        z = self._latents()
+        variables = self.generator.arch_variables
+        real_logits_worst_d = self.worst_discriminator(real, training=False)
+        with tf.GradientTape() as tape:
+            fake = self.generator(z, training=True)
+            value_g_vs_worst_d = losses.game_value(
+                real_logits_worst_d, self.worst_discriminator(fake, training=False)
+            )
+        value_worst_g_vs_d = losses.game_value(
+            self.discriminator(real, training=False),
+            self.discriminator(self.worst_generator(z, training=True), training=False),
+        )
+        gap = losses.duality_gap(value_g_vs_worst_d, value_worst_g_vs_d)
+        # Only the first term reaches alpha: d DG / d alpha = d V(G_alpha, D_worst) / d alpha.
+        self.arch_optimizer.apply(tape.gradient(value_g_vs_worst_d, variables), variables)
+        return {
+            "duality_gap": gap,
+            "value_g_vs_worst_d": value_g_vs_worst_d,
+            "value_worst_g_vs_d": value_worst_g_vs_d,
+        }
+
+    # -- one epoch ---------------------------------------------------------------
+
+    def make_worst_players(self) -> None:
+        """Assign the current G and D into the worst-case players; fresh optimizers."""
+        _assign_all(self.generator, self.worst_generator)
+        _assign_all(self.discriminator, self.worst_discriminator)
+        self.worst_g_optimizer.reset()
+        self.worst_d_optimizer.reset()
+
+    @property
+    def steps_per_epoch(self) -> int:
+        c = self.config
+        return c.inner_steps + c.worst_steps + c.outer_steps
+
+    def run_epoch(
+        self,
+        weight_batches: Iterator[tf.Tensor],
+        arch_batches: Iterator[tf.Tensor],
+        progbar: keras.utils.Progbar | None = None,
+    ) -> dict[str, float]:
+        """One search epoch. Returns the epoch's mean losses and duality gap."""
+        c = self.config
+        d_losses, g_losses, worst_d, worst_g, gaps = [], [], [], [], []
+        done = 0
+
+        def tick(**values):
+            nonlocal done
+            done += 1
+            if progbar is not None:
+                progbar.update(done, [(k, float(v)) for k, v in values.items()])
+
+        for _ in range(c.inner_steps):
+            d_losses.append(float(self.d_step(next(weight_batches))))
+            values = {"d_loss": d_losses[-1]}
+            if int(self.d_steps_done.numpy()) % c.n_critic == 0:
+                g_losses.append(float(self.g_step()))
+                values["g_loss"] = g_losses[-1]
+            tick(**values)
+
+        self.make_worst_players()
+        for _ in range(c.worst_steps):
+            worst_d.append(float(self.worst_d_step(next(weight_batches))))
+            worst_g.append(float(self.worst_g_step(next(weight_batches))))
+            tick(v_g_dworst=worst_d[-1], v_gworst_d=worst_g[-1])
+
+        for _ in range(c.outer_steps):
+            out = self.arch_step(next(arch_batches))
+            gaps.append(float(out["duality_gap"]))
+            tick(dg=gaps[-1])
+
+        def mean(xs):
+            return float(np.mean(xs)) if xs else float("nan")
+
+        return {
+            "d_loss": mean(d_losses),
+            "g_loss": mean(g_losses),
+            "worst_d_value": mean(worst_d),
+            "worst_g_value": mean(worst_g),
+            "duality_gap": mean(gaps),
+        }
+
+    def checkpoint_items(self) -> dict:
+        """Everything a resumed search needs (worst players are rebuilt each epoch)."""
+        return {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "g_optimizer": self.g_optimizer,
+            "d_optimizer": self.d_optimizer,
+            "arch_optimizer": self.arch_optimizer.adam,
+            "latent_rng": self.latent_rng,
+            "d_steps_done": self.d_steps_done,
+        }
+
+    def tracing_counts(self) -> dict[str, int]:
+        """How often each compiled step has been traced (1 each after warm-up)."""
+        return {
+            name: getattr(self, name).experimental_get_tracing_count()
+            for name in ("d_step", "g_step", "worst_d_step", "worst_g_step", "arch_step")
+        }

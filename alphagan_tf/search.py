@@ -1,0 +1,85 @@
+"""AlphaGAN architecture search.
+
+    python -m alphagan_tf.search --flagfile=configs/demo.cfg
+    python -m alphagan_tf.search --flagfile=configs/cifar10.cfg --workdir=runs/cifar10_search
+
+Writes genotype.json, alpha_history.png, samples.png, TensorBoard logs and
+checkpoints into --workdir; re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from alphagan_tf import flags as alphagan_flags
+
+alphagan_flags.define_search_flags()
+FLAGS = flags.FLAGS
+
+
+def config_from_flags():
+    """Flags -> a typed SearchRunConfig (the only place search flags are read)."""
+    from alphagan_tf.gan.search_loop import SearchRunConfig
+    from alphagan_tf.gan.searcher import SearchConfig
+    from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
+
+    search = SearchConfig(
+        inner_steps=FLAGS.inner_steps,
+        worst_steps=FLAGS.worst_steps,
+        outer_steps=FLAGS.outer_steps,
+        n_critic=FLAGS.n_critic,
+        batch_size=FLAGS.batch_size,
+        latent_dim=FLAGS.latent_dim,
+        g_lr=FLAGS.g_lr,
+        d_lr=FLAGS.d_lr,
+        beta1=FLAGS.beta1,
+        beta2=FLAGS.beta2,
+        arch=ArchOptimizerConfig(
+            learning_rate=FLAGS.arch_lr,
+            beta_1=FLAGS.arch_beta1,
+            beta_2=FLAGS.arch_beta2,
+            weight_decay=FLAGS.arch_weight_decay,
+        ),
+    )
+    return SearchRunConfig(
+        search=search,
+        dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        manual_dir=FLAGS.manual_dir,
+        download=FLAGS.download,
+        gf=FLAGS.gf,
+        df=FLAGS.df,
+        bottom_width=FLAGS.bottom_width,
+        epochs=FLAGS.epochs,
+        seed=FLAGS.seed,
+        sample_every=FLAGS.sample_every,
+        keep_checkpoints=FLAGS.keep_checkpoints,
+        deterministic=FLAGS.deterministic,
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.workdir:
+        raise app.UsageError("--workdir is required (or set it in the flagfile).")
+    from alphagan_tf.data.sources import DatasetUnavailableError
+    from alphagan_tf.gan.search_loop import run_search
+
+    try:
+        config = config_from_flags()
+        run_search(config, FLAGS.workdir)
+    except (DatasetUnavailableError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

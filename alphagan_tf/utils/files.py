@@ -1,0 +1,30 @@
+"""Writing results so that a kill at any moment leaves old files intact."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+def write_text_atomic(path: str, text: str) -> str:
+    """Write text to `path` via a temporary file and an atomic rename."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def write_json_atomic(path: str, data: Any) -> str:
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str, default: Any = None) -> Any:
+    if not os.path.exists(path):
+        return default
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
