@@ -3,6 +3,7 @@
 `run_search(config, workdir)` is what `python -m alphagan_tf.search` calls. What
 it writes in `workdir`:
 
+    search_config.json      the run's configuration (read by `train --init_from`)
     checkpoints/            tf.train.CheckpointManager: weights, alphas, every optimizer,
                             data iterators, latent RNG, epoch (one per epoch)
     genotype_history.json   the derived genotype and softmax(alpha) of every epoch
@@ -137,6 +138,9 @@ def run_search(config: SearchRunConfig, workdir: str, verbose: int = 1) -> Searc
     from alphagan_tf.data.pipeline import search_datasets
 
     os.makedirs(workdir, exist_ok=True)
+    config_path = os.path.join(workdir, "search_config.json")
+    if not os.path.exists(config_path):
+        files.write_json_atomic(config_path, dataclasses.asdict(config))
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -1,0 +1,223 @@
+"""Running a whole retraining: data, G/D/EMA, checkpoints, evaluation, TensorBoard.
+
+`run_training(config, workdir, evaluate_fn)` is what `python -m alphagan_tf.train`
+calls. What it writes in `workdir`:
+
+    train_config.json    the run's configuration (read by evaluate/export)
+    genotype.json        the genotype being trained
+    checkpoints/         tf.train.CheckpointManager: G, D, EMA G, optimizers, data iterator,
+                         latent RNG, iteration; every `checkpoint_every` G iterations
+    best/                the checkpoint with the best FID so far (when evaluating)
+    eval_history.json    every periodic evaluation (FID, IS, KID, iteration)
+    tensorboard/         losses, sample grids, metrics
+    samples.png          a grid from the EMA generator at the end
+
+Re-running the same command resumes exactly where the last checkpoint was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from alphagan_tf.gan.discriminator import Discriminator
+from alphagan_tf.gan.generator import Generator
+from alphagan_tf.gan.genotypes import Genotype, load_genotype
+from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
+from alphagan_tf.utils import files, images
+
+EvaluateFn = Callable[[keras.Model], dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRunConfig:
+    """Everything one retraining run needs (built from flags by alphagan_tf.train)."""
+
+    train: TrainConfig = TrainConfig()
+    genotype: str = "alphaGAN_l"
+    dataset: str = "demo"
+    data_dir: str | None = None
+    manual_dir: str | None = None
+    download: bool = False
+    gf: int = 256
+    df: int = 128
+    bottom_width: int = 4
+    seed: int = 0
+    deterministic: bool = True
+    init_from: str | None = None
+    checkpoint_every: int = 500
+    sample_every: int = 500
+    eval_every: int = 5000
+    keep_checkpoints: int = 3
+
+    @property
+    def image_size(self) -> int:
+        return 8 * self.bottom_width
+
+
+def build_generator(genotype: Genotype, config: TrainRunConfig) -> Generator:
+    return Generator.from_genotype(
+        genotype, gf=config.gf, latent_dim=config.train.latent_dim,
+        bottom_width=config.bottom_width,
+    )
+
+
+def build_trainer(config: TrainRunConfig, genotype: Genotype) -> GANTrainer:
+    size = config.image_size
+    return GANTrainer(
+        build_generator(genotype, config),
+        Discriminator(df=config.df),
+        build_generator(genotype, config),
+        image_shape=(size, size, 3),
+        config=config.train,
+        seed=config.seed,
+    )
+
+
+def initialize_from_search(generator: Generator, search_workdir: str) -> None:
+    """Start retraining from a search's supernet weights (shared-weights transfer)."""
+    from alphagan_tf.gan.generator import transfer_search_weights
+    from alphagan_tf.gan.search_generator import SearchGenerator
+
+    search_config = files.read_json(os.path.join(search_workdir, "search_config.json"))
+    if search_config is None:
+        raise FileNotFoundError(
+            f"--init_from={search_workdir} is not a search workdir: search_config.json missing."
+        )
+    latest = tf.train.latest_checkpoint(os.path.join(search_workdir, "checkpoints"))
+    if latest is None:
+        raise FileNotFoundError(f"--init_from={search_workdir} holds no search checkpoint.")
+    supernet = SearchGenerator(
+        gf=search_config["gf"], latent_dim=search_config["search"]["latent_dim"],
+        bottom_width=search_config["bottom_width"],
+    )
+    supernet(tf.zeros([1, search_config["search"]["latent_dim"]]), training=False)
+    tf.train.Checkpoint(generator=supernet).restore(latest).expect_partial()
+    transfer_search_weights(supernet, generator)
+
+
+def run_training(
+    config: TrainRunConfig,
+    workdir: str,
+    evaluate_fn: EvaluateFn | None = None,
+    verbose: int = 1,
+) -> dict:
+    """Train (or resume training) a fixed generator; see the module docstring.
+
+    Args:
+        config: the run configuration.
+        workdir: output directory.
+        evaluate_fn: called with the EMA generator every `eval_every` iterations and at the
+            end; returns metrics, and "fid" (lower is better) selects the best checkpoint.
+        verbose: 1 for a progress bar and summary lines.
+
+    Returns:
+        {"iterations": ..., "final": last metrics, "best_fid": ...}.
+    """
+    from alphagan_tf.data.pipeline import training_dataset
+
+    genotype = load_genotype(config.genotype)
+    os.makedirs(workdir, exist_ok=True)
+    config_path = os.path.join(workdir, "train_config.json")
+    if not os.path.exists(config_path):
+        files.write_json_atomic(config_path, dataclasses.asdict(config))
+        files.write_text_atomic(os.path.join(workdir, "genotype.json"), genotype.to_json())
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    data = training_dataset(
+        config.dataset, image_size=config.image_size, batch_size=config.train.d_batch_size,
+        seed=config.seed, data_dir=config.data_dir, manual_dir=config.manual_dir,
+        download=config.download,
+    )
+    trainer = build_trainer(config, genotype)
+    real_batches = iter(data.dataset if hasattr(data, "dataset") else data)
+    best_fid = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_fid")
+    checkpoint = tf.train.Checkpoint(real_batches=real_batches, best_fid=best_fid,
+                                     **trainer.checkpoint_items())
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
+    )
+    best_manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "best"),
+                                              max_to_keep=1)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        if verbose:
+            print(f"Resuming from {manager.latest_checkpoint}.")
+    elif config.init_from:
+        initialize_from_search(trainer.generator, config.init_from)
+        trainer.ema.initialize()
+        if verbose:
+            print(f"Initialised the generator from the search in {config.init_from}.")
+
+    eval_path = os.path.join(workdir, "eval_history.json")
+    done = int(trainer.g_iterations_done.numpy())
+    eval_history = [h for h in files.read_json(eval_path, []) if h["iteration"] <= done]
+    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    fixed_latents = tf.random.stateless_normal([64, config.train.latent_dim],
+                                               seed=[config.seed, 4321])
+    total = config.train.g_iterations
+    if verbose:
+        print(f"Training {config.genotype} on {config.dataset} "
+              f"({config.image_size}x{config.image_size}), G iterations {done + 1}..{total}.")
+    progbar = keras.utils.Progbar(total, unit_name="G iter") if verbose else None
+    if progbar is not None and done:
+        progbar.update(done)
+    metrics = {}
+    started = time.time()
+
+    def evaluate(iteration: int) -> None:
+        result = {k: float(v) for k, v in evaluate_fn(trainer.ema_generator).items()}
+        eval_history.append({"iteration": iteration, **result})
+        files.write_json_atomic(eval_path, eval_history)
+        with writer.as_default(step=iteration):
+            for name, value in result.items():
+                tf.summary.scalar(f"eval/{name}", value)
+        if "fid" in result and result["fid"] < float(best_fid.numpy()):
+            best_fid.assign(result["fid"])
+            best_manager.save(checkpoint_number=iteration)
+        if verbose:
+            print("\n" + f"iteration {iteration}: " + "  ".join(
+                f"{k} {v:.4f}" for k, v in result.items()))
+
+    if evaluate_fn is not None and done == 0 and not eval_history:
+        evaluate(0)
+    for iteration in range(done + 1, total + 1):
+        metrics = trainer.train_iteration(real_batches)
+        if progbar is not None:
+            progbar.update(iteration, list(metrics.items()))
+        if iteration % 50 == 0 or iteration == total:
+            with writer.as_default(step=iteration):
+                for name, value in metrics.items():
+                    tf.summary.scalar(f"train/{name}", value)
+        if iteration % config.sample_every == 0 or iteration == total:
+            with writer.as_default(step=iteration):
+                grid = images.make_grid(trainer.ema_generator(fixed_latents, training=False).numpy())
+                tf.summary.image("samples_ema", grid[None])
+        if evaluate_fn is not None and (iteration % config.eval_every == 0 or iteration == total):
+            evaluate(iteration)
+        if iteration % config.checkpoint_every == 0 or iteration == total:
+            manager.save(checkpoint_number=iteration)
+    writer.flush()
+
+    images.save_grid(trainer.ema_generator(fixed_latents, training=False).numpy(),
+                     os.path.join(workdir, "samples.png"))
+    summary = {
+        "iterations": total,
+        "final_losses": metrics,
+        "evaluations": eval_history,
+        "best_fid": float(best_fid.numpy()) if np.isfinite(best_fid.numpy()) else None,
+        "seconds": time.time() - started,
+    }
+    files.write_json_atomic(os.path.join(workdir, "train_summary.json"), summary)
+    logging.info("Training done: %s", summary)
+    return summary

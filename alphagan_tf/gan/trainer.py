@@ -1,0 +1,135 @@
+"""Retraining a derived (fixed) generator: the GAN game with an EMA of G.
+
+The spec's protocol ("Retraining a derived generator"): hinge loss, Adam 2e-4
+betas (0.0, 0.9) for both players, n_critic 5 discriminator steps per
+generator step, G batch 128 and D batch 64, spectral norm on D only, and an
+exponential moving average (0.999) of G's weights used for sampling and
+evaluation. One *generator iteration* = n_critic D steps + one G step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import keras
+import tensorflow as tf
+
+from alphagan_tf.gan import losses
+from alphagan_tf.gan.ema import WeightEMA
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Retraining hyperparameters (defaults: the paper's CIFAR-10 protocol)."""
+
+    g_iterations: int = 50_000
+    n_critic: int = 5
+    g_batch_size: int = 128
+    d_batch_size: int = 64
+    latent_dim: int = 128
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    ema_decay: float = 0.999
+
+    def __post_init__(self):
+        for name in ("g_iterations", "n_critic", "g_batch_size", "d_batch_size", "latent_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"TrainConfig.{name} must be >= 1. Received: {name}={getattr(self, name)}"
+                )
+
+
+class GANTrainer:
+    """Owns G, D, the EMA generator, their optimizers and two compiled steps.
+
+    Args:
+        generator: the fixed Generator being trained.
+        discriminator: the discriminator.
+        ema_generator: a Generator of identical structure holding the EMA.
+        image_shape: (H, W, 3) of real batches.
+        config: the retraining hyperparameters.
+        seed: seed of the latent generator.
+    """
+
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        ema_generator: keras.Model,
+        image_shape: tuple[int, int, int],
+        config: TrainConfig = TrainConfig(),
+        seed: int = 0,
+    ):
+        self.config = config
+        self.generator = generator
+        self.discriminator = discriminator
+        self.ema_generator = ema_generator
+        self.latent_rng = tf.random.Generator.from_seed(seed)
+        self.g_iterations_done = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                             name="g_iterations_done")
+
+        z = tf.zeros([2, config.latent_dim])
+        for g in (generator, ema_generator):
+            fake = g(z, training=False)
+            if tuple(fake.shape[1:]) != tuple(image_shape):
+                raise ValueError(
+                    f"The generator makes images of shape {tuple(fake.shape[1:])} but the data "
+                    f"has {tuple(image_shape)}: bottom_width * 8 must equal the image size."
+                )
+        discriminator(tf.zeros([2, *image_shape]), training=False)
+
+        adam = dict(beta_1=config.beta1, beta_2=config.beta2)
+        self.g_optimizer = keras.optimizers.Adam(config.g_lr, name="g_adam", **adam)
+        self.d_optimizer = keras.optimizers.Adam(config.d_lr, name="d_adam", **adam)
+        self.g_optimizer.build(generator.trainable_variables)
+        self.d_optimizer.build(discriminator.trainable_variables)
+        self.ema = WeightEMA(generator, ema_generator, config.ema_decay)
+        self.ema.initialize()
+
+        self.d_step = tf.function(self._d_step)
+        self.g_step = tf.function(self._g_step)
+
+    def _latents(self, batch_size: int) -> tf.Tensor:
+        return self.latent_rng.normal([batch_size, self.config.latent_dim])
+
+    def _d_step(self, real: tf.Tensor) -> tf.Tensor:
+        fake = self.generator(self._latents(self.config.d_batch_size), training=True)
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.discriminator(tf.concat([real, fake], axis=0), training=True)
+            real_logits, fake_logits = tf.split(logits, [tf.shape(real)[0], tf.shape(fake)[0]])
+            loss = losses.hinge_discriminator_loss(real_logits, fake_logits)
+        self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    def _g_step(self) -> tf.Tensor:
+        variables = self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            fake = self.generator(self._latents(self.config.g_batch_size), training=True)
+            loss = losses.hinge_generator_loss(self.discriminator(fake, training=False))
+        self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.ema.update()
+        self.g_iterations_done.assign_add(1)
+        return loss
+
+    def train_iteration(self, real_batches: Iterator[tf.Tensor]) -> dict[str, float]:
+        """n_critic discriminator steps, then one generator step (+ EMA update)."""
+        d_loss = 0.0
+        for _ in range(self.config.n_critic):
+            d_loss += float(self.d_step(next(real_batches)))
+        g_loss = float(self.g_step())
+        return {"d_loss": d_loss / self.config.n_critic, "g_loss": g_loss}
+
+    def checkpoint_items(self) -> dict:
+        return {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "ema_generator": self.ema_generator,
+            "g_optimizer": self.g_optimizer,
+            "d_optimizer": self.d_optimizer,
+            "latent_rng": self.latent_rng,
+            "g_iterations_done": self.g_iterations_done,
+        }
