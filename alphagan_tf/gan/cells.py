@@ -1,0 +1,322 @@
+"""The generator cell of the AlphaGAN space, as a search cell and a fixed cell.
+
+One cell, input x [B, H, W, C], four nodes (spec table; C = gf everywhere):
+
+    node1 = up[0](x)                  [B, 2H, 2W, C]   (also the cell's skip feature)
+    node3 = up[1](x)                  [B, 2H, 2W, C]
+    node2 = normal[0](node1)
+    node4 = normal[1](node2) + normal[2](node3) + sum_k skip[k](skip_inputs[k])
+
+The cell returns (node4, node1). Cross-cell skip edges are "up"-kind edges owned
+by the receiving cell: cell 2 has one (cell 1's node1, x2), cell 3 has two
+(cell 1's node1 x4, cell 2's node1 x2); their scales are given by
+`skip_scales` and their inputs are passed to `call` in that order.
+
+`SearchCell` puts a `MixedOp` on every edge (alphas inside); `FixedCell` puts
+only the op a `CellGenotype` chose. Both share the wiring in `_cell_forward`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+from alphagan_tf.gan import operations
+from alphagan_tf.gan.genotypes import (
+    NORMAL_OPS,
+    NUM_NORMAL_EDGES,
+    NUM_UP_EDGES,
+    UP_OPS,
+    CellGenotype,
+)
+from alphagan_tf.nas.architecture import ArchitectureLayer
+from alphagan_tf.nas.mixed_op import MixedOp
+
+
+def _cell_forward(up_edges, normal_edges, skip_edges, x, skip_inputs, training):
+    skip_inputs = list(skip_inputs or [])
+    if len(skip_inputs) != len(skip_edges):
+        raise ValueError(
+            f"This cell has {len(skip_edges)} skip edge(s) and needs as many skip "
+            f"inputs. Received: {len(skip_inputs)}"
+        )
+    node1 = up_edges[0](x, training=training)
+    node3 = up_edges[1](x, training=training)
+    node2 = normal_edges[0](node1, training=training)
+    node4 = normal_edges[1](node2, training=training) + normal_edges[2](
+        node3, training=training
+    )
+    for edge, feature in zip(skip_edges, skip_inputs):
+        node4 = node4 + edge(feature, training=training)
+    return node4, node1
+
+
+def _skip_shapes(input_shape, skip_scales):
+    """Shapes of the skip inputs given the cell input's shape (for build())."""
+    b, h, w, c = input_shape
+    return [(b, 2 * h // s, 2 * w // s, c) for s in skip_scales]
+
+
+class _CellBase:
+    def compute_output_shape(self, input_shape):
+        b, h, w, _ = input_shape
+        shape = (b, 2 * h, 2 * w, self.channels)
+        return shape, shape
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class SearchCell(_CellBase, ArchitectureLayer):
+    """A cell of the supernet: a `MixedOp` on each of its edges.
+
+    Args:
+        channels: gf, channels of every node.
+        skip_scales: upsampling factor of each cross-cell skip edge this cell
+            receives ((), (2,) or (4, 2) in the AlphaGAN generator).
+        affine: batch-norm affine parameters of the sep convs (False in search).
+        alpha_stddev: alpha init, 1e-3 * N(0, 1).
+
+    Call args:
+        inputs: float32 [B, H, W, channels].
+        skip_inputs: list of float32 [B, 2H/s, 2W/s, channels], one per skip scale s.
+        training: batch-norm mode.
+
+    Returns:
+        (node4, node1): float32 [B, 2H, 2W, channels] each.
+
+    Attributes:
+        up_edges, normal_edges, skip_edges: the `MixedOp`s, in edge order.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        skip_scales: Sequence[int] = (),
+        affine: bool = False,
+        alpha_stddev: float = 1e-3,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.skip_scales = tuple(int(s) for s in skip_scales)
+        self.affine = bool(affine)
+        self.alpha_stddev = float(alpha_stddev)
+        self.up_edges = [
+            self._mixed_up(2, f"up{i}") for i in range(NUM_UP_EDGES)
+        ]
+        self.normal_edges = [
+            MixedOp(
+                [operations.make_normal_op(n, self.channels, self.affine) for n in NORMAL_OPS],
+                NORMAL_OPS,
+                alpha_stddev=self.alpha_stddev,
+                name=f"normal{i}",
+            )
+            for i in range(NUM_NORMAL_EDGES)
+        ]
+        self.skip_edges = [
+            self._mixed_up(s, f"skip{i}") for i, s in enumerate(self.skip_scales)
+        ]
+
+    def _mixed_up(self, scale: int, name: str) -> MixedOp:
+        return MixedOp(
+            [operations.make_up_op(n, self.channels, scale) for n in UP_OPS],
+            UP_OPS,
+            alpha_stddev=self.alpha_stddev,
+            name=name,
+        )
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        b, h, w, _ = input_shape
+        node_shape = (b, 2 * h, 2 * w, self.channels)
+        for edge in self.up_edges:
+            edge.build(input_shape)
+        for edge in self.normal_edges:
+            edge.build(node_shape)
+        for edge, shape in zip(self.skip_edges, _skip_shapes(input_shape, self.skip_scales)):
+            edge.build(shape)
+
+    @property
+    def cell_edges(self) -> list:
+        """The cell's own edges: up[0], up[1], normal[0], normal[1], normal[2]."""
+        return self.up_edges + self.normal_edges
+
+    @property
+    def arch_variables(self) -> list:
+        """Alphas of up[0], up[1], normal[0..2], then of the skip edges."""
+        return [e.alpha for e in self.cell_edges + self.skip_edges]
+
+    def call(self, inputs, skip_inputs=None, training=None):
+        return _cell_forward(
+            self.up_edges, self.normal_edges, self.skip_edges, inputs, skip_inputs, training
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "skip_scales": list(self.skip_scales),
+            "affine": self.affine,
+            "alpha_stddev": self.alpha_stddev,
+        }
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class FixedCell(_CellBase, keras.layers.Layer):
+    """A cell of a derived generator: only the chosen op on each edge.
+
+    Args:
+        channels: gf, channels of every node.
+        normal_ops: 3 names of `NORMAL_OPS` (normal[0..2]).
+        up_ops: 2 names of `UP_OPS` (up[0..1]).
+        skip_ops: one name of `UP_OPS` per skip edge.
+        skip_scales: upsampling factor of each skip edge.
+
+    Call args / returns: as `SearchCell`.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        normal_ops: Sequence[str],
+        up_ops: Sequence[str],
+        skip_ops: Sequence[str] = (),
+        skip_scales: Sequence[int] = (),
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        # Validates the names (and raises an error naming the field).
+        CellGenotype(normal=tuple(normal_ops), up=tuple(up_ops))
+        if len(skip_ops) != len(skip_scales):
+            raise ValueError(
+                "FixedCell needs one skip op per skip scale. "
+                f"Received: skip_ops={list(skip_ops)}, skip_scales={list(skip_scales)}"
+            )
+        self.channels = int(channels)
+        self.normal_ops = tuple(normal_ops)
+        self.up_ops = tuple(up_ops)
+        self.skip_ops = tuple(skip_ops)
+        self.skip_scales = tuple(int(s) for s in skip_scales)
+        self.up_edges = [
+            operations.make_up_op(n, self.channels, 2, layer_name=f"up{i}_{n}")
+            for i, n in enumerate(self.up_ops)
+        ]
+        self.normal_edges = [
+            operations.make_normal_op(
+                n, self.channels, affine=True, layer_name=f"normal{i}_{n}"
+            )
+            for i, n in enumerate(self.normal_ops)
+        ]
+        self.skip_edges = [
+            operations.make_up_op(n, self.channels, s, layer_name=f"skip{i}_{n}")
+            for i, (n, s) in enumerate(zip(self.skip_ops, self.skip_scales))
+        ]
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        b, h, w, _ = input_shape
+        node_shape = (b, 2 * h, 2 * w, self.channels)
+        for edge in self.up_edges:
+            edge.build(input_shape)
+        for edge in self.normal_edges:
+            edge.build(node_shape)
+        for edge, shape in zip(self.skip_edges, _skip_shapes(input_shape, self.skip_scales)):
+            edge.build(shape)
+
+    @property
+    def cell_edges(self) -> list:
+        """The cell's own edges: up[0], up[1], normal[0], normal[1], normal[2]."""
+        return self.up_edges + self.normal_edges
+
+    def call(self, inputs, skip_inputs=None, training=None):
+        return _cell_forward(
+            self.up_edges, self.normal_edges, self.skip_edges, inputs, skip_inputs, training
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "normal_ops": list(self.normal_ops),
+            "up_ops": list(self.up_ops),
+            "skip_ops": list(self.skip_ops),
+            "skip_scales": list(self.skip_scales),
+        }
+
+
+
+# -- The parts around the cells (shared by the search and the fixed generator) --
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class GeneratorStem(keras.layers.Layer):
+    """z -> Dense(bw * bw * gf) -> reshape [bw, bw, gf].
+
+    Args:
+        channels: gf.
+        bottom_width: bw, the side of the first feature map (4 for 32x32, 6 for 48x48).
+
+    Call args:
+        inputs: float32 [B, latent_dim]. Returns float32 [B, bw, bw, gf].
+    """
+
+    def __init__(self, channels: int, bottom_width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.bottom_width = int(bottom_width)
+        self.dense = keras.layers.Dense(
+            self.bottom_width**2 * self.channels,
+            kernel_initializer=operations.KERNEL_INIT,
+            name="dense",
+        )
+
+    def build(self, input_shape):
+        self.dense.build(tuple(input_shape))
+
+    def call(self, inputs, training=None):
+        x = self.dense(inputs)
+        bw = self.bottom_width
+        return keras.ops.reshape(x, (-1, bw, bw, self.channels))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.bottom_width, self.bottom_width, self.channels)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "bottom_width": self.bottom_width,
+        }
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class GeneratorHead(keras.layers.Layer):
+    """BN (affine) -> ReLU -> Conv2D 3x3 to 3 channels (bias) -> tanh.
+
+    Call args:
+        inputs: float32 [B, H, W, gf]. Returns images float32 [B, H, W, 3] in [-1, 1].
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = operations.batch_norm(affine=True, name="bn")
+        self.conv = keras.layers.Conv2D(
+            3,
+            3,
+            padding="same",
+            use_bias=True,
+            kernel_initializer=operations.KERNEL_INIT,
+            name="to_rgb",
+        )
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        self.norm.build(input_shape)
+        self.conv.build(input_shape)
+
+    def call(self, inputs, training=None):
+        x = keras.ops.relu(self.norm(inputs, training=training))
+        return keras.ops.tanh(self.conv(x))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (3,)

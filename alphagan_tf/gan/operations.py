@@ -1,0 +1,305 @@
+"""Candidate operations of the AlphaGAN generator space, by name.
+
+Normal candidates (shape-preserving, `channels` in and out):
+
+- ``conv_1x1``, ``conv_3x3``, ``conv_5x5``: ReLU, then Conv2D with bias, same
+  padding, no batch norm (`ReLUConv`).
+- ``sep_conv_3x3``, ``sep_conv_5x5``, ``sep_conv_7x7``: the DARTS separable conv,
+  twice [ReLU, depthwise kxk (no bias), pointwise 1x1 (no bias), BatchNorm]
+  (`SepConv`). The batch norm has no affine parameters in the supernet
+  (``affine=False``: center=False, scale=False) and has them in the fixed
+  generator (``affine=True``).
+
+Up candidates (`channels` in and out, spatial size x `scale`, scale 2 or 4):
+
+- ``deconv``: Conv2DTranspose(kernel 2, stride 2, bias) (`TransposedConvUp`); at
+  x4 the SAME transposed conv (one set of weights) is applied twice.
+- ``nearest``, ``bilinear``: `keras.layers.UpSampling2D(size=scale)` with that
+  interpolation (bilinear = half-pixel centres, as PyTorch's
+  ``align_corners=False``), no weights.
+
+Conventions shared by every op: conv kernels (also depthwise and transposed)
+use glorot_uniform (xavier-uniform) init, biases zeros; batch norms use
+PyTorch's defaults (momentum 0.1 -> Keras momentum 0.9, epsilon 1e-5).
+
+The registries `NORMAL_OP_FACTORIES` / `UP_OP_FACTORIES` map a name of
+`genotypes.NORMAL_OPS` / `genotypes.UP_OPS` to a factory; `make_normal_op` and
+`make_up_op` are the public entry points.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+from keras import ops
+
+from alphagan_tf.gan.genotypes import NORMAL_OPS, UP_OPS
+
+BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
+BN_EPSILON = 1e-5
+KERNEL_INIT = "glorot_uniform"
+
+__all__ = [
+    "NORMAL_OPS",
+    "UP_OPS",
+    "ReLUConv",
+    "SepConv",
+    "TransposedConvUp",
+    "NORMAL_OP_FACTORIES",
+    "UP_OP_FACTORIES",
+    "make_normal_op",
+    "make_up_op",
+    "batch_norm",
+]
+
+
+def batch_norm(affine: bool = True, name: str | None = None) -> keras.layers.Layer:
+    """BatchNormalization with PyTorch's defaults; no gamma/beta if not affine."""
+    return keras.layers.BatchNormalization(
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        center=affine,
+        scale=affine,
+        name=name,
+    )
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class ReLUConv(keras.layers.Layer):
+    """ReLU then Conv2D (bias, same padding): conv_1x1 / conv_3x3 / conv_5x5.
+
+    Args:
+        channels: output channels.
+        kernel_size: square kernel size.
+
+    Call args:
+        inputs: float32 [batch, H, W, C]. Returns [batch, H, W, channels].
+    """
+
+    def __init__(self, channels: int, kernel_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.kernel_size = int(kernel_size)
+        self.conv = keras.layers.Conv2D(
+            self.channels,
+            self.kernel_size,
+            padding="same",
+            use_bias=True,
+            kernel_initializer=KERNEL_INIT,
+            name="conv",
+        )
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+
+    def call(self, inputs, training=None):
+        return self.conv(ops.relu(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "kernel_size": self.kernel_size,
+        }
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class SepConv(keras.layers.Layer):
+    """The DARTS separable conv: twice [ReLU, depthwise kxk, pointwise 1x1, BN].
+
+    Args:
+        channels: channels of the input and of both halves' outputs (the space
+            keeps gf channels everywhere).
+        kernel_size: depthwise kernel size (3, 5 or 7).
+        affine: whether the batch norms have gamma/beta (False in the supernet).
+
+    Call args:
+        inputs: float32 [batch, H, W, channels]. Returns the same shape.
+        training: batch statistics (True) or moving statistics (False/None).
+
+    Attributes:
+        depthwise, pointwise, norms: the two halves' layers, in order (used by
+            `generator.transfer_search_weights`).
+    """
+
+    def __init__(self, channels: int, kernel_size: int, affine: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.kernel_size = int(kernel_size)
+        self.affine = bool(affine)
+        self.depthwise = []
+        self.pointwise = []
+        self.norms = []
+        for i in range(2):
+            self.depthwise.append(
+                keras.layers.DepthwiseConv2D(
+                    self.kernel_size,
+                    padding="same",
+                    use_bias=False,
+                    depthwise_initializer=KERNEL_INIT,
+                    name=f"depthwise{i}",
+                )
+            )
+            self.pointwise.append(
+                keras.layers.Conv2D(
+                    self.channels,
+                    1,
+                    use_bias=False,
+                    kernel_initializer=KERNEL_INIT,
+                    name=f"pointwise{i}",
+                )
+            )
+            self.norms.append(batch_norm(self.affine, name=f"bn{i}"))
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for dw, pw, bn in zip(self.depthwise, self.pointwise, self.norms):
+            dw.build(shape)
+            shape = dw.compute_output_shape(shape)
+            pw.build(shape)
+            shape = pw.compute_output_shape(shape)
+            bn.build(shape)
+
+    def call(self, inputs, training=None):
+        x = inputs
+        for dw, pw, bn in zip(self.depthwise, self.pointwise, self.norms):
+            x = bn(pw(dw(ops.relu(x))), training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.channels,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "kernel_size": self.kernel_size,
+            "affine": self.affine,
+        }
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class TransposedConvUp(keras.layers.Layer):
+    """The ``deconv`` up op: Conv2DTranspose(kernel 2, stride 2), applied log2(scale) times.
+
+    One transposed conv (one set of weights) is applied repeatedly: at x4 the
+    same layer runs twice, as in the reference.
+
+    Args:
+        channels: channels of input and output (must be equal for scale > 2).
+        scale: upsampling factor, a power of two (2 or 4 in this space).
+
+    Call args:
+        inputs: float32 [batch, H, W, channels]. Returns [batch, H*scale, W*scale, channels].
+    """
+
+    def __init__(self, channels: int, scale: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        scale = int(scale)
+        if scale < 2 or scale & (scale - 1):
+            raise ValueError(
+                f"TransposedConvUp scale must be a power of two >= 2. Received: scale={scale}"
+            )
+        self.channels = int(channels)
+        self.scale = scale
+        self.repeats = scale.bit_length() - 1
+        self.deconv = keras.layers.Conv2DTranspose(
+            self.channels,
+            2,
+            strides=2,
+            padding="valid",
+            use_bias=True,
+            kernel_initializer=KERNEL_INIT,
+            name="deconv",
+        )
+
+    def build(self, input_shape):
+        if self.repeats > 1 and input_shape[-1] != self.channels:
+            raise ValueError(
+                f"deconv x{self.scale} applies one transposed conv twice, so it needs "
+                f"{self.channels} input channels. Received: input_shape={input_shape}"
+            )
+        self.deconv.build(input_shape)
+
+    def call(self, inputs, training=None):
+        x = inputs
+        for _ in range(self.repeats):
+            x = self.deconv(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, _ = input_shape
+        up = lambda d: None if d is None else d * self.scale  # noqa: E731
+        return (b, up(h), up(w), self.channels)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "scale": self.scale}
+
+
+def _resize(interpolation: str) -> Callable[[int, int], keras.layers.Layer]:
+    def factory(channels: int, scale: int, name: str | None = None) -> keras.layers.Layer:
+        del channels  # resizing keeps the channels
+        return keras.layers.UpSampling2D(
+            size=int(scale), interpolation=interpolation, name=name
+        )
+
+    return factory
+
+
+NORMAL_OP_FACTORIES: dict[str, Callable[..., keras.layers.Layer]] = {
+    "conv_1x1": lambda channels, affine, name=None: ReLUConv(channels, 1, name=name),
+    "conv_3x3": lambda channels, affine, name=None: ReLUConv(channels, 3, name=name),
+    "conv_5x5": lambda channels, affine, name=None: ReLUConv(channels, 5, name=name),
+    "sep_conv_3x3": lambda channels, affine, name=None: SepConv(channels, 3, affine, name=name),
+    "sep_conv_5x5": lambda channels, affine, name=None: SepConv(channels, 5, affine, name=name),
+    "sep_conv_7x7": lambda channels, affine, name=None: SepConv(channels, 7, affine, name=name),
+}
+"""name -> factory(channels, affine, name=None) -> Layer."""
+
+UP_OP_FACTORIES: dict[str, Callable[..., keras.layers.Layer]] = {
+    "deconv": lambda channels, scale, name=None: TransposedConvUp(channels, scale, name=name),
+    "nearest": _resize("nearest"),
+    "bilinear": _resize("bilinear"),
+}
+"""name -> factory(channels, scale, name=None) -> Layer."""
+
+assert tuple(NORMAL_OP_FACTORIES) == NORMAL_OPS, "registry and genotypes disagree"
+assert tuple(UP_OP_FACTORIES) == UP_OPS, "registry and genotypes disagree"
+
+
+def make_normal_op(
+    name: str, channels: int, affine: bool = True, *, layer_name: str | None = None
+) -> keras.layers.Layer:
+    """A new normal-edge layer for the op `name` of `NORMAL_OPS`.
+
+    Args:
+        name: op name, e.g. "sep_conv_3x3".
+        channels: output channels (input channels are the same in this space).
+        affine: batch-norm affine parameters (sep convs only): False in the supernet.
+        layer_name: Keras name of the layer (default: the op name).
+    """
+    if name not in NORMAL_OP_FACTORIES:
+        raise ValueError(f"Unknown normal op {name!r}; expected one of {NORMAL_OPS}")
+    return NORMAL_OP_FACTORIES[name](int(channels), bool(affine), name=layer_name or name)
+
+
+def make_up_op(
+    name: str, channels: int, scale: int, *, layer_name: str | None = None
+) -> keras.layers.Layer:
+    """A new up-edge layer for the op `name` of `UP_OPS`, upsampling by `scale`.
+
+    Args:
+        name: op name: "deconv", "nearest" or "bilinear".
+        channels: channels in and out.
+        scale: spatial factor (2 or 4).
+        layer_name: Keras name of the layer (default: the op name).
+    """
+    if name not in UP_OP_FACTORIES:
+        raise ValueError(f"Unknown up op {name!r}; expected one of {UP_OPS}")
+    if int(scale) not in (2, 4):
+        raise ValueError(f"Up ops scale by 2 or 4. Received: scale={scale}")
+    return UP_OP_FACTORIES[name](int(channels), int(scale), name=layer_name or name)

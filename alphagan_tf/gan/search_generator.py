@@ -1,0 +1,165 @@
+"""The AlphaGAN supernet generator: every edge a mixed op with its own alpha.
+
+    z [B, latent] -> Dense -> [B, bw, bw, gf]
+      -> cell 1 (x2) -> cell 2 (x2, + skip_2) -> cell 3 (x2, + skip_3)
+      -> BN -> ReLU -> conv3x3 (3) -> tanh -> images [B, 8 bw, 8 bw, 3] in [-1, 1]
+
+Architecture weights. One alpha vector per edge (a `MixedOp`'s logits; the
+spec's per-cell alpha_normal [3, 6] / alpha_up [2, 3] and alpha_skip_2 [1, 3],
+alpha_skip_3 [2, 3] are the rows of these), 18 in all, always listed in
+`genotypes.EDGE_NAMES` order:
+
+    cell1.up[0], cell1.up[1], cell1.normal[0], cell1.normal[1], cell1.normal[2],
+    cell2.up[0], ..., cell2.normal[2], cell3.up[0], ..., cell3.normal[2],
+    skip_2[0], skip_3[0], skip_3[1]
+
+Normal edges have 6 logits (`NORMAL_OPS` order), up/skip edges 3 (`UP_OPS`
+order). `arch_variables` lists them in that order; `weight_variables` is every
+other trainable variable (separated by identity, never by name).
+
+The separable convs' batch norms have no affine parameters here (DARTS); the
+fixed `Generator` has them (see `generator.transfer_search_weights`). The
+network builds all its variables in the constructor (input shape
+[None, latent_dim] is known), so the lists above are complete before any call.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from alphagan_tf.gan.cells import GeneratorHead, GeneratorStem, SearchCell
+from alphagan_tf.gan.genotypes import (
+    EDGES,
+    SKIP_2_SCALES,
+    SKIP_3_SCALES,
+    Genotype,
+    derive_genotype,
+)
+from alphagan_tf.nas.architecture import weight_variables_excluding
+from alphagan_tf.nas.mixed_op import MixedOp
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class SearchGenerator(keras.Model):
+    """The continuous relaxation of the AlphaGAN generator space.
+
+    Args:
+        gf: channels of every cell node (256 in the paper).
+        latent_dim: size of z (128).
+        bottom_width: side of the first feature map: 4 -> 32x32 images, 6 -> 48x48.
+        alpha_stddev: alpha init 1e-3 * N(0, 1).
+
+    Call args:
+        inputs: z, float32 [B, latent_dim].
+        training: batch-norm mode (batch statistics when True).
+
+    Returns:
+        images: float32 [B, 8 * bottom_width, 8 * bottom_width, 3] in [-1, 1].
+    """
+
+    def __init__(
+        self,
+        gf: int = 256,
+        latent_dim: int = 128,
+        bottom_width: int = 4,
+        alpha_stddev: float = 1e-3,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "search_generator")
+        super().__init__(**kwargs)
+        self.gf = int(gf)
+        self.latent_dim = int(latent_dim)
+        self.bottom_width = int(bottom_width)
+        self.alpha_stddev = float(alpha_stddev)
+        self.stem = GeneratorStem(self.gf, self.bottom_width, name="stem")
+        skip_scales = [(), SKIP_2_SCALES, SKIP_3_SCALES]
+        self.gen_cells = [
+            SearchCell(
+                self.gf,
+                skip_scales=scales,
+                affine=False,
+                alpha_stddev=self.alpha_stddev,
+                name=f"cell{i + 1}",
+            )
+            for i, scales in enumerate(skip_scales)
+        ]
+        self.head = GeneratorHead(name="head")
+        self.build((None, self.latent_dim))
+
+    def build(self, input_shape):
+        self.stem.build(input_shape)
+        shape = self.stem.compute_output_shape(tuple(input_shape))
+        for cell in self.gen_cells:
+            cell.build(shape)
+            shape = cell.compute_output_shape(shape)[0]
+        self.head.build(shape)
+
+    def call(self, inputs, training=None):
+        x = self.stem(inputs)
+        cell1, cell2, cell3 = self.gen_cells
+        x, skip1 = cell1(x, training=training)
+        x, skip2 = cell2(x, skip_inputs=[skip1], training=training)
+        x, _ = cell3(x, skip_inputs=[skip1, skip2], training=training)
+        return self.head(x, training=training)
+
+    def compute_output_shape(self, input_shape):
+        side = 8 * self.bottom_width
+        return (input_shape[0], side, side, 3)
+
+    # -- architecture ------------------------------------------------------------
+    def mixed_ops(self) -> list[MixedOp]:
+        """The 18 `MixedOp`s, in `genotypes.EDGE_NAMES` order."""
+        cell1, cell2, cell3 = self.gen_cells
+        return (
+            cell1.cell_edges
+            + cell2.cell_edges
+            + cell3.cell_edges
+            + cell2.skip_edges
+            + cell3.skip_edges
+        )
+
+    @property
+    def arch_variables(self) -> list:
+        """The 18 alpha variables, in `genotypes.EDGE_NAMES` order (module docstring)."""
+        return [op.alpha for op in self.mixed_ops()]
+
+    @property
+    def weight_variables(self) -> list:
+        """Every trainable variable that is not an alpha (in model order)."""
+        return weight_variables_excluding(self.trainable_variables, self.arch_variables)
+
+    def edge_alphas(self) -> list[tuple[str, str, list[str], keras.Variable]]:
+        """(edge name, kind "normal"|"up", op names, alpha variable) per edge, in order."""
+        return [
+            (name, kind, list(op.op_names), op.alpha)
+            for (name, kind), op in zip(EDGES, self.mixed_ops())
+        ]
+
+    def genotype(self) -> Genotype:
+        """Derivation: the argmax op of every edge's alpha."""
+        return derive_genotype([np.asarray(v) for v in self.arch_variables])
+
+    def set_alphas_from_genotype(self, genotype: Genotype, chosen_logit: float = 1000.0) -> None:
+        """Sets every alpha one-hot on `genotype`'s op: 0 elsewhere, `chosen_logit` on it.
+
+        With the default logit float32 softmax is exactly one-hot, so the
+        supernet then computes the genotype's network (tests, inspection).
+        """
+        for (name, _), op, chosen in zip(EDGES, self.mixed_ops(), genotype.ops()):
+            values = np.zeros(len(op.op_names), dtype="float32")
+            values[op.op_names.index(chosen)] = chosen_logit
+            op.alpha.assign(values)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "gf": self.gf,
+            "latent_dim": self.latent_dim,
+            "bottom_width": self.bottom_width,
+            "alpha_stddev": self.alpha_stddev,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
