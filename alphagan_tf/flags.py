@@ -72,6 +72,12 @@ def define_run_flags() -> None:
     flags.DEFINE_bool(
         "deterministic", True, "Enable TensorFlow op determinism (same seed, same result on CPU)."
     )
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept by the CheckpointManager.")
+    flags.DEFINE_integer(
+        "sample_every", None,
+        "Sample grid to TensorBoard every N epochs (search, default 5) or generator "
+        "iterations (train, default 500).",
+    )
 
 
 @_once
@@ -90,5 +96,48 @@ def define_search_flags() -> None:
     flags.DEFINE_float("arch_beta1", 0.5, "Architecture Adam beta_1.")
     flags.DEFINE_float("arch_beta2", 0.999, "Architecture Adam beta_2.")
     flags.DEFINE_float("arch_weight_decay", 1e-3, "Architecture L2 weight decay (coupled, as in PyTorch Adam).")
-    flags.DEFINE_integer("sample_every", 5, "Write a sample grid to TensorBoard every N epochs.")
-    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept by the CheckpointManager.")
+
+
+@_once
+def define_feature_flags() -> None:
+    """Which features IS / FID / KID are computed on, and the real statistics."""
+    flags.DEFINE_string(
+        "feature_extractor",
+        "inception",
+        "inception (TF-GAN Inception via --inception_path), classifier:/path/to/SavedModel "
+        "(any classifier with features+logits), or none (no evaluation).",
+    )
+    flags.DEFINE_string(
+        "inception_path",
+        "https://tfhub.dev/tensorflow/tfgan/eval/inception/1",
+        "TF-Hub handle or local SavedModel directory of the TF-GAN Inception.",
+    )
+    flags.DEFINE_string(
+        "real_stats", None,
+        "An .npz of real-data statistics (python -m alphagan_tf.evaluate --make_stats); "
+        "computed from --dataset and cached in the workdir when absent.",
+    )
+    flags.DEFINE_integer("eval_samples", 50_000, "Generated samples per evaluation.")
+    flags.DEFINE_integer("eval_batch_size", 100, "Batch size of sampling and feature extraction.")
+
+
+@_once
+def define_train_flags() -> None:
+    """Retraining a derived generator."""
+    define_data_flags()
+    define_model_flags()
+    define_gan_optimizer_flags()
+    define_run_flags()
+    define_feature_flags()
+    flags.DEFINE_string(
+        "genotype", "alphaGAN_l", "A preset (alphaGAN_l, alphaGAN_s) or a genotype.json path."
+    )
+    flags.DEFINE_integer("g_iterations", 50_000, "Generator iterations (80k for STL-10).")
+    flags.DEFINE_integer("g_batch_size", 128, "Generator batch size.")
+    flags.DEFINE_integer("d_batch_size", 64, "Discriminator (real and fake) batch size.")
+    flags.DEFINE_float("ema_decay", 0.999, "EMA decay of the generator weights.")
+    flags.DEFINE_string(
+        "init_from", None, "A search workdir: start from its supernet weights (default: scratch)."
+    )
+    flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint every N generator iterations.")
+    flags.DEFINE_integer("eval_every", 5000, "Evaluate IS/FID/KID every N iterations.")

@@ -54,7 +54,7 @@ def config_from_flags():
         bottom_width=FLAGS.bottom_width,
         epochs=FLAGS.epochs,
         seed=FLAGS.seed,
-        sample_every=FLAGS.sample_every,
+        sample_every=FLAGS.sample_every or 5,
         keep_checkpoints=FLAGS.keep_checkpoints,
         deterministic=FLAGS.deterministic,
     )

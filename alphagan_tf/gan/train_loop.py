@@ -221,3 +221,37 @@ def run_training(
     files.write_json_atomic(os.path.join(workdir, "train_summary.json"), summary)
     logging.info("Training done: %s", summary)
     return summary
+
+
+def load_trained_generator(workdir: str, which: str = "latest") -> Generator:
+    """The EMA generator of a training workdir, ready for sampling or export.
+
+    Args:
+        workdir: a `python -m alphagan_tf.train` workdir (train_config.json, genotype.json,
+            checkpoints/ and, when evaluated, best/).
+        which: "latest" (last checkpoint) or "best" (best FID; falls back to latest).
+
+    Returns:
+        A built Generator holding the EMA weights (no alpha, no discriminator).
+    """
+    config = files.read_json(os.path.join(workdir, "train_config.json"))
+    if config is None:
+        raise FileNotFoundError(
+            f"{workdir} is not a training workdir: train_config.json is missing "
+            "(train one with python -m alphagan_tf.train)."
+        )
+    genotype = Genotype.load(os.path.join(workdir, "genotype.json"))
+    checkpoint_path = None
+    if which == "best":
+        checkpoint_path = tf.train.latest_checkpoint(os.path.join(workdir, "best"))
+    if checkpoint_path is None:
+        checkpoint_path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if checkpoint_path is None:
+        raise FileNotFoundError(f"{workdir} holds no checkpoint yet.")
+    latent_dim = config["train"]["latent_dim"]
+    generator = Generator.from_genotype(
+        genotype, gf=config["gf"], latent_dim=latent_dim, bottom_width=config["bottom_width"]
+    )
+    generator(tf.zeros([1, latent_dim]), training=False)
+    tf.train.Checkpoint(ema_generator=generator).restore(checkpoint_path).expect_partial()
+    return generator
