@@ -107,12 +107,12 @@ def _check_names(field: str, names: Any, count: int, kind: str) -> tuple[str, ..
     for i, name in enumerate(names):
         if name not in allowed:
             other = UP_OPS if kind == "normal" else NORMAL_OPS
-            hint = (
-                f" ({name!r} is an {'up' if kind == 'normal' else 'normal'} op; "
-                f"{field} is a {kind} edge)"
-                if name in other
-                else ""
-            )
+            hint = ""
+            if name in other:
+                if kind == "normal":
+                    hint = f" ({name!r} is an up op; {field} is a normal edge)"
+                else:
+                    hint = f" ({name!r} is a normal op; {field} is an up edge)"
             raise GenotypeError(
                 f"{field}[{i}]: unknown op {name!r}{hint}; expected one of {allowed}"
             )
