@@ -13,6 +13,16 @@ no images and no full set of activations:
   block estimator (blocks of at most 1024) on the two shuffled subsets. With
   more samples than `kid_max_samples`, KID is computed on a subset: its
   standard error says how precise that is.
+
+Example (offline, with the small classifier of `alphagan_tf.metrics.classifier`):
+
+    features = ClassifierFeatures("/path/to/classifier")
+    real = compute_real_statistics(batches_of_real_images, features, num_examples=10000)
+    real.save("cifar10_train_classifier.npz")
+    result = evaluate_samples(
+        lambda n: generator(tf.random.normal([n, 128]), training=False),
+        num_samples=10000, batch_size=100, feature_fn=features, real_stats=real)
+    # {"num_samples": 10000, "inception_score_mean": ..., "fid": ..., "kid_mean": ...}
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import urllib.parse
 from typing import Any, Protocol, runtime_checkable
 
@@ -35,7 +36,7 @@ INCEPTION_POOL_KEY = "pool_3"
 INCEPTION_LOGITS_KEY = "logits"
 
 _HOW_TO_GET_INCEPTION = f"""\
-The standard TF-GAN Inception is a TF-Hub SavedModel (~90 MB). To use it offline:
+The standard TF-GAN Inception is a TF-Hub SavedModel. To use it offline:
   1. on a machine with internet access download
        {INCEPTION_DOWNLOAD_URL}
      (a .tar.gz; tfhub.dev may redirect it to Kaggle Models), e.g.
@@ -117,7 +118,7 @@ class InceptionFeatures:
 
         self.handle_or_path = os.fspath(handle_or_path)
         self._model = _load_inception(self.handle_or_path, connect_timeout)
-        self._forward = tf.function(self._forward_graph, reduce_retracing=True)
+        self._forward = tf.function(self._forward_graph, reduce_retracing=True, autograph=False)
 
     def _forward_graph(self, images):
         import tensorflow as tf
@@ -154,7 +155,7 @@ def _load_inception(handle_or_path: str, connect_timeout: float):
     if scheme in ("http", "https"):
         if not _hub_module_cached(handle_or_path) and not _reachable(handle_or_path, connect_timeout):
             raise WeightsNotFoundError(
-                f"Cannot reach {handle_or_path} (no network within {connect_timeout:g} s) "
+                f"Cannot reach {handle_or_path} (no connection within {connect_timeout:g} s) "
                 "and the module is not in the TF-Hub cache.\n" + _HOW_TO_GET_INCEPTION
             )
         try:
@@ -183,13 +184,26 @@ def _is_saved_model_dir(path: str) -> bool:
 
 
 def _reachable(url: str, timeout: float) -> bool:
+    """Whether a TCP connection to the URL's host opens within `timeout` seconds.
+
+    The name lookup runs in a daemon thread, so a hanging DNS cannot stretch the
+    wait beyond ~2 * timeout either.
+    """
     parsed = urllib.parse.urlparse(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    outcome: list[bool] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((parsed.hostname, port), timeout=timeout):
+                outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(2 * timeout)
+    return bool(outcome and outcome[0])
 
 
 def _hub_module_cached(handle: str) -> bool:
@@ -273,7 +287,7 @@ class ClassifierFeatures:
         if image_size is None and spec is not None and None not in tuple(spec.shape)[1:3]:
             image_size = tuple(spec.shape)[1:3]
         self.image_size = tuple(int(s) for s in image_size) if image_size is not None else None
-        self._forward = tf.function(self._forward_graph, reduce_retracing=True)
+        self._forward = tf.function(self._forward_graph, reduce_retracing=True, autograph=False)
 
     def _forward_graph(self, images):
         import tensorflow as tf
