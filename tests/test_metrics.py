@@ -1,6 +1,7 @@
 """IS / FID / KID maths, streaming statistics and evaluation, against numpy and TF-GAN."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -292,6 +293,13 @@ def test_statistics_file_round_trip(tmp_path):
     np.testing.assert_allclose(loaded.kid_activations, x[:10].astype(np.float32))
     assert (loaded.count, loaded.extractor, loaded.dataset, loaded.feature_key) == (50, "fake", "toy:train", "pool")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.npz"]  # no temporary left
+    assert os.stat(path).st_mode & 0o044 == 0o044 & ~_umask()  # readable like any new file
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_statistics_file_errors(tmp_path):

@@ -216,6 +216,9 @@ class FeatureStatistics:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it owner-only
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
