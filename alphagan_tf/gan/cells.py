@@ -14,6 +14,12 @@ by the receiving cell: cell 2 has one (cell 1's node1, x2), cell 3 has two
 
 `SearchCell` puts a `MixedOp` on every edge (alphas inside); `FixedCell` puts
 only the op a `CellGenotype` chose. Both share the wiring in `_cell_forward`.
+
+`GeneratorStem` (Dense -> [bw, bw, gf]) and `GeneratorHead` (BN, ReLU, conv3x3
+to RGB, tanh) are the parts around the cells, shared by both generators. The
+stem's Dense uses glorot_uniform like the convs (the reference leaves its
+Linear at PyTorch's default init); its output is reshaped channels-last, which
+only permutes the Dense units relative to PyTorch's [gf, bw, bw].
 """
 
 from __future__ import annotations
