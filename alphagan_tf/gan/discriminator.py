@@ -9,23 +9,26 @@
                                              downsampling, same channels)
       -> ReLU -> sum over H, W -> Dense(1, no bias) -> logits [B, 1]
 
-Every conv and the final Dense are wrapped in `keras.layers.SpectralNormalization`
-(one power iteration); conv kernels use glorot_uniform (xavier-uniform) init.
-At df = 128: 1,053,824 trainable parameters (the spec's 1.05M); the spectral-norm
+Every conv and the final Dense are spectrally normalized (one power iteration
+per training call); conv kernels use glorot_uniform (xavier-uniform) init. At
+df = 128: 1,053,824 trainable parameters (the spec's 1.05M); the spectral-norm
 `u` vectors are non-trainable and not counted.
 
-Deviations from the PyTorch reference, on purpose or forced by Keras:
-- The final linear has no bias, as in the SNGAN/AutoGAN code
-  (``nn.Linear(ch, 1, bias=False)``).
-- Keras' `SpectralNormalization` normalizes *in place*: a call with
-  training=True runs the power iteration and assigns W / sigma(W) to the
-  wrapped kernel, and the layer then uses that variable. PyTorch's
-  `spectral_norm` keeps W and recomputes W / sigma(W) in every forward, so its
-  gradient also flows through sigma. Here the gradient is that of the already
-  normalized kernel (a projection after every step), and every training call
-  (e.g. one on real and one on fake images) advances the power iteration once.
-  Calls with training=False use the kernel as stored (already normalized once
-  any training call has run).
+Spectral normalization, `spectral_norm=`:
+- "reference" (default): `alphagan_tf.gan.spectral_norm.SpectralConv2D` /
+  `SpectralDense`, PyTorch's `spectral_norm` semantics as in the SNGAN/AutoGAN/
+  AlphaGAN code: the raw kernel W is kept and W / sigma(W) is used in every
+  forward pass (gradient through sigma, u and v constant); training calls
+  advance the power iteration on u, inference calls only read u.
+- "keras": `keras.layers.SpectralNormalization` around plain layers. It
+  normalizes *in place*: a training call assigns W / sigma(W) to the kernel
+  variable and the layer uses that, so no gradient flows through sigma (a
+  projection after each step), and a call with training=False uses the kernel
+  as last stored (not normalized at all before the first training call).
+Both have the same trainable parameters and one non-trainable u per layer.
+
+Deviation from the brief: the final linear has no bias, as in the SNGAN/AutoGAN
+code (``nn.Linear(ch, 1, bias=False)``).
 """
 
 from __future__ import annotations
@@ -34,19 +37,35 @@ import keras
 from keras import ops
 
 from alphagan_tf.gan.operations import KERNEL_INIT
+from alphagan_tf.gan.spectral_norm import SpectralConv2D, SpectralDense
 
 
-def _sn_conv(channels: int, kernel_size: int, name: str) -> keras.layers.Layer:
+SPECTRAL_NORMS = ("reference", "keras")
+
+
+def _check_spectral_norm(spectral_norm: str) -> str:
+    if spectral_norm not in SPECTRAL_NORMS:
+        raise ValueError(
+            f"spectral_norm must be one of {SPECTRAL_NORMS}. Received: {spectral_norm!r}"
+        )
+    return spectral_norm
+
+
+def _sn_conv(channels: int, kernel_size: int, name: str, spectral_norm: str) -> keras.layers.Layer:
+    kwargs = dict(padding="same", use_bias=True, kernel_initializer=KERNEL_INIT)
+    if spectral_norm == "reference":
+        return SpectralConv2D(channels, kernel_size, name=name, **kwargs)
     return keras.layers.SpectralNormalization(
-        keras.layers.Conv2D(
-            channels,
-            kernel_size,
-            padding="same",
-            use_bias=True,
-            kernel_initializer=KERNEL_INIT,
-            name=name,
-        ),
-        name=f"sn_{name}",
+        keras.layers.Conv2D(channels, kernel_size, name=name, **kwargs), name=f"sn_{name}"
+    )
+
+
+def _sn_dense(units: int, name: str, spectral_norm: str) -> keras.layers.Layer:
+    kwargs = dict(use_bias=False, kernel_initializer=KERNEL_INIT)
+    if spectral_norm == "reference":
+        return SpectralDense(units, name=name, **kwargs)
+    return keras.layers.SpectralNormalization(
+        keras.layers.Dense(units, name=name, **kwargs), name=f"sn_{name}"
     )
 
 
@@ -60,18 +79,20 @@ class OptimizedDisBlock(keras.layers.Layer):
 
     Args:
         channels: output channels.
+        spectral_norm: "reference" or "keras" (module docstring).
 
     Call args:
         inputs: float32 [B, H, W, C_in]. Returns [B, H/2, W/2, channels].
         training: passed to spectral normalization (power iteration when True).
     """
 
-    def __init__(self, channels: int, **kwargs):
+    def __init__(self, channels: int, spectral_norm: str = "reference", **kwargs):
         super().__init__(**kwargs)
         self.channels = int(channels)
-        self.conv1 = _sn_conv(self.channels, 3, "conv1")
-        self.conv2 = _sn_conv(self.channels, 3, "conv2")
-        self.shortcut = _sn_conv(self.channels, 1, "shortcut")
+        self.spectral_norm = _check_spectral_norm(spectral_norm)
+        self.conv1 = _sn_conv(self.channels, 3, "conv1", self.spectral_norm)
+        self.conv2 = _sn_conv(self.channels, 3, "conv2", self.spectral_norm)
+        self.shortcut = _sn_conv(self.channels, 1, "shortcut", self.spectral_norm)
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -92,7 +113,11 @@ class OptimizedDisBlock(keras.layers.Layer):
         return (b, half(h), half(w), self.channels)
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels}
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "spectral_norm": self.spectral_norm,
+        }
 
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")
@@ -106,25 +131,29 @@ class DisBlock(keras.layers.Layer):
     Args:
         channels: output channels.
         downsample: halve H and W.
+        spectral_norm: "reference" or "keras" (module docstring).
 
     Call args:
         inputs: float32 [B, H, W, C_in]. Returns [B, H', W', channels].
         training: passed to spectral normalization.
     """
 
-    def __init__(self, channels: int, downsample: bool = False, **kwargs):
+    def __init__(
+        self, channels: int, downsample: bool = False, spectral_norm: str = "reference", **kwargs
+    ):
         super().__init__(**kwargs)
         self.channels = int(channels)
         self.downsample = bool(downsample)
-        self.conv1 = _sn_conv(self.channels, 3, "conv1")
-        self.conv2 = _sn_conv(self.channels, 3, "conv2")
+        self.spectral_norm = _check_spectral_norm(spectral_norm)
+        self.conv1 = _sn_conv(self.channels, 3, "conv1", self.spectral_norm)
+        self.conv2 = _sn_conv(self.channels, 3, "conv2", self.spectral_norm)
         self.shortcut = None
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         b, h, w, c_in = input_shape
         if self.downsample or c_in != self.channels:
-            self.shortcut = _sn_conv(self.channels, 1, "shortcut")
+            self.shortcut = _sn_conv(self.channels, 1, "shortcut", self.spectral_norm)
             self.shortcut.build(input_shape)
         self.conv1.build(input_shape)
         self.conv2.build((b, h, w, self.channels))
@@ -152,6 +181,7 @@ class DisBlock(keras.layers.Layer):
             **super().get_config(),
             "channels": self.channels,
             "downsample": self.downsample,
+            "spectral_norm": self.spectral_norm,
         }
 
 
@@ -161,29 +191,30 @@ class Discriminator(keras.Model):
 
     Args:
         df: channels of every block (128).
+        spectral_norm: "reference" (PyTorch semantics, default) or "keras"
+            (`keras.layers.SpectralNormalization`); see the module docstring.
 
     Call args:
         inputs: images, float32 [B, H, W, 3] in [-1, 1] (H, W divisible by 4:
             32x32 or 48x48).
         training: True on the discriminator's and generator's training steps
-            (advances spectral normalization; see the module docstring).
+            (advances the spectral-norm power iteration; see the module docstring).
 
     Returns:
         logits: float32 [B, 1] (unbounded; the hinge loss takes them as they are).
     """
 
-    def __init__(self, df: int = 128, **kwargs):
+    def __init__(self, df: int = 128, spectral_norm: str = "reference", **kwargs):
         kwargs.setdefault("name", "discriminator")
         super().__init__(**kwargs)
         self.df = int(df)
-        self.block1 = OptimizedDisBlock(self.df, name="block1")
-        self.block2 = DisBlock(self.df, downsample=True, name="block2")
-        self.block3 = DisBlock(self.df, downsample=False, name="block3")
-        self.block4 = DisBlock(self.df, downsample=False, name="block4")
-        self.linear = keras.layers.SpectralNormalization(
-            keras.layers.Dense(1, use_bias=False, kernel_initializer=KERNEL_INIT, name="linear"),
-            name="sn_linear",
-        )
+        self.spectral_norm = _check_spectral_norm(spectral_norm)
+        sn = self.spectral_norm
+        self.block1 = OptimizedDisBlock(self.df, spectral_norm=sn, name="block1")
+        self.block2 = DisBlock(self.df, downsample=True, spectral_norm=sn, name="block2")
+        self.block3 = DisBlock(self.df, downsample=False, spectral_norm=sn, name="block3")
+        self.block4 = DisBlock(self.df, downsample=False, spectral_norm=sn, name="block4")
+        self.linear = _sn_dense(1, "linear", sn)
         self.build((None, None, None, 3))
 
     def build(self, input_shape):
@@ -204,7 +235,7 @@ class Discriminator(keras.Model):
         return (input_shape[0], 1)
 
     def get_config(self):
-        return {**super().get_config(), "df": self.df}
+        return {**super().get_config(), "df": self.df, "spectral_norm": self.spectral_norm}
 
     @classmethod
     def from_config(cls, config):
