@@ -1,0 +1,34 @@
+"""Export a retrained TextNAS classifier as a SavedModel taking raw strings.
+
+    python -m alphagan_tf.textnas.export --train_dir=TRAIN_DIR --export_dir=EXPORT_DIR
+
+Signature serving_default: sentences tf.string [batch] -> probabilities
+float32 [batch, classes]; loadable by tf.saved_model.load and by the TF1
+session loader (tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)).
+"""
+
+from absl import app, flags
+
+from alphagan_tf.textnas import flags as textnas_flags  # noqa: F401  (defines the flags)
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.train_dir or not FLAGS.export_dir:
+        raise app.UsageError("--train_dir and --export_dir are required.")
+    from alphagan_tf.textnas.exporter import export_classifier, load_trained
+
+    model, vocab, max_length = load_trained(FLAGS.train_dir)
+    export_classifier(model, vocab, max_length, FLAGS.export_dir)
+    print(f"exported {FLAGS.export_dir}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,140 @@
+"""Every absl flag of the TextNAS commands, defined once (the CLI edge).
+
+`alphagan_tf.textnas.search`, `.train` and `.export` all import this module,
+so one flagfile (configs/sst2.cfg, configs/sst5.cfg) serves all three; each
+command reads the flags it needs and turns them into a typed config here.
+Flags that another part of the project may already have defined in the same
+process (e.g. `--workdir`, `--seed`) are reused rather than redefined.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
+
+FLAGS = flags.FLAGS
+
+
+def _define(kind: str, name: str, default, help_text: str, **kwargs) -> None:
+    if name in FLAGS:
+        return
+    if kind == "enum":
+        flags.DEFINE_enum(name, default, kwargs.pop("enum_values"), help_text, **kwargs)
+    else:
+        getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kwargs)
+
+
+# Shared by search, train and export.
+_define("string", "workdir", None, "Output folder of the run (created; resumed if it holds a checkpoint).")
+_define("enum", "task", "sst2", "Which SST task: sst2 (binary, neutral dropped) or sst5.",
+        enum_values=["sst2", "sst5"])
+_define("string", "sst_dir", "../shared/data/sst", "Folder with the PTB-style train/dev/test.txt trees.")
+_define("integer", "max_length", 64, "Tokens kept per phrase / sentence.")
+_define("boolean", "dedup_phrases", True, "Keep each distinct train phrase once.")
+_define("integer", "max_train_trees", 0, "Use only the first N train trees (0 = all; for demos).")
+_define("integer", "embedding_dim", 128, "Embedding width (must match --embeddings_path).")
+_define("string", "embeddings_path", "", "Optional GloVe-format text file; empty = learn from scratch.")
+_define("integer", "seed", 0, "Seed of initialisation, splits and batch order.")
+_define("integer", "num_threads", 0, "Cap on TensorFlow CPU threads (0 = TensorFlow's default).")
+_define("integer", "log_every", 50, "Steps between TensorBoard scalar writes.")
+_define("integer", "checkpoint_every", 500, "Steps between checkpoints (also at every epoch end).")
+_define("integer", "max_steps", 0, "Stop (resumably) after this many steps (0 = run to the end).")
+
+# Search.
+_define("integer", "search_layers", 24, "Layers L of the search network.")
+_define("integer", "search_units", 32, "Width H during the search.")
+_define("float", "search_embedding_dropout", 0.3, "Dropout on the embeddings during the search.")
+_define("float", "search_output_dropout", 0.3, "Dropout before the classifier during the search.")
+_define("integer", "search_batch_size", 128, "Phrases per weight step and per architecture step.")
+_define("integer", "search_epochs", 3, "Epochs over the weight part of the train phrases.")
+_define("integer", "search_warmup_epochs", 1, "First epochs with weight steps only.")
+_define("float", "search_learning_rate", 1e-3, "Adam learning rate of the network weights.")
+_define("float", "search_clipnorm", 5.0, "Global gradient-norm clip of the weight steps (0 = none).")
+_define("float", "held_out_fraction", 0.1, "Share of the train trees held out for the architecture step.")
+_define("float", "arch_learning_rate", 3e-4, "Adam learning rate of the architecture weights.")
+_define("float", "arch_beta_1", 0.5, "Adam beta_1 of the architecture weights.")
+_define("float", "arch_beta_2", 0.999, "Adam beta_2 of the architecture weights.")
+_define("float", "arch_weight_decay", 1e-3, "Coupled L2 on the architecture weights.")
+
+# Retraining.
+_define("string", "architecture", None,
+        "Architecture JSON path, a preset (textnas_paper) or random:<seed>[:<layers>].")
+_define("integer", "train_units", 64, "Width H of the retrained network.")
+_define("float", "train_embedding_dropout", 0.5, "Dropout on the embeddings when retraining.")
+_define("float", "train_output_dropout", 0.5, "Dropout before the classifier when retraining.")
+_define("integer", "train_batch_size", 128, "Phrases per step when retraining.")
+_define("integer", "train_epochs", 8, "Retraining epochs (the best dev epoch is kept).")
+_define("float", "train_learning_rate", 2e-3, "Peak Adam learning rate (cosine decay to 0).")
+_define("float", "train_weight_decay", 0.0, "Decoupled weight decay (AdamW); 0 = Adam.")
+_define("float", "train_clipnorm", 5.0, "Global gradient-norm clip when retraining (0 = none).")
+
+# Export.
+_define("string", "train_dir", None, "Workdir of a finished `textnas.train` run (export reads it).")
+_define("string", "export_dir", None, "Target folder of the SavedModel (new or empty).")
+
+
+def _optional(value: int) -> int | None:
+    return value or None
+
+
+def search_config_from_flags():
+    """The search's typed config from the parsed flags."""
+    from alphagan_tf.textnas.searcher import SearchConfig
+
+    return SearchConfig(
+        sst_dir=FLAGS.sst_dir,
+        task=FLAGS.task,
+        max_length=FLAGS.max_length,
+        held_out_fraction=FLAGS.held_out_fraction,
+        dedup_phrases=FLAGS.dedup_phrases,
+        max_train_trees=_optional(FLAGS.max_train_trees),
+        num_layers=FLAGS.search_layers,
+        units=FLAGS.search_units,
+        embedding_dim=FLAGS.embedding_dim,
+        embedding_dropout=FLAGS.search_embedding_dropout,
+        output_dropout=FLAGS.search_output_dropout,
+        embeddings_path=FLAGS.embeddings_path or None,
+        batch_size=FLAGS.search_batch_size,
+        epochs=FLAGS.search_epochs,
+        warmup_epochs=FLAGS.search_warmup_epochs,
+        learning_rate=FLAGS.search_learning_rate,
+        clipnorm=FLAGS.search_clipnorm,
+        arch=ArchOptimizerConfig(
+            learning_rate=FLAGS.arch_learning_rate,
+            beta_1=FLAGS.arch_beta_1,
+            beta_2=FLAGS.arch_beta_2,
+            weight_decay=FLAGS.arch_weight_decay,
+        ),
+        seed=FLAGS.seed,
+        log_every=FLAGS.log_every,
+        checkpoint_every=FLAGS.checkpoint_every,
+        max_steps=_optional(FLAGS.max_steps),
+    )
+
+
+def train_config_from_flags():
+    """The retraining's typed config from the parsed flags."""
+    from alphagan_tf.textnas.trainer import TrainConfig
+
+    return TrainConfig(
+        sst_dir=FLAGS.sst_dir,
+        task=FLAGS.task,
+        max_length=FLAGS.max_length,
+        dedup_phrases=FLAGS.dedup_phrases,
+        max_train_trees=_optional(FLAGS.max_train_trees),
+        units=FLAGS.train_units,
+        embedding_dim=FLAGS.embedding_dim,
+        embedding_dropout=FLAGS.train_embedding_dropout,
+        output_dropout=FLAGS.train_output_dropout,
+        embeddings_path=FLAGS.embeddings_path or None,
+        batch_size=FLAGS.train_batch_size,
+        epochs=FLAGS.train_epochs,
+        learning_rate=FLAGS.train_learning_rate,
+        weight_decay=FLAGS.train_weight_decay,
+        clipnorm=FLAGS.train_clipnorm,
+        seed=FLAGS.seed,
+        log_every=FLAGS.log_every,
+        checkpoint_every=FLAGS.checkpoint_every,
+        max_steps=_optional(FLAGS.max_steps),
+    )

@@ -1,0 +1,232 @@
+"""Masked building blocks shared by the TextNAS search network and fixed network.
+
+Masks: `mask` is bool [batch, time], True on real tokens (ids != 0). Every
+layer here returns zeros at padded positions, so a sequence padded to 16 or to
+32 gives the same values on its real tokens (the tests check this).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def float_mask(mask, like) -> "keras.KerasTensor":
+    """bool [B, T] -> float [B, T, 1] in the dtype of `like` (ones if mask is None)."""
+    if mask is None:
+        return ops.ones_like(like[..., :1])
+    return ops.expand_dims(ops.cast(mask, like.dtype), -1)
+
+
+class ExplicitMask:
+    """Mixin: the layer takes `mask=` explicitly and attaches no Keras mask.
+
+    Masks travel as explicit arguments in this package; not attaching them to
+    outputs keeps Keras from propagating them into layers that do not take one.
+    """
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class MaskedBatchNorm(ExplicitMask, keras.layers.Layer):
+    """Batch normalisation over [batch, time] whose statistics skip padding.
+
+    Training: mean and variance are the moments of the real tokens only,
+    and the moving averages are updated from them. Inference: moving averages.
+    Padded positions of the output are zero.
+
+    Args:
+        momentum: moving-average momentum.
+        epsilon: added to the variance.
+        center: learn a shift (beta).
+        scale: learn a scale (gamma).
+
+    Call args:
+        inputs: float [B, T, C].
+        mask: bool [B, T] or None (no padding).
+        training: batch statistics when True.
+    """
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3,
+                 center: bool = True, scale: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.gamma = (
+            self.add_weight(name="gamma", shape=(channels,), initializer="ones")
+            if self.scale else None
+        )
+        self.beta = (
+            self.add_weight(name="beta", shape=(channels,), initializer="zeros")
+            if self.center else None
+        )
+        self.moving_mean = self.add_weight(
+            name="moving_mean", shape=(channels,), initializer="zeros", trainable=False
+        )
+        self.moving_variance = self.add_weight(
+            name="moving_variance", shape=(channels,), initializer="ones", trainable=False
+        )
+        self.built = True
+
+    def call(self, inputs, mask=None, training=None):
+        m = float_mask(mask, inputs)
+        if training:
+            count = ops.maximum(ops.sum(m), 1.0)
+            mean = ops.sum(inputs * m, axis=(0, 1)) / count
+            variance = ops.sum(ops.square((inputs - mean) * m), axis=(0, 1)) / count
+            self.moving_mean.assign(
+                self.moving_mean * self.momentum + mean * (1.0 - self.momentum)
+            )
+            self.moving_variance.assign(
+                self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+            )
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        out = (inputs - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            out = out * self.gamma
+        if self.beta is not None:
+            out = out + self.beta
+        return out * m
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class Stem(keras.layers.Layer):
+    """Embedding, dropout, 1x1 conv to `units`, masked BN, ReLU.
+
+    Args:
+        vocab_size: number of token ids (id 0 = padding).
+        embedding_dim: embedding width.
+        units: the hidden width H of every layer.
+        dropout: rate on the embeddings.
+
+    Call args:
+        ids: int32 [B, T], 0 = padding.
+
+    Returns:
+        float32 [B, T, units], zero at padding.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int, units: int,
+                 dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = int(vocab_size)
+        self.embedding_dim = int(embedding_dim)
+        self.units = int(units)
+        self.dropout_rate = float(dropout)
+        self.embedding = keras.layers.Embedding(
+            self.vocab_size, self.embedding_dim,
+            embeddings_initializer=keras.initializers.RandomUniform(-0.1, 0.1),
+            name="embedding",
+        )
+        self.dropout = keras.layers.Dropout(self.dropout_rate, name="dropout")
+        self.projection = keras.layers.Dense(self.units, name="conv_1x1")
+        self.norm = MaskedBatchNorm(name="bn")
+
+    def build(self, input_shape):
+        self.embedding.build(input_shape)
+        self.projection.build((*input_shape, self.embedding_dim))
+        self.norm.build((*input_shape, self.units))
+        self.built = True
+
+    def set_embeddings(self, matrix: np.ndarray) -> None:
+        """Loads pretrained vectors (float [vocab_size, embedding_dim])."""
+        expected = (self.vocab_size, self.embedding_dim)
+        if tuple(matrix.shape) != expected:
+            raise ValueError(f"embeddings must have shape {expected}. Received: {matrix.shape}")
+        self.embedding.embeddings.assign(matrix)
+
+    def call(self, ids, training=None):
+        mask = ops.not_equal(ids, 0)
+        x = self.embedding(ids)
+        x = x * float_mask(mask, x)
+        x = self.dropout(x, training=training)
+        x = self.projection(x)
+        x = self.norm(x, mask=mask, training=training)
+        return ops.relu(x)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size,
+                "embedding_dim": self.embedding_dim, "units": self.units,
+                "dropout": self.dropout_rate}
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class ClassifierHead(ExplicitMask, keras.layers.Layer):
+    """Softmax-weighted sum of the layer outputs, masked mean pooling, dropout, linear.
+
+    The combination weights (one logit per layer, zeros at init) are network
+    weights, trained with the rest of the network (not architecture weights).
+
+    Args:
+        num_layers: how many layer outputs are combined.
+        num_classes: output logits.
+        dropout: rate before the linear classifier.
+
+    Call args:
+        layer_outputs: list of `num_layers` float [B, T, H].
+        mask: bool [B, T].
+
+    Returns:
+        logits float32 [B, num_classes].
+    """
+
+    def __init__(self, num_layers: int, num_classes: int, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_layers = int(num_layers)
+        self.num_classes = int(num_classes)
+        self.dropout_rate = float(dropout)
+        self.supports_masking = True
+        self.dropout = keras.layers.Dropout(self.dropout_rate, name="dropout")
+        self.classifier = keras.layers.Dense(self.num_classes, name="classifier")
+
+    def build(self, input_shape):
+        units = input_shape[0][-1]
+        self.layer_logits = self.add_weight(
+            name="layer_logits", shape=(self.num_layers,), initializer="zeros"
+        )
+        self.classifier.build((None, units))
+        self.built = True
+
+    def combination_weights(self):
+        """softmax over the layer logits: float32 [num_layers]."""
+        return ops.softmax(ops.convert_to_tensor(self.layer_logits))
+
+    def call(self, layer_outputs, mask=None, training=None):
+        if len(layer_outputs) != self.num_layers:
+            raise ValueError(
+                f"ClassifierHead expects {self.num_layers} layer outputs. "
+                f"Received: {len(layer_outputs)}"
+            )
+        weights = self.combination_weights()
+        combined = None
+        for i, out in enumerate(layer_outputs):
+            term = weights[i] * out
+            combined = term if combined is None else combined + term
+        m = float_mask(mask, combined)
+        pooled = ops.sum(combined * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0)
+        pooled = self.dropout(pooled, training=training)
+        return self.classifier(pooled)
+
+    def get_config(self):
+        return {**super().get_config(), "num_layers": self.num_layers,
+                "num_classes": self.num_classes, "dropout": self.dropout_rate}

@@ -1,0 +1,32 @@
+"""TextNAS search on SST: `python -m alphagan_tf.textnas.search --flagfile=configs/sst2.cfg --workdir=DIR`.
+
+Writes DIR/architecture.json (plus checkpoints, TensorBoard scalars, per-epoch
+architectures); rerunning the same command resumes from the last checkpoint.
+"""
+
+from absl import app, flags
+
+from alphagan_tf.textnas import flags as textnas_flags
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.workdir:
+        raise app.UsageError("--workdir is required.")
+    from alphagan_tf.textnas.training import set_threads
+
+    set_threads(FLAGS.num_threads)
+    from alphagan_tf.textnas.searcher import run_search
+
+    run_search(textnas_flags.search_config_from_flags(), FLAGS.workdir)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

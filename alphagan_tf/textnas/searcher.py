@@ -1,0 +1,261 @@
+"""Differentiable TextNAS search on SST (first-order, alternating).
+
+The train trees are split (seeded) into a weight part and a held-out
+architecture part (`data.load_search_split`; dev and test are never touched).
+Every step: a weight step on a batch of weight-part phrases, then (after
+`warmup_epochs`) an architecture step on a batch of held-out phrases, both from
+`nas.bilevel.AlternatingSteps`. At the end the derived architecture (argmax op,
+argmax input, skip gates > 0.5) is written to `workdir/architecture.json`.
+
+Exact resume: the batch order is a pure function of (seed, epoch), and the
+checkpoint holds every model variable (dropout seed states included), both
+optimizers and the global step, so a resumed run takes the same steps as an
+uninterrupted one.
+
+Workdir layout::
+
+    checkpoints/                 tf.train.CheckpointManager
+    tensorboard/                 scalars (losses, accuracies, alpha entropies)
+    architecture_epoch_<e>.json  derived architecture after each epoch
+    probabilities.json           softmax / gate values at the end
+    architecture.json            the result
+    search_config.json           the config of the run
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
+from alphagan_tf.nas.bilevel import AlternatingSteps
+from alphagan_tf.textnas import data as sst
+from alphagan_tf.textnas.architecture import TextArchitecture
+from alphagan_tf.textnas.model import NetworkConfig
+from alphagan_tf.textnas.supernet import TextNASSupernet
+from alphagan_tf.textnas.training import (
+    BATCH_SIGNATURE,
+    classification_loss_fn,
+    evaluate,
+    make_checkpoint,
+    make_predict_fn,
+    write_json,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search run needs.
+
+    Attributes:
+        sst_dir: folder with train.txt (dev/test are not read by the search).
+        task: "sst2" or "sst5".
+        max_length: tokens kept per phrase.
+        held_out_fraction: share of train trees held out for the architecture step.
+        dedup_phrases: keep each distinct phrase once.
+        max_train_trees: use only the first N train trees (tests, demos).
+        num_layers: L of the search network.
+        units: width H during the search.
+        embedding_dim: embedding width.
+        embedding_dropout: dropout on the embeddings.
+        output_dropout: dropout before the classifier.
+        embeddings_path: optional GloVe-format text file (dim = embedding_dim).
+        batch_size: phrases per weight step and per architecture step.
+        epochs: passes over the weight-part phrases.
+        warmup_epochs: first epochs with weight steps only.
+        learning_rate: Adam learning rate of the network weights.
+        clipnorm: global gradient-norm clip of the weight steps (0 = none).
+        arch: the architecture optimizer's settings.
+        seed: initialisation, split and batch order.
+        log_every: steps between TensorBoard scalar writes.
+        checkpoint_every: steps between checkpoints (also at every epoch end).
+        max_steps: stop (resumably) after this many global steps; None = run out.
+    """
+
+    sst_dir: str
+    task: str = "sst2"
+    max_length: int = 64
+    held_out_fraction: float = 0.1
+    dedup_phrases: bool = True
+    max_train_trees: int | None = None
+    num_layers: int = 24
+    units: int = 32
+    embedding_dim: int = 128
+    embedding_dropout: float = 0.3
+    output_dropout: float = 0.3
+    embeddings_path: str | None = None
+    batch_size: int = 128
+    epochs: int = 3
+    warmup_epochs: int = 1
+    learning_rate: float = 1e-3
+    clipnorm: float = 5.0
+    arch: ArchOptimizerConfig = ArchOptimizerConfig()
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    max_steps: int | None = None
+
+    def __post_init__(self):
+        sst.check_task(self.task)
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1. Received: {self.epochs}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                f"warmup_epochs must be in [0, epochs - 1] = [0, {self.epochs - 1}]. "
+                f"Received: {self.warmup_epochs}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    architecture: TextArchitecture | None  # None when stopped early by max_steps
+    global_step: int
+    held_out_accuracy: float | None
+
+
+def _entropy(p: np.ndarray) -> float:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1.0)
+    return float(-(p * np.log(p)).sum())
+
+
+def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> SearchResult:
+    """Runs (or resumes) a search; returns the derived architecture.
+
+    Args:
+        config: the run's settings.
+        workdir: output folder (created); an existing checkpoint there is resumed.
+        verbose: progress bar and epoch summaries on stdout.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    split = sst.load_search_split(
+        config.sst_dir, config.task, config.held_out_fraction, seed=config.seed,
+        max_length=config.max_length, dedup_phrases=config.dedup_phrases,
+        max_train_trees=config.max_train_trees,
+    )
+    network = NetworkConfig(
+        vocab_size=len(split.vocab), num_classes=sst.TASKS[config.task], units=config.units,
+        embedding_dim=config.embedding_dim, embedding_dropout=config.embedding_dropout,
+        output_dropout=config.output_dropout,
+    )
+    model = TextNASSupernet.create(network, config.num_layers)
+    if config.embeddings_path:
+        matrix, found = sst.load_glove(config.embeddings_path, split.vocab,
+                                       config.embedding_dim, seed=config.seed)
+        model.stem.set_embeddings(matrix)
+        if verbose:
+            print(f"embeddings: {found}/{len(split.vocab) - 2} words found in {config.embeddings_path}")
+
+    weight_optimizer = keras.optimizers.Adam(
+        config.learning_rate, global_clipnorm=config.clipnorm or None, name="weight_adam"
+    )
+    arch_optimizer = ArchitectureOptimizer(config.arch)
+    loss_fn = classification_loss_fn(model)
+    steps = AlternatingSteps(
+        loss_fn, loss_fn, model.weight_variables, model.arch_variables,
+        weight_optimizer, arch_optimizer, input_signature=BATCH_SIGNATURE,
+    )
+    steps.build()
+    predict_fn = make_predict_fn(model)
+
+    global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    checkpoint = make_checkpoint(
+        model, {"weight_optimizer": weight_optimizer, "arch_optimizer": arch_optimizer}, global_step
+    )
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+        if verbose:
+            print(f"resumed from {manager.latest_checkpoint} (step {int(global_step.numpy())})")
+    else:
+        write_json(os.path.join(workdir, "search_config.json"), dataclasses.asdict(config))
+
+    weight_batches = sst.BucketBatcher(split.weight_phrases, config.batch_size, config.seed)
+    arch_batches = sst.BucketBatcher(split.arch_phrases, config.batch_size, config.seed + 1)
+    held_out_eval = sst.eval_batches(split.arch_sentences, 256)
+    steps_per_epoch = len(weight_batches)
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    if verbose:
+        print(f"search {config.task}: {len(split.weight_phrases)} weight phrases, "
+              f"{len(split.arch_phrases)} held-out phrases ({len(split.arch_sentences)} sentences), "
+              f"vocab {len(split.vocab)}, {len(model.arch_variables)} architecture tensors, "
+              f"{steps_per_epoch} steps/epoch")
+
+    step = int(global_step.numpy())
+    held_out_accuracy = None
+    start_epoch = step // steps_per_epoch
+    for epoch in range(start_epoch, config.epochs):
+        offset = step - epoch * steps_per_epoch
+        stopped = False
+        progbar = keras.utils.Progbar(steps_per_epoch, verbose=1 if verbose else 0,
+                                      stateful_metrics=["arch_loss", "arch_acc"])
+        if verbose:
+            print(f"epoch {epoch + 1}/{config.epochs}"
+                  + (" (weights only: warm-up)" if epoch < config.warmup_epochs else ""))
+        for index, (ids, labels) in enumerate(weight_batches.epoch(epoch, offset), offset):
+            w = steps.weight_step(ids, labels)
+            values = [("loss", float(w["loss"])), ("acc", float(w["accuracy"]))]
+            a = None
+            if step >= warmup_steps:
+                arch_ids, arch_labels = arch_batches.batch_at(step - warmup_steps)
+                a = steps.arch_step(arch_ids, arch_labels)
+                values += [("arch_loss", float(a["loss"])), ("arch_acc", float(a["accuracy"]))]
+            step += 1
+            global_step.assign(step)
+            progbar.update(index + 1, values=values)
+            if step % config.log_every == 0:
+                with writer.as_default(step=step):
+                    tf.summary.scalar("weight/loss", w["loss"])
+                    tf.summary.scalar("weight/accuracy", w["accuracy"])
+                    if a is not None:
+                        tf.summary.scalar("arch/loss", a["loss"])
+                        tf.summary.scalar("arch/accuracy", a["accuracy"])
+            if step % config.checkpoint_every == 0:
+                manager.save(checkpoint_number=step)
+            if config.max_steps is not None and step >= config.max_steps:
+                stopped = True
+                break
+
+        if step < (epoch + 1) * steps_per_epoch:  # stopped mid-epoch
+            manager.save(checkpoint_number=step)
+            writer.flush()
+            if verbose:
+                print(f"\nstopped at step {step} (max_steps); rerun to resume.")
+            return SearchResult(None, step, held_out_accuracy)
+        held_out = evaluate(predict_fn, held_out_eval)
+        held_out_accuracy = held_out["accuracy"]
+        architecture = model.architecture()
+        probabilities = model.probabilities()
+        with writer.as_default(step=step):
+            tf.summary.scalar("held_out/sentence_accuracy", held_out["accuracy"])
+            tf.summary.scalar("held_out/sentence_loss", held_out["loss"])
+            tf.summary.scalar("alpha/mean_op_entropy",
+                              np.mean([_entropy(list(p["op"].values())) for p in probabilities]))
+            tf.summary.scalar("alpha/mean_input_entropy",
+                              np.mean([_entropy(list(p["input"].values())) for p in probabilities]))
+            tf.summary.scalar("alpha/skips_kept",
+                              sum(len(layer.skips) for layer in architecture.layers))
+            for name in sorted(set(architecture.ops)):
+                tf.summary.scalar(f"derived_ops/{name}", architecture.ops.count(name))
+        writer.flush()
+        architecture.save(os.path.join(workdir, f"architecture_epoch_{epoch + 1}.json"))
+        manager.save(checkpoint_number=step)
+        if verbose:
+            print(f"held-out sentences: accuracy {held_out['accuracy']:.4f} "
+                  f"loss {held_out['loss']:.4f}\n{architecture.describe()}")
+        if stopped and epoch + 1 < config.epochs:
+            if verbose:
+                print(f"stopped at step {step} (max_steps); rerun to resume.")
+            return SearchResult(None, step, held_out_accuracy)
+
+    architecture = model.architecture()
+    write_json(os.path.join(workdir, "probabilities.json"), model.probabilities())
+    architecture.save(os.path.join(workdir, "architecture.json"))
+    if verbose:
+        print(f"wrote {os.path.join(workdir, 'architecture.json')}")
+    return SearchResult(architecture, step, held_out_accuracy)

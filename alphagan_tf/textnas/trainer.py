@@ -1,0 +1,248 @@
+"""Retraining a derived TextNAS architecture from scratch on SST.
+
+Protocol: train on all (deduplicated) phrases of the train trees, evaluate the
+dev sentences after every epoch, keep the weights of the best dev epoch, and
+evaluate the test sentences once, at the end, with those weights.
+
+Workdir layout::
+
+    checkpoints/        tf.train.CheckpointManager (exact resume, like the search)
+    tensorboard/        scalars
+    history.json        dev accuracy/loss per finished epoch
+    best.weights.h5     weights of the best dev epoch so far
+    model_config.json   architecture + network sizes + max_length (for export)
+    vocab.txt           the vocabulary, one token a line (id = line number)
+    results.json        the final figures (test accuracy appears only here)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alphagan_tf.textnas import data as sst
+from alphagan_tf.textnas.architecture import TextArchitecture
+from alphagan_tf.textnas.model import NetworkConfig, TextClassifier
+from alphagan_tf.textnas.training import (
+    BATCH_SIGNATURE,
+    classification_loss_fn,
+    evaluate,
+    make_checkpoint,
+    make_predict_fn,
+    write_json,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a retraining run needs.
+
+    Attributes:
+        sst_dir: folder with train.txt, dev.txt, test.txt.
+        task: "sst2" or "sst5".
+        max_length: tokens kept per phrase / sentence.
+        dedup_phrases: keep each distinct train phrase once.
+        max_train_trees: use only the first N train trees (tests, demos).
+        units: width H.
+        embedding_dim: embedding width.
+        embedding_dropout: dropout on the embeddings.
+        output_dropout: dropout before the classifier.
+        embeddings_path: optional GloVe-format text file (dim = embedding_dim).
+        batch_size: phrases per step.
+        epochs: passes over the train phrases.
+        learning_rate: peak Adam learning rate (cosine decay to 0 over the run).
+        weight_decay: decoupled weight decay (AdamW); 0 = plain Adam.
+        clipnorm: global gradient-norm clip (0 = none).
+        seed: initialisation and batch order.
+        log_every: steps between TensorBoard scalar writes.
+        checkpoint_every: steps between checkpoints (also at every epoch end).
+        max_steps: stop (resumably) after this many steps; None = run out.
+    """
+
+    sst_dir: str
+    task: str = "sst2"
+    max_length: int = 64
+    dedup_phrases: bool = True
+    max_train_trees: int | None = None
+    units: int = 64
+    embedding_dim: int = 128
+    embedding_dropout: float = 0.5
+    output_dropout: float = 0.5
+    embeddings_path: str | None = None
+    batch_size: int = 128
+    epochs: int = 8
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    clipnorm: float = 5.0
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    max_steps: int | None = None
+
+    def __post_init__(self):
+        sst.check_task(self.task)
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1. Received: {self.epochs}")
+
+
+def _make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(total_steps, 1))
+    clip = config.clipnorm or None
+    if config.weight_decay:
+        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
+                                      global_clipnorm=clip, name="adamw")
+    return keras.optimizers.Adam(schedule, global_clipnorm=clip, name="adam")
+
+
+def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: str,
+                 architecture_source: str = "", verbose: bool = True) -> dict[str, Any] | None:
+    """Trains (or resumes) the fixed network; returns the results dict.
+
+    Args:
+        config: the run's settings.
+        architecture: the layers to build.
+        workdir: output folder (created); an existing checkpoint there is resumed.
+        architecture_source: how the architecture was given (recorded in results).
+        verbose: progress bar and epoch summaries on stdout.
+
+    Returns:
+        the contents of results.json, or None when stopped early by max_steps.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    dataset = sst.load_sst(config.sst_dir, config.task, config.max_length,
+                           config.dedup_phrases, config.max_train_trees)
+    network = NetworkConfig(
+        vocab_size=len(dataset.vocab), num_classes=dataset.num_classes, units=config.units,
+        embedding_dim=config.embedding_dim, embedding_dropout=config.embedding_dropout,
+        output_dropout=config.output_dropout,
+    )
+    model = TextClassifier.from_architecture(architecture, network)
+    if config.embeddings_path:
+        matrix, found = sst.load_glove(config.embeddings_path, dataset.vocab,
+                                       config.embedding_dim, seed=config.seed)
+        model.stem.set_embeddings(matrix)
+        if verbose:
+            print(f"embeddings: {found}/{len(dataset.vocab) - 2} words found")
+
+    batches = sst.BucketBatcher(dataset.train_phrases, config.batch_size, config.seed)
+    steps_per_epoch = len(batches)
+    optimizer = _make_optimizer(config, config.epochs * steps_per_epoch)
+    optimizer.build(model.trainable_variables)
+    loss_fn = classification_loss_fn(model)
+    variables = model.trainable_variables
+
+    @tf.function(input_signature=BATCH_SIGNATURE)
+    def train_step(ids, labels):
+        with tf.GradientTape() as tape:
+            loss, metrics = loss_fn(ids, labels)
+        optimizer.apply(tape.gradient(loss, variables), variables)
+        return {"loss": loss, **metrics}
+
+    predict_fn = make_predict_fn(model)
+    dev_batches = sst.eval_batches(dataset.dev_sentences, 256)
+
+    global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    checkpoint = make_checkpoint(model, {"optimizer": optimizer}, global_step)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=2)
+    history_path = os.path.join(workdir, "history.json")
+    best_path = os.path.join(workdir, "best.weights.h5")
+    history: list[dict[str, float]] = []
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+        if os.path.exists(history_path):
+            with open(history_path, encoding="utf-8") as f:
+                history = json.load(f)
+        if verbose:
+            print(f"resumed from {manager.latest_checkpoint} (step {int(global_step.numpy())})")
+    dataset.vocab.save(os.path.join(workdir, "vocab.txt"))
+    write_json(os.path.join(workdir, "model_config.json"), {
+        "architecture": architecture.to_dict(),
+        "network": network.to_dict(),
+        "max_length": config.max_length,
+        "task": config.task,
+    })
+    architecture.save(os.path.join(workdir, "architecture.json"))
+    num_parameters = int(sum(np.prod(v.shape) for v in model.trainable_variables))
+    if verbose:
+        print(f"train {config.task}: {len(dataset.train_phrases)} phrases, "
+              f"{len(dataset.dev_sentences)} dev / {len(dataset.test_sentences)} test sentences, "
+              f"vocab {len(dataset.vocab)}, {num_parameters} parameters, "
+              f"{steps_per_epoch} steps/epoch\n{architecture.describe()}")
+
+    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    step = int(global_step.numpy())
+    started = time.time()
+    for epoch in range(step // steps_per_epoch, config.epochs):
+        offset = step - epoch * steps_per_epoch
+        if verbose:
+            print(f"epoch {epoch + 1}/{config.epochs}")
+        progbar = keras.utils.Progbar(steps_per_epoch, verbose=1 if verbose else 0)
+        for index, (ids, labels) in enumerate(batches.epoch(epoch, offset), offset):
+            out = train_step(ids, labels)
+            step += 1
+            global_step.assign(step)
+            progbar.update(index + 1, values=[("loss", float(out["loss"])),
+                                              ("acc", float(out["accuracy"]))])
+            if step % config.log_every == 0:
+                with writer.as_default(step=step):
+                    tf.summary.scalar("train/loss", out["loss"])
+                    tf.summary.scalar("train/accuracy", out["accuracy"])
+            if step % config.checkpoint_every == 0 and step % steps_per_epoch:
+                manager.save(checkpoint_number=step)
+            if config.max_steps is not None and step >= config.max_steps:
+                break
+        if step < (epoch + 1) * steps_per_epoch:  # stopped by max_steps mid-epoch
+            manager.save(checkpoint_number=step)
+            writer.flush()
+            if verbose:
+                print(f"\nstopped at step {step} (max_steps); rerun to resume.")
+            return None
+
+        dev = evaluate(predict_fn, dev_batches)
+        best_before = max((h["dev_accuracy"] for h in history), default=-1.0)
+        history.append({"epoch": epoch + 1, "dev_accuracy": dev["accuracy"], "dev_loss": dev["loss"]})
+        if dev["accuracy"] > best_before:
+            model.save_weights(best_path)
+        write_json(history_path, history)
+        with writer.as_default(step=step):
+            tf.summary.scalar("dev/sentence_accuracy", dev["accuracy"])
+            tf.summary.scalar("dev/sentence_loss", dev["loss"])
+        writer.flush()
+        manager.save(checkpoint_number=step)
+        if verbose:
+            mark = " (best)" if dev["accuracy"] > best_before else ""
+            print(f"dev sentences: accuracy {dev['accuracy']:.4f} loss {dev['loss']:.4f}{mark}")
+        if config.max_steps is not None and step >= config.max_steps and epoch + 1 < config.epochs:
+            if verbose:
+                print(f"stopped at step {step} (max_steps); rerun to resume.")
+            return None
+
+    best = max(history, key=lambda h: h["dev_accuracy"])
+    model.load_weights(best_path)
+    test = evaluate(predict_fn, sst.eval_batches(dataset.test_sentences, 256))
+    results = {
+        "task": config.task,
+        "architecture": architecture_source or "given",
+        "best_epoch": best["epoch"],
+        "dev_accuracy": best["dev_accuracy"],
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "num_parameters": num_parameters,
+        "history": history,
+        "train_seconds_this_session": round(time.time() - started, 1),
+        "config": dataclasses.asdict(config),
+        "ops": list(architecture.ops),
+    }
+    write_json(os.path.join(workdir, "results.json"), results)
+    if verbose:
+        print(f"best dev epoch {best['epoch']}: dev {best['dev_accuracy']:.4f}; "
+              f"test {test['accuracy']:.4f} (evaluated once)")
+    return results

@@ -1,0 +1,84 @@
+"""Pieces shared by the TextNAS search and retraining drivers.
+
+- `classification_loss_fn`: mean cross-entropy + accuracy of a model on a batch.
+- `make_predict_fn` / `evaluate`: compiled inference and accuracy over batches.
+- `make_checkpoint`: a `tf.train.Checkpoint` over explicit variable lists.
+  Keras 3 models keep their sub-layers in plain Python lists that TF's object
+  graph does not follow, so `tf.train.Checkpoint(model=model)` silently saves
+  only a few variables. Checkpointing `model.variables` (a deterministic
+  order for a given configuration) and every optimizer's `variables` saves
+  everything, dropout seed states included, which is what exact resume needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+BATCH_SIGNATURE = (
+    tf.TensorSpec([None, None], tf.int32, name="ids"),
+    tf.TensorSpec([None], tf.int32, name="labels"),
+)
+IDS_SIGNATURE = (tf.TensorSpec([None, None], tf.int32, name="ids"),)
+
+
+def classification_loss_fn(model: keras.Model) -> Callable:
+    """loss_fn(ids, labels) -> (mean cross-entropy, {"accuracy": ...}) in training mode."""
+
+    def loss_fn(ids, labels):
+        logits = model(ids, training=True)
+        loss = keras.ops.mean(
+            keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        )
+        correct = keras.ops.equal(keras.ops.argmax(logits, axis=-1), keras.ops.cast(labels, "int64"))
+        return loss, {"accuracy": keras.ops.mean(keras.ops.cast(correct, "float32"))}
+
+    return loss_fn
+
+
+def make_predict_fn(model: keras.Model) -> Callable:
+    """Compiled inference: ids int32 [B, T] -> logits float32 [B, classes]."""
+    return tf.function(lambda ids: model(ids, training=False), input_signature=IDS_SIGNATURE)
+
+
+def evaluate(predict_fn: Callable, batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Accuracy and mean cross-entropy over (ids, labels) batches."""
+    correct, total, loss_sum = 0, 0, 0.0
+    for ids, labels in batches:
+        logits = predict_fn(tf.constant(ids)).numpy().astype(np.float64)
+        log_probs = logits - logits.max(-1, keepdims=True)
+        log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
+        loss_sum += -log_probs[np.arange(len(labels)), labels].sum()
+        correct += int((logits.argmax(-1) == labels).sum())
+        total += len(labels)
+    return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1)}
+
+
+def make_checkpoint(model: keras.Model, optimizers: dict[str, Any], step: tf.Variable) -> tf.train.Checkpoint:
+    """A checkpoint of every model variable, every optimizer variable and the step."""
+    return tf.train.Checkpoint(
+        step=step,
+        model=list(model.variables),
+        **{name: list(opt.variables) for name, opt in optimizers.items()},
+    )
+
+
+def write_json(path: str, data: Any) -> None:
+    """Writes JSON via a temporary file, then renames (never leaves half a file)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def set_threads(num_threads: int) -> None:
+    """Caps TensorFlow's CPU threads (0 = TensorFlow's default). Call before any op."""
+    if num_threads > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(num_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(num_threads)
