@@ -173,3 +173,14 @@ def test_mixed_op_of_normal_candidates_round_trip_and_weighting():
         clone.build((None, 4, 4, C))
     clone.set_weights(mixed.get_weights())
     np.testing.assert_allclose(np.asarray(clone(x, training=False)), y, atol=1e-6)
+
+
+def test_mixed_op_candidates_are_in_tf_checkpoints(tmp_path):
+    import tensorflow as tf
+
+    mixed = MixedOp([make_normal_op(n, C, affine=False) for n in NORMAL_OPS], NORMAL_OPS)
+    mixed.build((None, 4, 4, C))
+    path = tf.train.Checkpoint(op=mixed).save(str(tmp_path / "ckpt"))
+    saved = [n for n in tf.train.list_variables(path) if n[0].startswith("op/")]
+    # alpha + every candidate's variables (sep convs: 2 halves of dw, pw, 2 BN stats).
+    assert len(saved) == len(mixed.variables) == 1 + 3 * 2 + 3 * 2 * 4

@@ -38,6 +38,7 @@ from alphagan_tf.gan.genotypes import (
 )
 from alphagan_tf.nas.architecture import ArchitectureLayer
 from alphagan_tf.nas.mixed_op import MixedOp
+from alphagan_tf.nas.tracking import track_layers
 
 
 def _cell_forward(up_edges, normal_edges, skip_edges, x, skip_inputs, training):
@@ -107,10 +108,11 @@ class SearchCell(_CellBase, ArchitectureLayer):
         self.skip_scales = tuple(int(s) for s in skip_scales)
         self.affine = bool(affine)
         self.alpha_stddev = float(alpha_stddev)
-        self.up_edges = [
-            self._mixed_up(2, f"up{i}") for i in range(NUM_UP_EDGES)
-        ]
-        self.normal_edges = [
+        # Lists of layers are invisible to tf.train.Checkpoint: see nas/tracking.py.
+        self.up_edges = track_layers(
+            self, "up", [self._mixed_up(2, f"up{i}") for i in range(NUM_UP_EDGES)]
+        )
+        self.normal_edges = track_layers(self, "normal", [
             MixedOp(
                 [operations.make_normal_op(n, self.channels, self.affine) for n in NORMAL_OPS],
                 NORMAL_OPS,
@@ -118,10 +120,10 @@ class SearchCell(_CellBase, ArchitectureLayer):
                 name=f"normal{i}",
             )
             for i in range(NUM_NORMAL_EDGES)
-        ]
-        self.skip_edges = [
-            self._mixed_up(s, f"skip{i}") for i, s in enumerate(self.skip_scales)
-        ]
+        ])
+        self.skip_edges = track_layers(
+            self, "skip", [self._mixed_up(s, f"skip{i}") for i, s in enumerate(self.skip_scales)]
+        )
 
     def _mixed_up(self, scale: int, name: str) -> MixedOp:
         return MixedOp(
@@ -203,20 +205,21 @@ class FixedCell(_CellBase, keras.layers.Layer):
         self.up_ops = tuple(up_ops)
         self.skip_ops = tuple(skip_ops)
         self.skip_scales = tuple(int(s) for s in skip_scales)
-        self.up_edges = [
+        # Lists of layers are invisible to tf.train.Checkpoint: see nas/tracking.py.
+        self.up_edges = track_layers(self, "up", [
             operations.make_up_op(n, self.channels, 2, layer_name=f"up{i}_{n}")
             for i, n in enumerate(self.up_ops)
-        ]
-        self.normal_edges = [
+        ])
+        self.normal_edges = track_layers(self, "normal", [
             operations.make_normal_op(
                 n, self.channels, affine=True, layer_name=f"normal{i}_{n}"
             )
             for i, n in enumerate(self.normal_ops)
-        ]
-        self.skip_edges = [
+        ])
+        self.skip_edges = track_layers(self, "skip", [
             operations.make_up_op(n, self.channels, s, layer_name=f"skip{i}_{n}")
             for i, (n, s) in enumerate(zip(self.skip_ops, self.skip_scales))
-        ]
+        ])
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)

@@ -32,6 +32,7 @@ from alphagan_tf.gan.genotypes import (
     Genotype,
 )
 from alphagan_tf.gan.operations import SepConv
+from alphagan_tf.nas.tracking import track_layers
 
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")
@@ -70,7 +71,8 @@ class Generator(keras.Model):
         self.bottom_width = int(bottom_width)
         self.stem = GeneratorStem(self.gf, self.bottom_width, name="stem")
         skips = [((), ()), (genotype.skip_2, SKIP_2_SCALES), (genotype.skip_3, SKIP_3_SCALES)]
-        self.gen_cells = [
+        # Lists of layers are invisible to tf.train.Checkpoint: see nas/tracking.py.
+        self.gen_cells = track_layers(self, "cell", [
             FixedCell(
                 self.gf,
                 normal_ops=cell.normal,
@@ -80,7 +82,7 @@ class Generator(keras.Model):
                 name=f"cell{i + 1}",
             )
             for i, (cell, (skip_ops, skip_scales)) in enumerate(zip(genotype.cells, skips))
-        ]
+        ])
         self.head = GeneratorHead(name="head")
         self.build((None, self.latent_dim))
 

@@ -35,6 +35,7 @@ import keras
 from keras import ops
 
 from alphagan_tf.gan.genotypes import NORMAL_OPS, UP_OPS
+from alphagan_tf.nas.tracking import track_layers
 
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
 BN_EPSILON = 1e-5
@@ -131,11 +132,9 @@ class SepConv(keras.layers.Layer):
         self.channels = int(channels)
         self.kernel_size = int(kernel_size)
         self.affine = bool(affine)
-        self.depthwise = []
-        self.pointwise = []
-        self.norms = []
+        depthwise, pointwise, norms = [], [], []
         for i in range(2):
-            self.depthwise.append(
+            depthwise.append(
                 keras.layers.DepthwiseConv2D(
                     self.kernel_size,
                     padding="same",
@@ -144,7 +143,7 @@ class SepConv(keras.layers.Layer):
                     name=f"depthwise{i}",
                 )
             )
-            self.pointwise.append(
+            pointwise.append(
                 keras.layers.Conv2D(
                     self.channels,
                     1,
@@ -153,7 +152,11 @@ class SepConv(keras.layers.Layer):
                     name=f"pointwise{i}",
                 )
             )
-            self.norms.append(batch_norm(self.affine, name=f"bn{i}"))
+            norms.append(batch_norm(self.affine, name=f"bn{i}"))
+        # Lists of layers are invisible to tf.train.Checkpoint: see nas/tracking.py.
+        self.depthwise = track_layers(self, "depthwise", depthwise)
+        self.pointwise = track_layers(self, "pointwise", pointwise)
+        self.norms = track_layers(self, "norm", norms)
 
     def build(self, input_shape):
         shape = tuple(input_shape)

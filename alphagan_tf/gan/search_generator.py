@@ -38,6 +38,7 @@ from alphagan_tf.gan.genotypes import (
 )
 from alphagan_tf.nas.architecture import weight_variables_excluding
 from alphagan_tf.nas.mixed_op import MixedOp
+from alphagan_tf.nas.tracking import track_layers
 
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")
@@ -74,7 +75,8 @@ class SearchGenerator(keras.Model):
         self.alpha_stddev = float(alpha_stddev)
         self.stem = GeneratorStem(self.gf, self.bottom_width, name="stem")
         skip_scales = [(), SKIP_2_SCALES, SKIP_3_SCALES]
-        self.gen_cells = [
+        # Lists of layers are invisible to tf.train.Checkpoint: see nas/tracking.py.
+        self.gen_cells = track_layers(self, "cell", [
             SearchCell(
                 self.gf,
                 skip_scales=scales,
@@ -83,7 +85,7 @@ class SearchGenerator(keras.Model):
                 name=f"cell{i + 1}",
             )
             for i, scales in enumerate(skip_scales)
-        ]
+        ])
         self.head = GeneratorHead(name="head")
         self.build((None, self.latent_dim))
 

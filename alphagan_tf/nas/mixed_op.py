@@ -19,6 +19,7 @@ import keras
 from keras import ops
 
 from alphagan_tf.nas.architecture import ArchitectureLayer
+from alphagan_tf.nas.tracking import track_layers
 
 
 def alpha_initializer(stddev: float = 1e-3) -> keras.initializers.Initializer:
@@ -57,7 +58,8 @@ class MixedOp(ArchitectureLayer):
             )
         if not candidates:
             raise ValueError("MixedOp needs at least one candidate. Received: []")
-        self.candidates = list(candidates)
+        # Each candidate is also an attribute, so tf.train.Checkpoint saves it.
+        self.candidates = track_layers(self, "candidate", candidates)
         self.op_names = list(op_names)
         self.alpha_stddev = float(alpha_stddev)
 
