@@ -141,3 +141,71 @@ def define_train_flags() -> None:
     )
     flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint every N generator iterations.")
     flags.DEFINE_integer("eval_every", 5000, "Evaluate IS/FID/KID every N iterations.")
+
+
+# --- export / sample (issue 6: serving helper) ------------------------------------------------
+# Flags another command's group may also define (checkpoint, which, genotype, seed, out,
+# batch_size, num_threads) go through `_define_shared`: defined only if no group did it first,
+# and overridably, so CLIs can be imported in one process in any order. The export/sample CLIs
+# therefore check `FLAGS[name].present` rather than trusting a default another group may set.
+
+
+def _define_shared(define, name: str, *args, **kwargs) -> None:
+    """Defines a flag other groups may define too: skipped if one did, overridable if later."""
+    if name not in FLAGS:
+        define(name, *args, allow_override=True, **kwargs)
+
+
+@_once
+def define_export_flags() -> None:
+    """Exporting a fixed generator as a SavedModel (TF Serving) or a TFLite file."""
+    define_model_flags()
+    _define_shared(
+        flags.DEFINE_string, "checkpoint", None,
+        "A training workdir (python -m alphagan_tf.train): export its EMA generator.",
+    )
+    _define_shared(
+        flags.DEFINE_enum, "which", "latest", ["latest", "best"],
+        "Checkpoint of --checkpoint: latest or best (FID).",
+    )
+    _define_shared(
+        flags.DEFINE_string, "genotype", None,
+        "Instead of --checkpoint: a preset (alphaGAN_l, alphaGAN_s) or genotype.json, "
+        "randomly initialised with --gf/--latent_dim/--bottom_width (tests, benchmarks).",
+    )
+    _define_shared(flags.DEFINE_integer, "seed", 0, "Random seed.")
+    flags.DEFINE_string(
+        "export_dir", None,
+        "savedmodel: the model's base folder (export/<model_name>); a new version "
+        "<export_dir>/<N>/ is written. tflite: the folder of generator_<quantize>.tflite.",
+    )
+    flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "tflite"], "What to export.")
+    flags.DEFINE_enum(
+        "quantize", "none", ["none", "float16", "dynamic", "int8"],
+        "TFLite weights/activations: none (float32), float16 weights, dynamic-range int8 "
+        "weights, int8 (full integer ops, float32 input/output; calibrated on latents).",
+    )
+    flags.DEFINE_string("tflite_path", None, "TFLite output file (default under --export_dir).")
+    flags.DEFINE_integer(
+        "max_batch", 1024, "Largest batch (rows of z, or count of generate) the SavedModel accepts."
+    )
+    flags.DEFINE_integer(
+        "calibration_samples", 128, "int8: latents in the representative dataset."
+    )
+
+
+@_once
+def define_sample_flags() -> None:
+    """Sampling a grid from an exported SavedModel or TFLite file."""
+    flags.DEFINE_string(
+        "model", None,
+        "A .tflite file, a SavedModel version folder, or a model base folder (latest version).",
+    )
+    flags.DEFINE_integer("n", 64, "Number of images in the grid.")
+    _define_shared(flags.DEFINE_integer, "seed", 0, "Random seed.")
+    _define_shared(flags.DEFINE_string, "out", "samples.png", "PNG file of the grid.")
+    _define_shared(flags.DEFINE_integer, "batch_size", 64, "Latents per model call.")
+    _define_shared(
+        flags.DEFINE_integer, "num_threads", None, "TFLite interpreter threads (default: LiteRT's)."
+    )
+    flags.DEFINE_integer("columns", None, "Images per grid row (default: square).")
