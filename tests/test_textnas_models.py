@@ -1,0 +1,131 @@
+"""The TextNAS search network and fixed network: masks, shapes, alphas, derivation."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alphagan_tf.nas.gates import SigmoidGates
+from alphagan_tf.nas.input_choice import InputChoice
+from alphagan_tf.nas.mixed_op import MixedOp
+from alphagan_tf.textnas.architecture import OPS, PRESETS, LayerChoice, TextArchitecture, random_architecture
+from alphagan_tf.textnas.model import NetworkConfig, TextClassifier
+from alphagan_tf.textnas.supernet import TextNASSupernet
+
+NET = NetworkConfig(vocab_size=40, num_classes=5, units=8, embedding_dim=8,
+                    embedding_dropout=0.0, output_dropout=0.0)
+
+
+def _ids():
+    rng = np.random.default_rng(0)
+    ids = np.zeros((3, 32), np.int32)
+    for r, n in enumerate([5, 16, 11]):
+        ids[r, :n] = rng.integers(1, 40, n)
+    return ids
+
+
+def _models():
+    return {
+        "supernet": TextNASSupernet.create(NET, num_layers=7),
+        "paper": TextClassifier.from_architecture(PRESETS["textnas_paper"], NET),
+        "random": TextClassifier.from_architecture(random_architecture(9, 5), NET),
+    }
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_padding_does_not_change_logits(training):
+    ids = _ids()
+    for name, model in _models().items():
+        short = model(ids[:, :16], training=training).numpy()
+        long = model(ids, training=training).numpy()
+        assert short.shape == long.shape == (3, 5), name
+        np.testing.assert_allclose(long, short, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_supernet_arch_variables_order_and_disjointness():
+    model = TextNASSupernet.create(NET, num_layers=7)
+    arch = model.arch_variables
+    # Layer 0: op alpha only; layer i >= 1: op alpha, input alpha (min(i+1, 5)), i skip gates.
+    expected = [(8,)]
+    for i in range(1, 7):
+        expected += [(8,), (min(i + 1, 5),), (i,)]
+    assert [tuple(v.shape) for v in arch] == expected
+    weight_ids = {id(v) for v in model.weight_variables}
+    assert not weight_ids & {id(v) for v in arch}
+    assert len(weight_ids) + len(arch) == len(model.trainable_variables)
+    owners = [type(layer) for layer in model._flatten_layers() if hasattr(layer, "arch_variables")]
+    assert {MixedOp, InputChoice, SigmoidGates} <= {c for o in owners for c in o.__mro__}
+
+
+def test_every_arch_variable_gets_a_gradient():
+    model = TextNASSupernet.create(NET, num_layers=7)
+    ids = tf.constant(_ids())
+    with tf.GradientTape() as tape:
+        logits = model(ids, training=True)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits([0, 1, 2], logits))
+    grads = tape.gradient(loss, model.arch_variables)
+    assert all(g is not None for g in grads)
+    assert min(float(tf.reduce_max(tf.abs(g))) for g in grads) > 0.0
+
+
+def test_derivation_argmax_op_argmax_input_gates_above_half():
+    model = TextNASSupernet.create(NET, num_layers=7)
+    expected = []
+    for i, layer in enumerate(model.search_layers):
+        op = OPS[(3 * i) % len(OPS)]
+        alpha = np.zeros(len(OPS), np.float32)
+        alpha[OPS.index(op)] = 1.0
+        layer.mixed_op.alpha.assign(alpha)
+        source = -1
+        if layer.input_choice is not None:
+            beta = np.zeros(layer.num_inputs, np.float32)
+            beta[0] = 0.5  # the oldest candidate
+            layer.input_choice.alpha.assign(beta)
+            source = max(-1, i - 5)
+        skips = ()
+        if layer.skip_gates is not None:
+            logits = np.where(np.arange(i) % 2 == 0, 0.3, -0.3).astype(np.float32)
+            layer.skip_gates.logits.assign(logits)
+            skips = tuple(range(0, i, 2))
+        expected.append(LayerChoice(op, source, skips))
+    assert model.architecture() == TextArchitecture(tuple(expected))
+    probs = model.probabilities()
+    assert max(probs[3]["op"], key=probs[3]["op"].get) == OPS[9 % 8]
+    assert abs(sum(probs[6]["input"].values()) - 1.0) < 1e-9
+    assert probs[2]["skips"]["0"] > 0.5 > probs[2]["skips"]["1"]
+
+
+def test_fixed_network_follows_inputs_and_skips():
+    arch = TextArchitecture((
+        LayerChoice("conv_1", -1), LayerChoice("avg_pool_3", -1), LayerChoice("max_pool_3", 0, (0, 1)),
+    ))
+    model = TextClassifier.from_architecture(arch, NET)
+    ids = tf.constant(_ids()[:, :16])
+    mask = ids != 0
+    stem = model.stem(ids, training=False)
+    l0 = model.text_layers[0](stem, mask=mask, training=False)
+    l1 = model.text_layers[1](stem, mask=mask, training=False)
+    l2 = model.text_layers[2](l0, skips=[l0, l1], mask=mask, training=False)
+    logits = model.head([l0, l1, l2], mask=mask, training=False)
+    np.testing.assert_allclose(model(ids, training=False).numpy(), logits.numpy(), rtol=1e-5, atol=1e-6)
+    assert [type(l.op).__name__ for l in model.text_layers] == ["MaskedConvBN", "MaskedAvgPool", "MaskedMaxPool"]
+
+
+def test_fixed_network_has_no_architecture_weights_and_config_round_trip():
+    model = TextClassifier.from_architecture(PRESETS["textnas_paper"], NET)
+    assert not any(hasattr(layer, "arch_variables") for layer in model._flatten_layers())
+    clone = TextClassifier.from_config(model.get_config())
+    clone(tf.ones((1, 2), tf.int32))
+    assert clone.architecture == model.architecture
+    assert clone.count_params() == model.count_params()
+
+
+def test_parameter_count_of_paper_architecture():
+    model = TextClassifier.from_architecture(PRESETS["textnas_paper"], NetworkConfig(1000, 2, units=32, embedding_dim=16))
+    H, E = 32, 16
+    bn = 4 * H  # gamma, beta, moving mean, moving variance
+    expected = 1000 * E + (E * H + H) + bn  # stem
+    expected += sum(k * H * H + bn for k in (7, 3, 3, 1, 3, 5, 1, 7, 5, 7, 7, 7))  # 12 convs (BN inside)
+    expected += 2 * (2 * H * 3 * H + 2 * H * 3 * H + 4 * 3 * H)  # 2 bi-GRUs
+    expected += 4 * (H * 3 * H + 3 * H + H * H + H)  # 4 attentions
+    expected += 24 * bn + 24 + (H * 2 + 2)  # layer BNs, combination logits, classifier
+    assert model.count_params() == expected
