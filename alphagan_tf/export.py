@@ -79,12 +79,18 @@ def export_from_flags() -> str:
     """Runs the export the flags describe; returns the version folder or .tflite path."""
     if not FLAGS.export_dir and not (FLAGS.format == "tflite" and FLAGS.tflite_path):
         raise app.UsageError("--export_dir is required (e.g. export/alphagan).")
+    if FLAGS.max_batch < 1:
+        raise app.UsageError(f"--max_batch must be >= 1. Received: {FLAGS.max_batch}")
     generator, info = generator_from_flags()
     if FLAGS.format == "savedmodel":
         from alphagan_tf.serving.savedmodel import export_saved_model
 
+        from alphagan_tf.serving.warmup import DEFAULT_WARMUP_BATCH_SIZES
+
+        warmup_sizes = sorted({min(b, FLAGS.max_batch) for b in DEFAULT_WARMUP_BATCH_SIZES})
         path = export_saved_model(
-            generator, FLAGS.export_dir, max_batch=FLAGS.max_batch, extra_info=info
+            generator, FLAGS.export_dir, max_batch=FLAGS.max_batch,
+            warmup_batch_sizes=warmup_sizes, extra_info=info,
         )
     else:
         from alphagan_tf.serving.tflite import convert_to_tflite, write_tflite

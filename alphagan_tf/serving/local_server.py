@@ -122,10 +122,15 @@ class SessionModel:
         key = (signature_name or SERVING_DEFAULT, tuple(expected), tuple(outputs))
         with self._lock:
             if key not in self._callables:
-                self._callables[key] = self.session.make_callable(
-                    [signature.outputs[a].name for a in outputs],
-                    feed_list=[signature.inputs[a].name for a in expected],
+                # A C++ callable: unlike Session.run / make_callable, no Python-side
+                # check or cast of the feeds, like TF Serving's session.
+                from tensorflow.core.protobuf import config_pb2
+
+                options = config_pb2.CallableOptions(
+                    feed=[signature.inputs[a].name for a in expected],
+                    fetch=[signature.outputs[a].name for a in outputs],
                 )
+                self._callables[key] = self.session._make_callable_from_options(options)
             run = self._callables[key]
         try:
             values = run(*[np.asarray(inputs[alias]) for alias in expected])

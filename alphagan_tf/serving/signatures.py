@@ -19,7 +19,10 @@ Bad input is rejected by asserts that run before the generator, so it fails with
 `InvalidArgumentError` whose message names the input, what was expected and what was
 received, rather than an error from deep inside the network. The checks are runtime ops on
 purpose: a serving signature's placeholder shape [None, latent_dim] is not enforced by every
-caller (TF Serving's C++ session and TF2's loaded signatures feed any shape).
+caller (TF Serving's C++ session and TF2's loaded signatures feed any shape). One gap, on
+TF2's loaded signatures only: they do not check shapes and grappler folds the rank checks of
+the inputs declared scalar, so a [1]-shaped seed or count is used as its single element
+there (TF Serving, the TF1 session loader and saved_model_cli reject it).
 """
 
 from __future__ import annotations
@@ -118,16 +121,20 @@ def checked_seed_and_count(
             count_shape,
         ),
     ]
+    # Every op below is well defined whatever shape was fed, so the asserts are the only
+    # thing that can fail (control dependencies alone do not order them: grappler drops a
+    # reshape to [] of an input whose signature shape is already []).
     with tf.control_dependencies(scalars_ok):
-        seed = tf.reshape(seed, [])
-        count = tf.reshape(count, [])
+        seed = tf.reduce_sum(tf.reshape(seed, [-1])[:1])
+        count = tf.reduce_sum(tf.reshape(count, [-1])[:1])
     count_ok = _check(
         tf.logical_and(count >= 1, count <= max_batch),
         f"{INPUT_COUNT} must be in [1, {max_batch}]. Received: count=",
         count,
     )
     with tf.control_dependencies([count_ok]):
-        return tf.identity(seed), tf.identity(count)
+        # Clipped too, so nothing larger than max_batch is allocated while the assert runs.
+        return tf.identity(seed), tf.clip_by_value(count, 1, max_batch)
 
 
 def make_serving_functions(

@@ -83,8 +83,7 @@ def write_conversion_source(generator: keras.Model, path: str) -> str:
     def serve(z):
         return {OUTPUT_IMAGES_FLOAT: generator(z, training=False)}
 
-    archive = keras.export.ExportArchive()
-    archive.track(generator)
+    archive = keras.export.ExportArchive()  # no track(): see savedmodel.write_saved_model
     archive.add_endpoint(name=SERVING_DEFAULT, fn=serve)
     archive.write_out(path, verbose=False)
     return path
