@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Iterator
+from typing import Callable, Iterator
 
 import keras
 import numpy as np
@@ -43,7 +43,8 @@ DEFAULT_CALIBRATION_SAMPLES = 128
 
 def _representative_latents(
     latent_dim: int, samples: int, seed: int
-) -> "callable[[], Iterator[list[np.ndarray]]]":
+) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """The int8 representative dataset: one [1, latent_dim] latent per step."""
     z = latents_for_seed(seed, samples, latent_dim).numpy()
 
     def dataset():
