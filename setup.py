@@ -9,6 +9,7 @@ INSTALL_REQUIRES = [
     "keras-tuner>=1.4.7",
     "absl-py>=2.1",
     "numpy>=1.26",
+    "scipy>=1.11",  # FID matrix square root
     # Needed here but not declared by the packages that use them:
     "tensorboard>=2.21,<2.22",  # keras-tuner imports it; TensorBoard summaries.
     "importlib_resources>=6",  # tensorflow-datasets 4.9.10 imports it.

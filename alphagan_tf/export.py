@@ -30,6 +30,7 @@ from alphagan_tf import flags as alphagan_flags
 
 alphagan_flags.define_export_flags()
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(alphagan_flags)  # --help lists them
 
 
 def generator_from_flags():

@@ -20,6 +20,7 @@ from alphagan_tf import flags as alphagan_flags
 
 alphagan_flags.define_sample_flags()
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(alphagan_flags)  # --help lists them
 
 
 def sample_from_flags() -> str:

@@ -71,7 +71,7 @@ def main(argv):
     try:
         config = config_from_flags()
         run_search(config, FLAGS.workdir)
-    except (DatasetUnavailableError, ValueError, FileNotFoundError) as error:
+    except (DatasetUnavailableError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

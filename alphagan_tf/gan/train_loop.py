@@ -140,7 +140,7 @@ def run_training(
         download=config.download,
     )
     trainer = build_trainer(config, genotype)
-    real_batches = iter(data.dataset if hasattr(data, "dataset") else data)
+    real_batches = iter(data.dataset)
     best_fid = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_fid")
     checkpoint = tf.train.Checkpoint(real_batches=real_batches, best_fid=best_fid,
                                      **trainer.checkpoint_items())

@@ -1,0 +1,115 @@
+"""Wiring the metric maths to generators: feature extractor, real statistics, sampler.
+
+Used by `train` (periodic evaluation), `evaluate` and `tune`. Nothing here
+knows about flags: the CLIs pass explicit arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import numpy as np
+
+from alphagan_tf.metrics.statistics import FeatureStatistics
+
+
+def feature_extractor_from_spec(spec: str, inception_path: str | None = None):
+    """'inception' | 'classifier:/path/to/SavedModel' | 'none' -> a feature extractor or None."""
+    from alphagan_tf.metrics import features
+
+    if spec == "none":
+        return None
+    if spec == "inception":
+        return features.InceptionFeatures(inception_path or features.INCEPTION_TFHUB_HANDLE)
+    if spec.startswith("classifier:"):
+        return features.ClassifierFeatures(spec.split(":", 1)[1])
+    raise ValueError(
+        "feature_extractor must be 'inception', 'classifier:/path/to/SavedModel' or 'none'. "
+        f"Received: {spec!r}"
+    )
+
+
+def real_statistics(
+    feature_fn,
+    *,
+    dataset: str,
+    image_size: int,
+    stats_path: str | None = None,
+    cache_path: str | None = None,
+    max_examples: int | None = None,
+    batch_size: int = 100,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    download: bool = False,
+    verbose: int = 1,
+) -> FeatureStatistics:
+    """Real-data statistics: from `stats_path`, else a cache file, else computed (and cached).
+
+    Raises:
+        ValueError: the statistics were made with another feature extractor.
+    """
+    path = stats_path or (cache_path if cache_path and os.path.exists(cache_path) else None)
+    if path:
+        stats = FeatureStatistics.load(path)
+        if stats.extractor != feature_fn.name:
+            raise ValueError(
+                f"{path} holds statistics of the feature extractor {stats.extractor!r}, but "
+                f"this evaluation uses {feature_fn.name!r}. Make matching statistics with "
+                "python -m alphagan_tf.evaluate --make_stats."
+            )
+        return stats
+    from alphagan_tf.data.pipeline import evaluation_dataset
+    from alphagan_tf.metrics.evaluation import compute_real_statistics
+
+    data = evaluation_dataset(
+        dataset, image_size=image_size, batch_size=batch_size, max_examples=max_examples,
+        data_dir=data_dir, manual_dir=manual_dir, download=download,
+    )
+    stats = compute_real_statistics(
+        data, feature_fn, num_examples=max_examples, batch_size=batch_size,
+        dataset_name=dataset, verbose=verbose,
+    )
+    if cache_path:
+        stats.save(cache_path)
+    return stats
+
+
+def latent_sampler(generate: Callable, latent_dim: int, seed: int) -> Callable[[int], np.ndarray]:
+    """sample_fn(n) drawing latents from one seeded stream (same latents every evaluation).
+
+    Args:
+        generate: latents float32 [n, latent_dim] -> images in [-1, 1].
+    """
+    rng = np.random.default_rng(seed)
+
+    def sample_fn(n: int):
+        z = rng.standard_normal((n, latent_dim)).astype(np.float32)
+        return generate(z)
+
+    return sample_fn
+
+
+def make_evaluate_fn(
+    feature_fn,
+    real_stats: FeatureStatistics,
+    *,
+    num_samples: int,
+    batch_size: int,
+    latent_dim: int,
+    seed: int = 0,
+    verbose: int = 1,
+) -> Callable:
+    """evaluate_fn(generator) -> {"fid", "inception_score_mean", ...} on fixed latents."""
+    from alphagan_tf.metrics.evaluation import evaluate_samples
+
+    def evaluate_fn(generator) -> dict:
+        sample_fn = latent_sampler(
+            lambda z: generator(z, training=False), latent_dim, seed
+        )
+        return evaluate_samples(
+            sample_fn, num_samples, batch_size, feature_fn, real_stats=real_stats,
+            seed=seed, verbose=verbose,
+        )
+
+    return evaluate_fn

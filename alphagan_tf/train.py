@@ -1,0 +1,108 @@
+"""Retrain a derived generator (fixed architecture) and evaluate it periodically.
+
+    python -m alphagan_tf.train --genotype=alphaGAN_l --flagfile=configs/train_cifar10.cfg --workdir=DIR
+    python -m alphagan_tf.train --genotype=runs/demo_search/genotype.json --flagfile=configs/demo_train.cfg
+
+Writes checkpoints (exact resume), the best checkpoint by FID, TensorBoard logs,
+eval_history.json and samples.png into --workdir; re-running resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+from alphagan_tf import flags as alphagan_flags
+
+alphagan_flags.define_train_flags()
+FLAGS = flags.FLAGS
+
+
+def config_from_flags():
+    """Flags -> a typed TrainRunConfig (the only place train flags are read)."""
+    from alphagan_tf.gan.train_loop import TrainRunConfig
+    from alphagan_tf.gan.trainer import TrainConfig
+
+    train = TrainConfig(
+        g_iterations=FLAGS.g_iterations,
+        n_critic=FLAGS.n_critic,
+        g_batch_size=FLAGS.g_batch_size,
+        d_batch_size=FLAGS.d_batch_size,
+        latent_dim=FLAGS.latent_dim,
+        g_lr=FLAGS.g_lr,
+        d_lr=FLAGS.d_lr,
+        beta1=FLAGS.beta1,
+        beta2=FLAGS.beta2,
+        ema_decay=FLAGS.ema_decay,
+    )
+    return TrainRunConfig(
+        train=train,
+        genotype=FLAGS.genotype,
+        dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        manual_dir=FLAGS.manual_dir,
+        download=FLAGS.download,
+        gf=FLAGS.gf,
+        df=FLAGS.df,
+        bottom_width=FLAGS.bottom_width,
+        seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic,
+        init_from=FLAGS.init_from,
+        checkpoint_every=FLAGS.checkpoint_every,
+        sample_every=FLAGS.sample_every or 500,
+        eval_every=FLAGS.eval_every,
+        keep_checkpoints=FLAGS.keep_checkpoints,
+    )
+
+
+def evaluate_fn_from_flags(config, workdir: str):
+    """The periodic evaluation the flags ask for, or None (--feature_extractor=none)."""
+    from alphagan_tf.metrics import generator_eval
+
+    feature_fn = generator_eval.feature_extractor_from_spec(
+        FLAGS.feature_extractor, FLAGS.inception_path
+    )
+    if feature_fn is None:
+        return None
+    real_stats = generator_eval.real_statistics(
+        feature_fn, dataset=config.dataset, image_size=config.image_size,
+        stats_path=FLAGS.real_stats,
+        cache_path=os.path.join(workdir, f"real_stats_{feature_fn.name}.npz"),
+        batch_size=FLAGS.eval_batch_size, data_dir=config.data_dir,
+        manual_dir=config.manual_dir, download=config.download,
+    )
+    return generator_eval.make_evaluate_fn(
+        feature_fn, real_stats, num_samples=FLAGS.eval_samples,
+        batch_size=FLAGS.eval_batch_size, latent_dim=config.train.latent_dim, seed=FLAGS.seed,
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.workdir:
+        raise app.UsageError("--workdir is required (or set it in the flagfile).")
+    from alphagan_tf.data.sources import DatasetUnavailableError
+    from alphagan_tf.gan.genotypes import GenotypeError
+    from alphagan_tf.gan.train_loop import run_training
+    from alphagan_tf.metrics.features import WeightsNotFoundError
+
+    try:
+        config = config_from_flags()
+        os.makedirs(FLAGS.workdir, exist_ok=True)
+        evaluate_fn = evaluate_fn_from_flags(config, FLAGS.workdir)
+        run_training(config, FLAGS.workdir, evaluate_fn=evaluate_fn)
+    except (DatasetUnavailableError, GenotypeError, WeightsNotFoundError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
