@@ -129,3 +129,32 @@ def test_parameter_count_of_paper_architecture():
     expected += 4 * (H * 3 * H + 3 * H + H * H + H)  # 4 attentions
     expected += 24 * bn + 24 + (H * 2 + 2)  # layer BNs, combination logits, classifier
     assert model.count_params() == expected
+
+
+@pytest.mark.parametrize("kind", ["supernet", "fixed"])
+def test_tf_checkpoint_of_the_model_object_holds_every_variable(kind, tmp_path):
+    # Keras 3 keeps list-held layers in a TrackedList that tf.train.Checkpoint does not
+    # follow; nas.tracking.track_layers makes every layer a checkpoint dependency.
+    def make():
+        if kind == "supernet":
+            return TextNASSupernet.create(NET, num_layers=3)
+        return TextClassifier.from_architecture(random_architecture(4, 1), NET)
+
+    source = make()
+    rng = np.random.default_rng(1)
+    for v in source.variables:
+        if "float" in str(v.dtype):
+            v.assign(rng.normal(size=v.shape).astype("float32"))
+    path = tf.train.Checkpoint(model=source).write(str(tmp_path / "ckpt"))
+    saved = {name for name, _ in tf.train.list_variables(path)}
+    per_layer = [n for n in saved if "text_layer_" in n or "search_layer_" in n]
+    assert per_layer, sorted(saved)[:10]
+
+    target = make()
+    tf.train.Checkpoint(model=target).read(path).assert_consumed()
+    assert len(source.variables) == len(target.variables)
+    for a, b in zip(source.variables, target.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    ids = tf.constant(_ids())
+    np.testing.assert_allclose(target(ids, training=False).numpy(),
+                               source(ids, training=False).numpy(), rtol=1e-6)

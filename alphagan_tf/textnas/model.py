@@ -16,6 +16,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from alphagan_tf.nas.tracking import track_layers
 from alphagan_tf.textnas.architecture import TextArchitecture
 from alphagan_tf.textnas.layers import ClassifierHead, ExplicitMask, MaskedBatchNorm, Stem
 from alphagan_tf.textnas.operations import make_op
@@ -116,10 +117,10 @@ class TextClassifier(keras.Model):
         self.network = network
         self.stem = Stem(network.vocab_size, network.embedding_dim, network.units,
                          dropout=network.embedding_dropout, name="stem")
-        self.text_layers = [
+        self.text_layers = track_layers(self, "text_layer", [
             FixedLayer(layer.op, network.units, len(layer.skips), name=f"layer_{i}")
             for i, layer in enumerate(architecture.layers)
-        ]
+        ])
         self.head = ClassifierHead(architecture.num_layers, network.num_classes,
                                    dropout=network.output_dropout, name="head")
 

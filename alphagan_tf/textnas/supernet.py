@@ -31,6 +31,7 @@ from alphagan_tf.nas.architecture import (
 from alphagan_tf.nas.gates import SigmoidGates, gated_choices
 from alphagan_tf.nas.input_choice import InputChoice
 from alphagan_tf.nas.mixed_op import MixedOp
+from alphagan_tf.nas.tracking import track_layers
 from alphagan_tf.textnas.architecture import (
     OPS,
     LayerChoice,
@@ -184,10 +185,10 @@ class TextNASSupernet(keras.Model):
         self.alpha_stddev = float(alpha_stddev)
         self.stem = Stem(network.vocab_size, network.embedding_dim, network.units,
                          dropout=network.embedding_dropout, name="stem")
-        self.search_layers = [
+        self.search_layers = track_layers(self, "search_layer", [
             SearchLayer(i, network.units, alpha_stddev, name=f"layer_{i}")
             for i in range(self.num_layers)
-        ]
+        ])
         self.head = ClassifierHead(self.num_layers, network.num_classes,
                                    dropout=network.output_dropout, name="head")
 
