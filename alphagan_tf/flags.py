@@ -122,25 +122,65 @@ def define_feature_flags() -> None:
 
 
 @_once
-def define_train_flags() -> None:
-    """Retraining a derived generator."""
+def define_retrain_flags() -> None:
+    """How a fixed generator is retrained (train, and every tune trial)."""
     define_data_flags()
     define_model_flags()
     define_gan_optimizer_flags()
     define_run_flags()
     define_feature_flags()
-    flags.DEFINE_string(
-        "genotype", "alphaGAN_l", "A preset (alphaGAN_l, alphaGAN_s) or a genotype.json path."
+    flags.DEFINE_integer(
+        "g_iterations", 50_000,
+        "Generator iterations (80k for STL-10); tune: the budget of one trial.",
     )
-    flags.DEFINE_integer("g_iterations", 50_000, "Generator iterations (80k for STL-10).")
     flags.DEFINE_integer("g_batch_size", 128, "Generator batch size.")
     flags.DEFINE_integer("d_batch_size", 64, "Discriminator (real and fake) batch size.")
     flags.DEFINE_float("ema_decay", 0.999, "EMA decay of the generator weights.")
+    flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint every N generator iterations.")
+
+
+@_once
+def define_train_flags() -> None:
+    """Retraining a derived generator."""
+    define_retrain_flags()
+    flags.DEFINE_string(
+        "genotype", "alphaGAN_l", "A preset (alphaGAN_l, alphaGAN_s) or a genotype.json path."
+    )
     flags.DEFINE_string(
         "init_from", None, "A search workdir: start from its supernet weights (default: scratch)."
     )
-    flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint every N generator iterations.")
     flags.DEFINE_integer("eval_every", 5000, "Evaluate IS/FID/KID every N iterations.")
+
+
+@_once
+def define_tune_flags() -> None:
+    """KerasTuner baselines: black-box search over genotypes, each trial a short retrain."""
+    define_retrain_flags()
+    flags.DEFINE_enum(
+        "tuner", "random", ["random", "bayesian", "hyperband"],
+        "KerasTuner algorithm: RandomSearch, BayesianOptimization or Hyperband.",
+    )
+    flags.DEFINE_integer(
+        "max_trials", 10, "Trials in total (a resumed run counts those already run)."
+    )
+    flags.DEFINE_bool(
+        "tune_overwrite", False,
+        "Delete the tuning run in --workdir and start over (default: resume it).",
+    )
+    flags.DEFINE_integer(
+        "max_consecutive_failed_trials", 3,
+        "KerasTuner stops the search after this many failed trials in a row.",
+    )
+    flags.DEFINE_integer(
+        "bayesian_initial_points", None,
+        "bayesian: random trials before the Gaussian process (default max(2, max_trials // 4)).",
+    )
+    flags.DEFINE_integer("hyperband_max_epochs", 9, "hyperband: largest budget in epochs.")
+    flags.DEFINE_integer("hyperband_factor", 3, "hyperband: reduction factor.")
+    flags.DEFINE_integer(
+        "hyperband_steps_per_epoch", None,
+        "hyperband: generator iterations per epoch (default g_iterations // hyperband_max_epochs).",
+    )
 
 
 # --- export / sample (issue 6: serving helper) ------------------------------------------------

@@ -1,0 +1,185 @@
+"""Black-box search baselines over the AlphaGAN genotypes with KerasTuner.
+
+    python -m alphagan_tf.tune --tuner=random --max_trials=2 --flagfile=configs/tune_demo.cfg --workdir=DIR
+    python -m alphagan_tf.tune --tuner=bayesian|hyperband ...
+
+Each trial samples one op per edge, retrains that genotype for --g_iterations
+(the train flags set widths, batch sizes and optimizer) and scores it by FID
+(lower is better) and IS on --eval_samples images with --feature_extractor
+(inception or classifier:PATH; FID needs features, so none is an error).
+
+Writes into --workdir: keras_tuner/<tuner>/ (KerasTuner's project, one trial_<id>/retrain
+training workdir per trial), trials.csv, trials.png, trial_errors.txt (failed trials),
+best_genotype.json (our Genotype JSON; `python -m alphagan_tf.train --genotype=` takes it),
+tune_summary.json and tune_config.json. Re-running the same command resumes the run
+(KerasTuner's overwrite=False; an interrupted trial resumes from its checkpoint);
+--max_trials can be raised to extend it, --tune_overwrite starts over.
+
+Exit status: 0 when at least one trial completed (failed trials are listed with their
+error), 1 when none did, 2 on a configuration error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+
+from absl import app, flags
+
+from alphagan_tf import flags as alphagan_flags
+
+alphagan_flags.define_tune_flags()
+FLAGS = flags.FLAGS
+
+_CONSECUTIVE_FAILURES = "Number of consecutive failures exceeded the limit"
+# Flags that may change between a run and its resumption.
+_RESUMABLE_KEYS = ("max_trials", "max_consecutive_failed_trials")
+
+
+def objective_config_from_flags():
+    """Flags -> the typed ObjectiveConfig (the only place the retrain flags are read)."""
+    from alphagan_tf.gan.train_loop import TrainRunConfig
+    from alphagan_tf.gan.trainer import TrainConfig
+    from alphagan_tf.tuner.objective import ObjectiveConfig
+
+    train = TrainConfig(
+        g_iterations=FLAGS.g_iterations, n_critic=FLAGS.n_critic,
+        g_batch_size=FLAGS.g_batch_size, d_batch_size=FLAGS.d_batch_size,
+        latent_dim=FLAGS.latent_dim, g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
+        beta1=FLAGS.beta1, beta2=FLAGS.beta2, ema_decay=FLAGS.ema_decay,
+    )
+    run = TrainRunConfig(
+        train=train, genotype="(sampled per trial)", dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, download=FLAGS.download,
+        gf=FLAGS.gf, df=FLAGS.df, bottom_width=FLAGS.bottom_width, seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic, checkpoint_every=FLAGS.checkpoint_every,
+        sample_every=FLAGS.sample_every or 500, keep_checkpoints=FLAGS.keep_checkpoints,
+    )
+    return ObjectiveConfig(
+        run=run, eval_samples=FLAGS.eval_samples, eval_batch_size=FLAGS.eval_batch_size,
+        eval_seed=FLAGS.seed,
+    )
+
+
+def tune_config_from_flags(objective_config) -> dict:
+    """What defines a tuning run (tune_config.json): resuming needs the same values."""
+    return {
+        "tuner": FLAGS.tuner,
+        "max_trials": FLAGS.max_trials,
+        "max_consecutive_failed_trials": FLAGS.max_consecutive_failed_trials,
+        "bayesian_initial_points": FLAGS.bayesian_initial_points,
+        "hyperband_max_epochs": FLAGS.hyperband_max_epochs,
+        "hyperband_factor": FLAGS.hyperband_factor,
+        "hyperband_steps_per_epoch": _steps_per_epoch(),
+        "feature_extractor": FLAGS.feature_extractor,
+        "real_stats": FLAGS.real_stats,
+        "objective": dataclasses.asdict(objective_config),
+    }
+
+
+def _steps_per_epoch() -> int | None:
+    if FLAGS.tuner != "hyperband":
+        return None
+    return FLAGS.hyperband_steps_per_epoch or max(1, FLAGS.g_iterations // FLAGS.hyperband_max_epochs)
+
+
+def check_resumable(path: str, config: dict) -> None:
+    """Raises ObjectiveConfigError when `path` records a run with another configuration."""
+    from alphagan_tf.tuner.objective import ObjectiveConfigError
+    from alphagan_tf.utils import files
+
+    previous = files.read_json(path)
+    if previous is None:
+        return
+    keys = sorted(set(previous) | set(config))
+    changed = [k for k in keys if k not in _RESUMABLE_KEYS and previous.get(k) != config.get(k)]
+    if changed:
+        raise ObjectiveConfigError(
+            f"{os.path.dirname(path)} holds a {previous.get('tuner')} tuning run with another "
+            f"configuration (changed: {changed}); re-run it with the same flags to resume, "
+            "pass --tune_overwrite to start over, or use another --workdir. "
+            f"Received: {', '.join(f'{k}={config.get(k)!r}' for k in changed)}"
+        )
+
+
+def run_tuning(workdir: str) -> int:
+    from alphagan_tf.tuner import report
+    from alphagan_tf.tuner.objective import objective_from_spec
+    from alphagan_tf.tuner.space import GeneratorHyperModel
+    from alphagan_tf.tuner.tuners import make_tuner
+    from alphagan_tf.utils import files
+
+    objective_config = objective_config_from_flags()
+    tune_config = tune_config_from_flags(objective_config)
+    config_path = os.path.join(workdir, "tune_config.json")
+    tuner_dir = os.path.join(workdir, "keras_tuner")
+    if FLAGS.tune_overwrite:
+        for name in ("keras_tuner", "tune_config.json", "trials.csv", "trials.png",
+                     "trial_errors.txt", "best_genotype.json", "tune_summary.json"):
+            path = os.path.join(workdir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+    check_resumable(config_path, tune_config)
+    os.makedirs(workdir, exist_ok=True)
+    objective = objective_from_spec(
+        objective_config, FLAGS.feature_extractor, inception_path=FLAGS.inception_path,
+        real_stats_path=FLAGS.real_stats, cache_dir=workdir,
+    )
+    files.write_json_atomic(config_path, tune_config)
+    hypermodel = GeneratorHyperModel(
+        gf=FLAGS.gf, latent_dim=FLAGS.latent_dim, bottom_width=FLAGS.bottom_width,
+        objective=objective,
+    )
+    tuner = make_tuner(
+        FLAGS.tuner, hypermodel, max_trials=FLAGS.max_trials, directory=tuner_dir,
+        seed=FLAGS.seed, overwrite=False,
+        max_consecutive_failed_trials=FLAGS.max_consecutive_failed_trials,
+        bayesian_initial_points=FLAGS.bayesian_initial_points,
+        hyperband_max_epochs=FLAGS.hyperband_max_epochs,
+        hyperband_factor=FLAGS.hyperband_factor, steps_per_epoch=_steps_per_epoch(),
+    )
+    stopped = ""
+    try:
+        tuner.search()
+    except RuntimeError as error:
+        if _CONSECUTIVE_FAILURES not in str(error):
+            raise
+        stopped = str(error)
+    summary = report.write_report(tuner, workdir, stopped_reason=stopped)
+    print(report.format_summary(summary, report.trial_rows(tuner)))
+    print(f"Wrote {os.path.join(workdir, 'trials.csv')}, trials.png"
+          + (", best_genotype.json" if summary["best"] else "")
+          + (", trial_errors.txt" if summary["failed"] else "") + ".")
+    if summary["failed"]:
+        print(f"warning: {summary['failed']} trial(s) FAILED; see "
+              f"{os.path.join(workdir, 'trial_errors.txt')}.", file=sys.stderr)
+    return 0 if summary["completed"] else 1
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.workdir:
+        raise app.UsageError("--workdir is required (or set it in the flagfile).")
+    from alphagan_tf.data.sources import DatasetUnavailableError
+    from alphagan_tf.metrics.features import WeightsNotFoundError
+    from alphagan_tf.tuner.objective import ObjectiveConfigError
+
+    try:
+        return run_tuning(FLAGS.workdir)
+    except (DatasetUnavailableError, WeightsNotFoundError, FileNotFoundError,
+            ObjectiveConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,135 @@
+"""How the space is searched: KerasTuner oracles whose trials retrain a genotype.
+
+`make_tuner("random" | "bayesian" | "hyperband", hypermodel, ...)` returns a
+KerasTuner tuner (RandomSearch, BayesianOptimization or Hyperband) whose
+`run_trial` builds the sampled generator (`GeneratorHyperModel.build`) and
+retrains it (`GeneratorHyperModel.fit` -> `objective.RetrainObjective`) in the
+trial's own directory, <directory>/<project_name>/trial_<id>/retrain. The
+objective is "fid", minimised.
+
+Hyperband's budget: one KerasTuner "epoch" is `steps_per_epoch` generator
+iterations, and a promoted trial continues the retrain of the trial it comes
+from (its checkpoints are copied, and run_training resumes them).
+
+Failures: KerasTuner catches a trial's exception, marks the trial FAILED (after
+`max_retries_per_trial` retries) and carries on, and stops the search with a
+RuntimeError after `max_consecutive_failed_trials` failures in a row.
+`report.py` reads every trial back, failed ones with their error, so that they
+are reported instead of counted as done.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+
+import keras_tuner
+
+from alphagan_tf.tuner.objective import OBJECTIVE_NAME
+from alphagan_tf.tuner.space import GeneratorHyperModel
+
+TUNERS = ("random", "bayesian", "hyperband")
+
+
+def objective() -> keras_tuner.Objective:
+    return keras_tuner.Objective(OBJECTIVE_NAME, direction="min")
+
+
+class _RetrainTrials:
+    """Mixin: a trial = build the sampled generator, retrain it, return its metrics."""
+
+    steps_per_epoch: int | None = None  # Hyperband only
+
+    def run_trial(self, trial, *args, **kwargs) -> dict:
+        import keras
+
+        keras.backend.clear_session()
+        gc.collect()
+        hp = trial.hyperparameters
+        model = self.hypermodel.build(hp)
+        workdir = os.path.join(self.get_trial_dir(trial.trial_id), "retrain")
+        g_iterations = None
+        if "tuner/epochs" in hp.values:
+            g_iterations = int(hp.values["tuner/epochs"]) * self.steps_per_epoch
+            parent = hp.values.get("tuner/trial_id")
+            parent_dir = os.path.join(self.get_trial_dir(parent), "retrain") if parent else None
+            if parent_dir and os.path.isdir(parent_dir) and not os.path.exists(workdir):
+                shutil.copytree(parent_dir, workdir)
+        return self.hypermodel.fit(hp, model, workdir=workdir, g_iterations=g_iterations)
+
+
+class RetrainRandomSearch(_RetrainTrials, keras_tuner.RandomSearch):
+    """Random search; every trial retrains its genotype."""
+
+
+class RetrainBayesianOptimization(_RetrainTrials, keras_tuner.BayesianOptimization):
+    """Gaussian-process Bayesian optimisation; every trial retrains its genotype."""
+
+
+class RetrainHyperband(_RetrainTrials, keras_tuner.Hyperband):
+    """Hyperband over retraining budgets; promoted trials continue their parent's retrain."""
+
+
+def make_tuner(
+    kind: str,
+    hypermodel: GeneratorHyperModel,
+    *,
+    max_trials: int,
+    directory: str,
+    project_name: str | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    max_consecutive_failed_trials: int = 3,
+    bayesian_initial_points: int | None = None,
+    hyperband_max_epochs: int = 9,
+    hyperband_factor: int = 3,
+    steps_per_epoch: int | None = None,
+):
+    """A KerasTuner tuner over `hypermodel` (see the module docstring).
+
+    Args:
+        kind: "random", "bayesian" or "hyperband".
+        hypermodel: the space (with its objective for `fit`).
+        max_trials: trials to run in total (resuming counts the ones already run;
+            Hyperband stops after this many too).
+        directory: KerasTuner's directory; the project is <directory>/<project_name>.
+        project_name: default: `kind`.
+        seed: seed of the oracle.
+        overwrite: False resumes an existing project (KerasTuner's reload), True
+            deletes it first.
+        max_consecutive_failed_trials: KerasTuner stops after this many failures in a row.
+        bayesian_initial_points: random trials before the Gaussian process is used
+            (default: max(2, max_trials // 4)).
+        hyperband_max_epochs: Hyperband's largest budget, in epochs.
+        hyperband_factor: Hyperband's reduction factor.
+        steps_per_epoch: generator iterations per Hyperband epoch (required for it).
+
+    Returns:
+        The tuner; `tuner.search()` runs it.
+    """
+    if kind not in TUNERS:
+        raise ValueError(f"tuner must be one of {TUNERS}. Received: tuner={kind!r}")
+    if max_trials < 1:
+        raise ValueError(f"max_trials must be >= 1. Received: max_trials={max_trials}")
+    common = dict(
+        hypermodel=hypermodel, objective=objective(), seed=seed, directory=directory,
+        project_name=project_name or kind, overwrite=overwrite,
+        max_consecutive_failed_trials=max_consecutive_failed_trials,
+    )
+    if kind == "random":
+        return RetrainRandomSearch(max_trials=max_trials, **common)
+    if kind == "bayesian":
+        initial = bayesian_initial_points or max(2, max_trials // 4)
+        return RetrainBayesianOptimization(
+            max_trials=max_trials, num_initial_points=initial, **common
+        )
+    if not steps_per_epoch or steps_per_epoch < 1:
+        raise ValueError(
+            "Hyperband needs steps_per_epoch >= 1 (generator iterations per epoch). "
+            f"Received: steps_per_epoch={steps_per_epoch}"
+        )
+    tuner = RetrainHyperband(max_epochs=hyperband_max_epochs, factor=hyperband_factor, **common)
+    tuner.steps_per_epoch = steps_per_epoch
+    tuner.oracle.max_trials = max_trials  # create_trial stops once this many exist
+    return tuner
