@@ -175,6 +175,14 @@ def define_tune_flags() -> None:
         "bayesian_initial_points", None,
         "bayesian: random trials before the Gaussian process (default max(2, max_trials // 4)).",
     )
+    flags.DEFINE_float(
+        "max_cpu_minutes", None,
+        "Start no new trial once the run used this much CPU time (all threads; per "
+        "invocation), e.g. to give the tuner the differentiable search's budget.",
+    )
+    flags.DEFINE_float(
+        "max_minutes", None, "Start no new trial after this many wall-clock minutes (per invocation)."
+    )
     flags.DEFINE_integer("hyperband_max_epochs", 9, "hyperband: largest budget in epochs.")
     flags.DEFINE_integer("hyperband_factor", 3, "hyperband: reduction factor.")
     flags.DEFINE_integer(

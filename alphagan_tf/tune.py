@@ -35,7 +35,7 @@ FLAGS = flags.FLAGS
 
 _CONSECUTIVE_FAILURES = "Number of consecutive failures exceeded the limit"
 # Flags that may change between a run and its resumption.
-_RESUMABLE_KEYS = ("max_trials", "max_consecutive_failed_trials")
+_RESUMABLE_KEYS = ("max_trials", "max_consecutive_failed_trials", "max_cpu_minutes", "max_minutes")
 
 
 def objective_config_from_flags():
@@ -69,6 +69,8 @@ def tune_config_from_flags(objective_config) -> dict:
         "tuner": FLAGS.tuner,
         "max_trials": FLAGS.max_trials,
         "max_consecutive_failed_trials": FLAGS.max_consecutive_failed_trials,
+        "max_cpu_minutes": FLAGS.max_cpu_minutes,
+        "max_minutes": FLAGS.max_minutes,
         "bayesian_initial_points": FLAGS.bayesian_initial_points,
         "hyperband_max_epochs": FLAGS.hyperband_max_epochs,
         "hyperband_factor": FLAGS.hyperband_factor,
@@ -141,6 +143,8 @@ def run_tuning(workdir: str) -> int:
         bayesian_initial_points=FLAGS.bayesian_initial_points,
         hyperband_max_epochs=FLAGS.hyperband_max_epochs,
         hyperband_factor=FLAGS.hyperband_factor, steps_per_epoch=_steps_per_epoch(),
+        max_cpu_seconds=None if FLAGS.max_cpu_minutes is None else 60.0 * FLAGS.max_cpu_minutes,
+        max_seconds=None if FLAGS.max_minutes is None else 60.0 * FLAGS.max_minutes,
     )
     stopped = ""
     try:

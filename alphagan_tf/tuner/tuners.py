@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import time
 
 import keras_tuner
 
@@ -40,6 +41,25 @@ class _RetrainTrials:
     """Mixin: a trial = build the sampled generator, retrain it, return its metrics."""
 
     steps_per_epoch: int | None = None  # Hyperband only
+    max_cpu_seconds: float | None = None  # no new trial once search used this much CPU
+    max_seconds: float | None = None  # ... or this much wall-clock time
+    _start: tuple[float, float] = (0.0, 0.0)
+
+    def on_search_begin(self):
+        super().on_search_begin()
+        self._start = (time.process_time(), time.monotonic())
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        cpu = time.process_time() - self._start[0]
+        wall = time.monotonic() - self._start[1]
+        over = [f"{what} {used:.0f} s >= {limit:.0f} s" for what, used, limit in (
+            ("CPU", cpu, self.max_cpu_seconds), ("wall", wall, self.max_seconds))
+            if limit is not None and used >= limit]
+        if over:
+            # The oracle's create_trial answers STOPPED once max_trials trials exist.
+            self.oracle.max_trials = len(self.oracle.trials)
+            print(f"Budget used ({', '.join(over)}): no new trial.")
 
     def run_trial(self, trial, *args, **kwargs) -> dict:
         import keras
@@ -85,6 +105,8 @@ def make_tuner(
     hyperband_max_epochs: int = 9,
     hyperband_factor: int = 3,
     steps_per_epoch: int | None = None,
+    max_cpu_seconds: float | None = None,
+    max_seconds: float | None = None,
 ):
     """A KerasTuner tuner over `hypermodel` (see the module docstring).
 
@@ -104,6 +126,9 @@ def make_tuner(
         hyperband_max_epochs: Hyperband's largest budget, in epochs.
         hyperband_factor: Hyperband's reduction factor.
         steps_per_epoch: generator iterations per Hyperband epoch (required for it).
+        max_cpu_seconds: start no new trial once this process has used this much CPU
+            time (all threads) during `search` (per invocation; None: no limit).
+        max_seconds: the same in wall-clock seconds.
 
     Returns:
         The tuner; `tuner.search()` runs it.
@@ -118,18 +143,27 @@ def make_tuner(
         max_consecutive_failed_trials=max_consecutive_failed_trials,
     )
     if kind == "random":
-        return RetrainRandomSearch(max_trials=max_trials, **common)
-    if kind == "bayesian":
+        tuner = RetrainRandomSearch(max_trials=max_trials, **common)
+    elif kind == "bayesian":
         initial = bayesian_initial_points or max(2, max_trials // 4)
-        return RetrainBayesianOptimization(
+        tuner = RetrainBayesianOptimization(
             max_trials=max_trials, num_initial_points=initial, **common
         )
+    else:
+        tuner = _make_hyperband(common, max_trials, hyperband_max_epochs, hyperband_factor,
+                                steps_per_epoch)
+    tuner.max_cpu_seconds = max_cpu_seconds
+    tuner.max_seconds = max_seconds
+    return tuner
+
+
+def _make_hyperband(common, max_trials, max_epochs, factor, steps_per_epoch):
     if not steps_per_epoch or steps_per_epoch < 1:
         raise ValueError(
             "Hyperband needs steps_per_epoch >= 1 (generator iterations per epoch). "
             f"Received: steps_per_epoch={steps_per_epoch}"
         )
-    tuner = RetrainHyperband(max_epochs=hyperband_max_epochs, factor=hyperband_factor, **common)
+    tuner = RetrainHyperband(max_epochs=max_epochs, factor=factor, **common)
     tuner.steps_per_epoch = steps_per_epoch
     tuner.oracle.max_trials = max_trials  # create_trial stops once this many exist
     return tuner
