@@ -224,3 +224,29 @@ def test_objective_needs_features(tmp_path):
 
     with pytest.raises(ObjectiveConfigError, match="Received: feature_extractor='none'"):
         objective_from_spec(ObjectiveConfig(), "none")
+
+
+def test_bayesian_and_hyperband_run_with_their_budgets(tmp_path):
+    objective, calls = _fake_objective()
+    budgets = []
+
+    def recording(genotype, workdir, g_iterations=None):
+        budgets.append(g_iterations)
+        return objective(genotype, workdir, g_iterations)
+
+    hypermodel = space.GeneratorHyperModel(**TINY, objective=recording)
+    tuner = make_tuner("bayesian", hypermodel, max_trials=3, directory=str(tmp_path), seed=0,
+                       bayesian_initial_points=2)
+    tuner.search(verbose=0)
+    assert [r["status"] for r in report.trial_rows(tuner)] == ["COMPLETED"] * 3
+    assert budgets == [None] * 3  # the objective's own budget
+    budgets.clear()
+    tuner = make_tuner("hyperband", hypermodel, max_trials=4, directory=str(tmp_path), seed=0,
+                       hyperband_max_epochs=3, hyperband_factor=3, steps_per_epoch=5)
+    tuner.search(verbose=0)
+    rows = report.trial_rows(tuner)
+    assert len(rows) == 4 and all(r["status"] == "COMPLETED" for r in rows)
+    # One Hyperband epoch is steps_per_epoch generator iterations.
+    assert budgets == [5 * int(r["epochs"]) for r in rows]
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        make_tuner("hyperband", hypermodel, max_trials=1, directory=str(tmp_path / "x"))
