@@ -117,7 +117,6 @@ def define_feature_flags() -> None:
         "An .npz of real-data statistics (python -m alphagan_tf.evaluate --make_stats); "
         "computed from --dataset and cached in the workdir when absent.",
     )
-    flags.DEFINE_integer("eval_samples", 50_000, "Generated samples per evaluation.")
     flags.DEFINE_integer("eval_batch_size", 100, "Batch size of sampling and feature extraction.")
 
 
@@ -137,6 +136,7 @@ def define_retrain_flags() -> None:
     flags.DEFINE_integer("d_batch_size", 64, "Discriminator (real and fake) batch size.")
     flags.DEFINE_float("ema_decay", 0.999, "EMA decay of the generator weights.")
     flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint every N generator iterations.")
+    flags.DEFINE_integer("eval_samples", 50_000, "Generated samples per periodic evaluation (tune: per trial).")
 
 
 @_once
@@ -257,3 +257,43 @@ def define_sample_flags() -> None:
         flags.DEFINE_integer, "num_threads", None, "TFLite interpreter threads (default: LiteRT's)."
     )
     flags.DEFINE_integer("columns", None, "Images per grid row (default: square).")
+
+
+@_once
+def define_evaluate_flags() -> None:
+    """Evaluating a trained or exported generator (IS / FID / KID), and --make_stats."""
+    define_data_flags()
+    define_feature_flags()
+    _define_shared(
+        flags.DEFINE_string, "checkpoint", None,
+        "A training workdir (python -m alphagan_tf.train): use its EMA generator.",
+    )
+    _define_shared(
+        flags.DEFINE_enum, "which", "latest", ["latest", "best"],
+        "Checkpoint of --checkpoint: latest or best (FID).",
+    )
+    _define_shared(flags.DEFINE_integer, "seed", 0, "Random seed.")
+    _define_shared(
+        flags.DEFINE_string, "out", None,
+        "evaluate: the metrics JSON (default <checkpoint>/evaluation_<which>.json, or "
+        "./evaluation.json for --saved_model); --make_stats: the statistics .npz (required).",
+    )
+    flags.DEFINE_string(
+        "saved_model", None,
+        "Instead of --checkpoint: an exported generator SavedModel (a version folder, or a "
+        "model base folder for its highest version), sampled through serving_default.",
+    )
+    flags.DEFINE_integer(
+        "num_samples", 50_000, "Generated images evaluated (50k in the paper's protocol)."
+    )
+    flags.DEFINE_bool(
+        "make_stats", False,
+        "Instead of evaluating: compute real-data statistics of --dataset with the feature "
+        "extractor and write them to --out (an .npz for --real_stats).",
+    )
+    flags.DEFINE_integer(
+        "image_size", 32, "--make_stats: real images are resized to this (the generator's size)."
+    )
+    flags.DEFINE_integer(
+        "max_examples", None, "--make_stats / real statistics: use at most this many images."
+    )

@@ -69,7 +69,7 @@ def evaluate_fn_from_flags(config, workdir: str):
     real_stats = generator_eval.real_statistics(
         feature_fn, dataset=config.dataset, image_size=config.image_size,
         stats_path=FLAGS.real_stats,
-        cache_path=os.path.join(workdir, f"real_stats_{feature_fn.name}.npz"),
+        cache_path=generator_eval.real_stats_cache_path(workdir, feature_fn),
         batch_size=FLAGS.eval_batch_size, data_dir=config.data_dir,
         manual_dir=config.manual_dir, download=config.download,
     )

@@ -89,8 +89,10 @@ class GANTrainer:
         self.ema = WeightEMA(generator, ema_generator, config.ema_decay)
         self.ema.initialize()
 
-        self.d_step = tf.function(self._d_step)
-        self.g_step = tf.function(self._g_step)
+        # No AutoGraph: the steps have no tensor-dependent Python control flow, and converting
+        # every Keras layer call made tracing several times slower.
+        self.d_step = tf.function(self._d_step, autograph=False)
+        self.g_step = tf.function(self._g_step, autograph=False)
 
     def _latents(self, batch_size: int) -> tf.Tensor:
         return self.latent_rng.normal([batch_size, self.config.latent_dim])

@@ -90,6 +90,42 @@ def latent_sampler(generate: Callable, latent_dim: int, seed: int) -> Callable[[
     return sample_fn
 
 
+def real_stats_cache_path(workdir: str, feature_fn) -> str:
+    """Where a training workdir caches the real statistics of one feature extractor."""
+    return os.path.join(workdir, f"real_stats_{feature_fn.name}.npz")
+
+
+def evaluate_generator(
+    generate: Callable,
+    feature_fn,
+    real_stats: FeatureStatistics | None,
+    *,
+    num_samples: int,
+    batch_size: int,
+    latent_dim: int,
+    seed: int = 0,
+    verbose: int = 1,
+) -> dict:
+    """IS / FID / KID of a generator, streamed batch by batch on seeded latents.
+
+    Args:
+        generate: latents float32 [n, latent_dim] -> images [n, H, W, 3] in [-1, 1]
+            (a Keras generator wrapped with training=False, or an exported SavedModel).
+        feature_fn: the feature extractor.
+        real_stats: real statistics (FID, KID); None leaves them out.
+        num_samples: images evaluated; at most `batch_size` are held at once.
+
+    Returns:
+        The dict of `evaluation.evaluate_samples`.
+    """
+    from alphagan_tf.metrics.evaluation import evaluate_samples
+
+    return evaluate_samples(
+        latent_sampler(generate, latent_dim, seed), num_samples, batch_size, feature_fn,
+        real_stats=real_stats, seed=seed, verbose=verbose,
+    )
+
+
 def make_evaluate_fn(
     feature_fn,
     real_stats: FeatureStatistics,
@@ -101,14 +137,11 @@ def make_evaluate_fn(
     verbose: int = 1,
 ) -> Callable:
     """evaluate_fn(generator) -> {"fid", "inception_score_mean", ...} on fixed latents."""
-    from alphagan_tf.metrics.evaluation import evaluate_samples
 
     def evaluate_fn(generator) -> dict:
-        sample_fn = latent_sampler(
-            lambda z: generator(z, training=False), latent_dim, seed
-        )
-        return evaluate_samples(
-            sample_fn, num_samples, batch_size, feature_fn, real_stats=real_stats,
+        return evaluate_generator(
+            lambda z: generator(z, training=False), feature_fn, real_stats,
+            num_samples=num_samples, batch_size=batch_size, latent_dim=latent_dim,
             seed=seed, verbose=verbose,
         )
 

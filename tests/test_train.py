@@ -1,0 +1,125 @@
+"""Retraining: exact EMA arithmetic, exact resume, periodic evaluation and the best checkpoint."""
+
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alphagan_tf.gan.ema import WeightEMA
+from alphagan_tf.gan.train_loop import TrainRunConfig, load_trained_generator, run_training
+from alphagan_tf.gan.trainer import TrainConfig
+
+
+def _dense_with_state():
+    """Dense (trainable) + BatchNormalization (non-trainable moving statistics)."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2), keras.layers.BatchNormalization()])
+    return model
+
+
+def test_ema_update_is_exact():
+    model, average = _dense_with_state(), _dense_with_state()
+    ema = WeightEMA(model, average, decay=0.75)
+    kernel, bias = model.layers[0].kernel, model.layers[0].bias
+    kernel.assign([[1.0, 2.0], [3.0, 4.0]])
+    bias.assign([8.0, -8.0])
+    ema.initialize()
+    np.testing.assert_array_equal(average.layers[0].kernel.numpy(), [[1.0, 2.0], [3.0, 4.0]])
+
+    kernel.assign([[5.0, 6.0], [7.0, 8.0]])
+    bias.assign([0.0, 0.0])
+    model.layers[1].moving_mean.assign([0.5, -0.25])
+    ema.update()
+    # 0.75 * old + 0.25 * new, exactly representable in float32.
+    np.testing.assert_array_equal(average.layers[0].kernel.numpy(), [[2.0, 3.0], [4.0, 5.0]])
+    np.testing.assert_array_equal(average.layers[0].bias.numpy(), [6.0, -6.0])
+    # Non-trainable state (BN moving statistics) is copied, not averaged.
+    np.testing.assert_array_equal(average.layers[1].moving_mean.numpy(), [0.5, -0.25])
+    tf.function(ema.update)()  # the same step compiled, as in GANTrainer's g_step
+    np.testing.assert_array_equal(average.layers[0].kernel.numpy(), [[2.75, 3.75], [4.75, 5.75]])
+    np.testing.assert_array_equal(average.layers[0].bias.numpy(), [4.5, -4.5])
+    # The trained model itself is untouched.
+    np.testing.assert_array_equal(kernel.numpy(), [[5.0, 6.0], [7.0, 8.0]])
+
+
+def test_ema_rejects_bad_decay_and_structure():
+    with pytest.raises(ValueError, match="decay=1.0"):
+        WeightEMA(_dense_with_state(), _dense_with_state(), decay=1.0)
+    other = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="structure"):
+        WeightEMA(_dense_with_state(), other)
+
+
+def _tiny_config(g_iterations: int) -> TrainRunConfig:
+    return TrainRunConfig(
+        train=TrainConfig(g_iterations=g_iterations, n_critic=2, g_batch_size=4, d_batch_size=4,
+                          latent_dim=8, ema_decay=0.5),
+        genotype="alphaGAN_s", dataset="demo", gf=8, df=8, bottom_width=2, seed=3,
+        checkpoint_every=2, sample_every=2, eval_every=2, keep_checkpoints=5,
+    )
+
+
+def _fake_evaluate(generator):
+    """A deterministic 'FID' of the EMA weights that does not touch any random state."""
+    return {"fid": float(sum(np.abs(v.numpy()).sum() for v in generator.trainable_variables))}
+
+
+def _checkpoint_values(workdir):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
+    return {
+        name: reader.get_tensor(name)
+        for name, dtype in reader.get_variable_to_dtype_map().items()
+        if dtype.is_floating or dtype.is_integer
+    }
+
+
+def _interrupted_copy(workdir, into, iteration):
+    """The workdir as a run stopped after `iteration` left it (its files up to that checkpoint)."""
+    os.makedirs(os.path.join(into, "checkpoints"))
+    for name in ("train_config.json", "genotype.json", "eval_history.json"):
+        shutil.copy(os.path.join(workdir, name), into)
+    prefix = f"ckpt-{iteration}"
+    for name in os.listdir(os.path.join(workdir, "checkpoints")):
+        if name.startswith(prefix + "."):
+            shutil.copy(os.path.join(workdir, "checkpoints", name), os.path.join(into, "checkpoints"))
+    tf.compat.v1.train.update_checkpoint_state(os.path.join(into, "checkpoints"),
+                                               os.path.join(into, "checkpoints", prefix))
+
+
+def test_resume_is_exact(tmp_path):
+    # Train 4 G iterations straight (checkpoints at 2 and 4); then resume a copy of the
+    # workdir as it stood at iteration 2 (what a run with g_iterations=2 leaves: same
+    # checkpoint, evaluation and samples at 2) for the remaining 2 iterations.
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    summary = run_training(_tiny_config(4), straight, evaluate_fn=_fake_evaluate, verbose=0)
+    _interrupted_copy(straight, resumed, 2)
+    run_training(_tiny_config(4), resumed, evaluate_fn=_fake_evaluate, verbose=0)
+
+    a, b = _checkpoint_values(straight), _checkpoint_values(resumed)
+    assert sorted(a) == sorted(b)
+    names = [n for n in a if n.startswith(("generator/", "discriminator/", "ema_generator/"))]
+    assert len(names) > 20
+    for name in a:  # weights, EMA, Adam moments, latent RNG state, iteration counter
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert a["g_iterations_done/.ATTRIBUTES/VARIABLE_VALUE"] == 4
+    # The weights really moved in the second half (resume did not just reload iteration 2).
+    first_half = tf.train.load_checkpoint(os.path.join(resumed, "checkpoints", "ckpt-2"))
+    moved = [n for n in names if not np.array_equal(first_half.get_tensor(n), b[n])]
+    assert len(moved) > 10
+
+    history_a = json.load(open(os.path.join(straight, "eval_history.json")))
+    history_b = json.load(open(os.path.join(resumed, "eval_history.json")))
+    assert [h["iteration"] for h in history_a] == [0, 2, 4] == [h["iteration"] for h in history_b]
+    assert [h["fid"] for h in history_a] == [h["fid"] for h in history_b]
+    assert summary["best_fid"] == min(h["fid"] for h in history_a)
+    for name in ("samples.png", "train_summary.json"):
+        assert os.path.exists(os.path.join(resumed, name)), name
+
+    # load_trained_generator gives the EMA generator that was evaluated (at 4, and the best).
+    assert _fake_evaluate(load_trained_generator(resumed))["fid"] == pytest.approx(
+        history_b[-1]["fid"], rel=1e-6)
+    best = load_trained_generator(straight, which="best")
+    assert _fake_evaluate(best)["fid"] == pytest.approx(summary["best_fid"], rel=1e-6)
