@@ -1,0 +1,235 @@
+r"""Evaluate a trained or exported generator (IS, FID, KID), or precompute real statistics.
+
+    python -m alphagan_tf.evaluate --checkpoint=TRAIN_WORKDIR --num_samples=50000
+    python -m alphagan_tf.evaluate --saved_model=export/alphagan --real_stats=stats.npz \
+        --num_samples=50000 --out=evaluation.json
+    python -m alphagan_tf.evaluate --make_stats --dataset=npz:data.npz --image_size=32 \
+        --feature_extractor=classifier:/path/to/classifier --out=stats.npz
+
+Evaluation samples the generator (the EMA generator of a training workdir, or the
+`serving_default` signature of an exported SavedModel) on seeded latents, --eval_batch_size
+images at a time (never all --num_samples in memory), with a progress bar; prints IS, FID and
+KID and writes them with what was evaluated to a JSON file (--out; default
+<checkpoint>/evaluation_<which>.json, or ./evaluation.json for --saved_model).
+
+The real statistics come from --real_stats (an .npz of --make_stats), else from the training
+workdir's cache (real_stats_<extractor>.npz, written by train), else they are computed from
+--dataset (for --checkpoint: the training dataset by default) and, for --checkpoint, cached.
+
+--make_stats writes the mean, covariance and a KID subset of the features of --dataset's
+images (resized to --image_size) with the configured feature extractor (--feature_extractor
+inception | classifier:PATH) into --out, for --real_stats of later runs.
+
+Exit status 2, with what to do, when the Inception / classifier weights, the dataset, the
+checkpoint or the statistics file are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags
+
+from alphagan_tf import flags as alphagan_flags
+
+alphagan_flags.define_evaluate_flags()
+FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(alphagan_flags)  # --help lists them
+
+
+class _Generator:
+    """A generator to evaluate: `generate(z)` -> images in [-1, 1], and what it is."""
+
+    def __init__(self, generate, latent_dim: int, image_size: int, source: dict):
+        self.generate = generate
+        self.latent_dim = latent_dim
+        self.image_size = image_size
+        self.source = source
+
+
+def _flag(name: str, default):
+    """A flag another command's group may have defined with its own default."""
+    return FLAGS[name].value if FLAGS[name].present else default
+
+
+def _check_sources() -> None:
+    """Usage errors before anything is loaded."""
+    if bool(FLAGS.checkpoint) == bool(FLAGS.saved_model):
+        raise app.UsageError(
+            "Give exactly one of --checkpoint=TRAIN_WORKDIR or --saved_model=DIR. Received: "
+            f"checkpoint={FLAGS.checkpoint!r}, saved_model={FLAGS.saved_model!r}"
+        )
+    if FLAGS.saved_model and not FLAGS.real_stats and not FLAGS["dataset"].present:
+        raise app.UsageError(
+            "--saved_model needs the real statistics: --real_stats=PATH.npz (make them with "
+            "--make_stats) or --dataset=SPEC to compute them now."
+        )
+    if FLAGS.num_samples < 2 or FLAGS.eval_batch_size < 1:
+        raise app.UsageError(
+            "Need --num_samples >= 2 and --eval_batch_size >= 1. Received: "
+            f"{FLAGS.num_samples}, {FLAGS.eval_batch_size}"
+        )
+
+
+def generator_from_flags() -> _Generator:
+    """--checkpoint (EMA weights of a training workdir) or --saved_model (serving_default)."""
+    if FLAGS.checkpoint:
+        import tensorflow as tf
+
+        from alphagan_tf.gan.train_loop import load_trained_generator
+
+        which = _flag("which", "latest")
+        generator = load_trained_generator(FLAGS.checkpoint, which=which)
+        latent_dim = int(generator.latent_dim)
+        size = int(generator(tf.zeros([1, latent_dim]), training=False).shape[1])
+        return _Generator(
+            lambda z: generator(z, training=False), latent_dim, size,
+            {"checkpoint": os.path.abspath(FLAGS.checkpoint), "which": which,
+             "weights": "ema_generator"},
+        )
+    from alphagan_tf.serving.samplers import SavedModelGenerator
+
+    model = SavedModelGenerator(FLAGS.saved_model)
+    return _Generator(model, model.latent_dim, model.image_shape[0],
+                      {"saved_model": os.path.abspath(model.path), "signature": "serving_default"})
+
+
+def _feature_extractor():
+    from alphagan_tf.metrics import generator_eval
+
+    feature_fn = generator_eval.feature_extractor_from_spec(
+        FLAGS.feature_extractor, FLAGS.inception_path
+    )
+    if feature_fn is None:
+        raise app.UsageError(
+            "--feature_extractor=none computes nothing here: use inception or "
+            "classifier:/path/to/SavedModel."
+        )
+    return feature_fn
+
+
+def _data_kwargs() -> dict:
+    return dict(data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, download=FLAGS.download)
+
+
+def make_stats_from_flags() -> str:
+    """--make_stats: real statistics of --dataset into --out; returns the path written."""
+    from alphagan_tf.metrics import generator_eval
+
+    out = _flag("out", None)
+    if not out:
+        raise app.UsageError("--make_stats needs --out=PATH.npz (where to write the statistics).")
+    feature_fn = _feature_extractor()
+    stats = generator_eval.real_statistics(
+        feature_fn, dataset=FLAGS.dataset, image_size=FLAGS.image_size,
+        max_examples=FLAGS.max_examples, batch_size=FLAGS.eval_batch_size, **_data_kwargs(),
+    )
+    path = stats.save(out)
+    print(f"Real statistics of {stats.count} images of {FLAGS.dataset} "
+          f"({FLAGS.image_size}x{FLAGS.image_size}, features {feature_fn.name}, "
+          f"dim {stats.mu.shape[0]}) written to {path}")
+    return path
+
+
+def real_stats_from_flags(feature_fn, generator: _Generator):
+    """--real_stats, else the training workdir's cache, else computed from the dataset."""
+    from alphagan_tf.metrics import generator_eval
+    from alphagan_tf.utils import files
+
+    cache_path = None
+    dataset = FLAGS.dataset
+    if FLAGS.checkpoint:
+        cache_path = generator_eval.real_stats_cache_path(FLAGS.checkpoint, feature_fn)
+        train_config = files.read_json(os.path.join(FLAGS.checkpoint, "train_config.json"), {})
+        if not FLAGS["dataset"].present and train_config.get("dataset"):
+            dataset = train_config["dataset"]
+    return generator_eval.real_statistics(
+        feature_fn, dataset=dataset, image_size=generator.image_size,
+        stats_path=FLAGS.real_stats, cache_path=cache_path, max_examples=FLAGS.max_examples,
+        batch_size=FLAGS.eval_batch_size, **_data_kwargs(),
+    )
+
+
+def evaluate_from_flags() -> dict:
+    """Evaluates the generator the flags name; writes and returns the report."""
+    from alphagan_tf.metrics import generator_eval
+    from alphagan_tf.utils import files
+
+    _check_sources()
+    feature_fn = _feature_extractor()  # first: missing weights fail before anything slow
+    generator = generator_from_flags()
+    try:
+        real_stats = real_stats_from_flags(feature_fn, generator)
+    except ValueError as error:  # statistics of another extractor
+        raise app.UsageError(str(error)) from None
+    seed = _flag("seed", 0)
+    started = time.time()
+    metrics = generator_eval.evaluate_generator(
+        generator.generate, feature_fn, real_stats, num_samples=FLAGS.num_samples,
+        batch_size=FLAGS.eval_batch_size, latent_dim=generator.latent_dim, seed=seed,
+    )
+    report = {
+        "metrics": metrics,
+        "generator": generator.source,
+        "image_size": generator.image_size,
+        "feature_extractor": feature_fn.name,
+        "real_stats": {"path": FLAGS.real_stats, "dataset": real_stats.dataset,
+                       "count": real_stats.count},
+        "num_samples": FLAGS.num_samples,
+        "seed": seed,
+        "seconds": round(time.time() - started, 2),
+    }
+    out = _flag("out", None) or (
+        os.path.join(FLAGS.checkpoint, f"evaluation_{generator.source['which']}.json")
+        if FLAGS.checkpoint else "evaluation.json"
+    )
+    files.write_json_atomic(out, report)
+    print(format_metrics(metrics))
+    print(f"written to {out}")
+    return report
+
+
+def format_metrics(metrics: dict) -> str:
+    """The printed summary: IS mean +- std, FID, KID mean +- std (those present)."""
+    lines = []
+    if "inception_score_mean" in metrics:
+        lines.append(f"IS  {metrics['inception_score_mean']:.4f} +- "
+                     f"{metrics['inception_score_std']:.4f}")
+    if "fid" in metrics:
+        lines.append(f"FID {metrics['fid']:.4f}")
+    if "kid_mean" in metrics:
+        std = metrics.get("kid_std")
+        lines.append(f"KID {metrics['kid_mean']:.6f}" + (f" +- {std:.6f}" if std is not None else ""))
+    return "\n".join(lines) + f"\n({metrics['num_samples']} samples)"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
+    from alphagan_tf.data.sources import DatasetUnavailableError
+    from alphagan_tf.gan.genotypes import GenotypeError
+    from alphagan_tf.metrics.features import WeightsNotFoundError
+
+    try:
+        if FLAGS.make_stats:
+            make_stats_from_flags()
+        else:
+            evaluate_from_flags()
+    except WeightsNotFoundError as error:
+        print(f"error: {error}\nHere: --inception_path=DIR for a local Inception, or "
+              "--feature_extractor=classifier:DIR for a classifier SavedModel.", file=sys.stderr)
+        return 2
+    except (DatasetUnavailableError, GenotypeError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
