@@ -166,12 +166,14 @@ def run_training(
     fixed_latents = tf.random.stateless_normal([64, config.train.latent_dim],
                                                seed=[config.seed, 4321])
     total = config.train.g_iterations
-    if verbose:
+    if verbose and done >= total:
+        print(f"Already trained {done} G iterations (g_iterations={total}): nothing to do.")
+    elif verbose:
         print(f"Training {config.genotype} on {config.dataset} "
               f"({config.image_size}x{config.image_size}), G iterations {done + 1}..{total}.")
     progbar = keras.utils.Progbar(total, unit_name="G iter") if verbose else None
     if progbar is not None and done:
-        progbar.update(done)
+        progbar.update(min(done, total))
     metrics = {}
     started = time.time()
 
@@ -211,14 +213,16 @@ def run_training(
 
     images.save_grid(trainer.ema_generator(fixed_latents, training=False).numpy(),
                      os.path.join(workdir, "samples.png"))
+    summary_path = os.path.join(workdir, "train_summary.json")
     summary = {
-        "iterations": total,
-        "final_losses": metrics,
+        "iterations": max(total, done),
+        # A re-run with nothing left to train keeps the losses of the run that trained.
+        "final_losses": metrics or files.read_json(summary_path, {}).get("final_losses", {}),
         "evaluations": eval_history,
         "best_fid": float(best_fid.numpy()) if np.isfinite(best_fid.numpy()) else None,
         "seconds": time.time() - started,
     }
-    files.write_json_atomic(os.path.join(workdir, "train_summary.json"), summary)
+    files.write_json_atomic(summary_path, summary)
     logging.info("Training done: %s", summary)
     return summary
 
