@@ -158,3 +158,34 @@ def test_tf_checkpoint_of_the_model_object_holds_every_variable(kind, tmp_path):
     ids = tf.constant(_ids())
     np.testing.assert_allclose(target(ids, training=False).numpy(),
                                source(ids, training=False).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean_max"])
+def test_max_pooling_heads_ignore_padding(pooling):
+    net = NetworkConfig(vocab_size=40, num_classes=5, units=8, embedding_dim=8,
+                        embedding_dropout=0.0, output_dropout=0.0, pooling=pooling)
+    ids = _ids()
+    for model in (TextNASSupernet.create(net, num_layers=3),
+                  TextClassifier.from_architecture(random_architecture(4, 2), net)):
+        np.testing.assert_allclose(model(ids, training=False).numpy(),
+                                   model(ids[:, :16], training=False).numpy(), rtol=1e-4, atol=1e-5)
+    features = 16 if pooling == "mean_max" else 8
+    assert model.head.classifier.kernel.shape == (features, 5)
+    assert TextClassifier.from_config(model.get_config()).network.pooling == pooling
+
+
+def test_masked_pool_matches_numpy():
+    from alphagan_tf.textnas.layers import masked_pool
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 6, 4)).astype("float32") - 5.0  # all negative: zero padding must not win
+    mask = np.array([[1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]], bool)
+    x = x * mask[..., None]
+    got = masked_pool(tf.constant(x), tf.constant(mask), "mean_max").numpy()
+    for row in range(2):
+        real = x[row][mask[row]]
+        np.testing.assert_allclose(got[row, :4], real.mean(0), rtol=1e-6)
+        np.testing.assert_allclose(got[row, 4:], real.max(0), rtol=1e-6)
+    np.testing.assert_array_equal(got[2], np.zeros(8))  # an all-padding row pools to zeros
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        masked_pool(tf.constant(x), tf.constant(mask), "min")

@@ -46,6 +46,8 @@ _define("integer", "search_layers", 24, "Layers L of the search network.")
 _define("integer", "search_units", 32, "Width H during the search.")
 _define("float", "search_embedding_dropout", 0.3, "Dropout on the embeddings during the search.")
 _define("float", "search_output_dropout", 0.3, "Dropout before the classifier during the search.")
+_define("enum", "search_pooling", "mean", "Pooling over tokens before the classifier during the search.",
+        enum_values=["mean", "max", "mean_max"])
 _define("integer", "search_batch_size", 128, "Phrases per weight step and per architecture step.")
 _define("integer", "search_epochs", 3, "Epochs over the weight part of the train phrases.")
 _define("integer", "search_warmup_epochs", 1, "First epochs with weight steps only.")
@@ -63,6 +65,9 @@ _define("string", "architecture", None,
 _define("integer", "train_units", 64, "Width H of the retrained network.")
 _define("float", "train_embedding_dropout", 0.5, "Dropout on the embeddings when retraining.")
 _define("float", "train_output_dropout", 0.5, "Dropout before the classifier when retraining.")
+_define("enum", "train_pooling", "mean",
+        "Pooling over tokens before the classifier when retraining (mean = TextNAS; max as in Kim's CNN).",
+        enum_values=["mean", "max", "mean_max"])
 _define("integer", "train_batch_size", 128, "Phrases per step when retraining.")
 _define("integer", "train_epochs", 8, "Retraining epochs (the best dev epoch is kept).")
 _define("float", "train_learning_rate", 2e-3, "Peak Adam learning rate (cosine decay to 0).")
@@ -94,6 +99,7 @@ def search_config_from_flags():
         embedding_dim=FLAGS.embedding_dim,
         embedding_dropout=FLAGS.search_embedding_dropout,
         output_dropout=FLAGS.search_output_dropout,
+        pooling=FLAGS.search_pooling,
         embeddings_path=FLAGS.embeddings_path or None,
         batch_size=FLAGS.search_batch_size,
         epochs=FLAGS.search_epochs,
@@ -127,6 +133,7 @@ def train_config_from_flags():
         embedding_dim=FLAGS.embedding_dim,
         embedding_dropout=FLAGS.train_embedding_dropout,
         output_dropout=FLAGS.train_output_dropout,
+        pooling=FLAGS.train_pooling,
         embeddings_path=FLAGS.embeddings_path or None,
         batch_size=FLAGS.train_batch_size,
         epochs=FLAGS.train_epochs,

@@ -19,6 +19,27 @@ def float_mask(mask, like) -> "keras.KerasTensor":
     return ops.expand_dims(ops.cast(mask, like.dtype), -1)
 
 
+#: Pooling over time of the classifier head.
+POOLINGS = ("mean", "max", "mean_max")
+
+
+def masked_pool(x, mask, pooling: str = "mean"):
+    """Pools float [B, T, C] over the real tokens of bool mask [B, T] -> [B, C] (2C for mean_max).
+
+    "max" ignores padding (padded positions never win; an all-padding row gives 0).
+    """
+    m = float_mask(mask, x)
+    outputs = []
+    if pooling in ("mean", "mean_max"):
+        outputs.append(ops.sum(x * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0))
+    if pooling in ("max", "mean_max"):
+        peak = ops.max(x * m + (1.0 - m) * -1e9, axis=1)
+        outputs.append(peak * ops.minimum(ops.sum(m, axis=1), 1.0))
+    if not outputs:
+        raise ValueError(f"pooling must be one of {POOLINGS}. Received: {pooling!r}")
+    return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=-1)
+
+
 class ExplicitMask:
     """Mixin: the layer takes `mask=` explicitly and attaches no Keras mask.
 
@@ -172,7 +193,7 @@ class Stem(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")
 class ClassifierHead(ExplicitMask, keras.layers.Layer):
-    """Softmax-weighted sum of the layer outputs, masked mean pooling, dropout, linear.
+    """Softmax-weighted sum of the layer outputs, masked pooling, dropout, linear.
 
     The combination weights (one logit per layer, zeros at init) are network
     weights, trained with the rest of the network (not architecture weights).
@@ -181,6 +202,9 @@ class ClassifierHead(ExplicitMask, keras.layers.Layer):
         num_layers: how many layer outputs are combined.
         num_classes: output logits.
         dropout: rate before the linear classifier.
+        pooling: over the real tokens: "mean" (TextNAS), "max" (the spec's
+            optional max pooling) or "mean_max" (both, concatenated: the
+            classifier sees 2 * H features).
 
     Call args:
         layer_outputs: list of `num_layers` float [B, T, H].
@@ -190,8 +214,12 @@ class ClassifierHead(ExplicitMask, keras.layers.Layer):
         logits float32 [B, num_classes].
     """
 
-    def __init__(self, num_layers: int, num_classes: int, dropout: float = 0.0, **kwargs):
+    def __init__(self, num_layers: int, num_classes: int, dropout: float = 0.0,
+                 pooling: str = "mean", **kwargs):
         super().__init__(**kwargs)
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}. Received: {pooling!r}")
+        self.pooling = pooling
         self.num_layers = int(num_layers)
         self.num_classes = int(num_classes)
         self.dropout_rate = float(dropout)
@@ -204,7 +232,8 @@ class ClassifierHead(ExplicitMask, keras.layers.Layer):
         self.layer_logits = self.add_weight(
             name="layer_logits", shape=(self.num_layers,), initializer="zeros"
         )
-        self.classifier.build((None, units))
+        features = 2 * units if self.pooling == "mean_max" else units
+        self.classifier.build((None, features))
         self.built = True
 
     def combination_weights(self):
@@ -222,11 +251,11 @@ class ClassifierHead(ExplicitMask, keras.layers.Layer):
         for i, out in enumerate(layer_outputs):
             term = weights[i] * out
             combined = term if combined is None else combined + term
-        m = float_mask(mask, combined)
-        pooled = ops.sum(combined * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0)
+        pooled = masked_pool(combined, mask, self.pooling)
         pooled = self.dropout(pooled, training=training)
         return self.classifier(pooled)
 
     def get_config(self):
         return {**super().get_config(), "num_layers": self.num_layers,
-                "num_classes": self.num_classes, "dropout": self.dropout_rate}
+                "num_classes": self.num_classes, "dropout": self.dropout_rate,
+                "pooling": self.pooling}

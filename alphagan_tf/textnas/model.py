@@ -33,6 +33,7 @@ class NetworkConfig:
         embedding_dim: embedding width.
         embedding_dropout: dropout rate on the embeddings.
         output_dropout: dropout rate before the classifier.
+        pooling: the head's pooling over tokens, one of `layers.POOLINGS`.
     """
 
     vocab_size: int
@@ -41,6 +42,7 @@ class NetworkConfig:
     embedding_dim: int = 128
     embedding_dropout: float = 0.5
     output_dropout: float = 0.5
+    pooling: str = "mean"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -122,7 +124,8 @@ class TextClassifier(keras.Model):
             for i, layer in enumerate(architecture.layers)
         ])
         self.head = ClassifierHead(architecture.num_layers, network.num_classes,
-                                   dropout=network.output_dropout, name="head")
+                                   dropout=network.output_dropout, pooling=network.pooling,
+                                   name="head")
 
     @classmethod
     def from_architecture(cls, architecture: TextArchitecture, network: NetworkConfig,

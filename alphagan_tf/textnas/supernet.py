@@ -190,7 +190,8 @@ class TextNASSupernet(keras.Model):
             for i in range(self.num_layers)
         ])
         self.head = ClassifierHead(self.num_layers, network.num_classes,
-                                   dropout=network.output_dropout, name="head")
+                                   dropout=network.output_dropout, pooling=network.pooling,
+                                   name="head")
 
     @classmethod
     def create(cls, network: NetworkConfig, num_layers: int = 24,

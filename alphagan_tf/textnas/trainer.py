@@ -54,6 +54,7 @@ class TrainConfig:
         embedding_dim: embedding width.
         embedding_dropout: dropout on the embeddings.
         output_dropout: dropout before the classifier.
+        pooling: the head's pooling over tokens: mean (TextNAS), max or mean_max.
         embeddings_path: optional GloVe-format text file (dim = embedding_dim).
         batch_size: phrases per step.
         epochs: passes over the train phrases.
@@ -75,6 +76,7 @@ class TrainConfig:
     embedding_dim: int = 128
     embedding_dropout: float = 0.5
     output_dropout: float = 0.5
+    pooling: str = "mean"
     embeddings_path: str | None = None
     batch_size: int = 128
     epochs: int = 8
@@ -122,7 +124,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
     network = NetworkConfig(
         vocab_size=len(dataset.vocab), num_classes=dataset.num_classes, units=config.units,
         embedding_dim=config.embedding_dim, embedding_dropout=config.embedding_dropout,
-        output_dropout=config.output_dropout,
+        output_dropout=config.output_dropout, pooling=config.pooling,
     )
     model = TextClassifier.from_architecture(architecture, network)
     if config.embeddings_path:
