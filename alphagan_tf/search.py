@@ -17,6 +17,7 @@ from alphagan_tf import flags as alphagan_flags
 
 alphagan_flags.define_search_flags()
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(alphagan_flags)  # --help lists them
 
 
 def config_from_flags():
@@ -42,6 +43,7 @@ def config_from_flags():
             beta_2=FLAGS.arch_beta2,
             weight_decay=FLAGS.arch_weight_decay,
         ),
+        jit_compile=FLAGS.jit_compile,
     )
     return SearchRunConfig(
         search=search,
@@ -57,6 +59,7 @@ def config_from_flags():
         sample_every=FLAGS.sample_every or 5,
         keep_checkpoints=FLAGS.keep_checkpoints,
         deterministic=FLAGS.deterministic,
+        fuse_convs=FLAGS.fuse_convs,
     )
 
 

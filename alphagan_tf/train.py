@@ -18,6 +18,7 @@ from alphagan_tf import flags as alphagan_flags
 
 alphagan_flags.define_train_flags()
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(alphagan_flags)  # --help lists them
 
 
 def config_from_flags():

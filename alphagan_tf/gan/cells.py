@@ -37,6 +37,7 @@ from alphagan_tf.gan.genotypes import (
     CellGenotype,
 )
 from alphagan_tf.nas.architecture import ArchitectureLayer
+from alphagan_tf.gan.normal_mixed_op import NormalMixedOp
 from alphagan_tf.nas.mixed_op import MixedOp
 from alphagan_tf.nas.tracking import track_layers
 
@@ -82,6 +83,8 @@ class SearchCell(_CellBase, ArchitectureLayer):
             receives ((), (2,) or (4, 2) in the AlphaGAN generator).
         affine: batch-norm affine parameters of the sep convs (False in search).
         alpha_stddev: alpha init, 1e-3 * N(0, 1).
+        fuse_convs: normal edges run their plain convs as one convolution
+            (`NormalMixedOp`; the same function, less work).
 
     Call args:
         inputs: float32 [B, H, W, channels].
@@ -101,6 +104,7 @@ class SearchCell(_CellBase, ArchitectureLayer):
         skip_scales: Sequence[int] = (),
         affine: bool = False,
         alpha_stddev: float = 1e-3,
+        fuse_convs: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -108,15 +112,17 @@ class SearchCell(_CellBase, ArchitectureLayer):
         self.skip_scales = tuple(int(s) for s in skip_scales)
         self.affine = bool(affine)
         self.alpha_stddev = float(alpha_stddev)
+        self.fuse_convs = bool(fuse_convs)
         # Lists of layers are invisible to tf.train.Checkpoint: see nas/tracking.py.
         self.up_edges = track_layers(
             self, "up", [self._mixed_up(2, f"up{i}") for i in range(NUM_UP_EDGES)]
         )
         self.normal_edges = track_layers(self, "normal", [
-            MixedOp(
+            NormalMixedOp(
                 [operations.make_normal_op(n, self.channels, self.affine) for n in NORMAL_OPS],
                 NORMAL_OPS,
                 alpha_stddev=self.alpha_stddev,
+                fuse_convs=self.fuse_convs,
                 name=f"normal{i}",
             )
             for i in range(NUM_NORMAL_EDGES)
@@ -166,6 +172,7 @@ class SearchCell(_CellBase, ArchitectureLayer):
             "skip_scales": list(self.skip_scales),
             "affine": self.affine,
             "alpha_stddev": self.alpha_stddev,
+            "fuse_convs": self.fuse_convs,
         }
 
 

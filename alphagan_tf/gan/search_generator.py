@@ -50,6 +50,9 @@ class SearchGenerator(keras.Model):
         latent_dim: size of z (128).
         bottom_width: side of the first feature map: 4 -> 32x32 images, 6 -> 48x48.
         alpha_stddev: alpha init 1e-3 * N(0, 1).
+        fuse_convs: each normal edge runs its three plain convs as one 5x5 conv
+            with the alpha-weighted sum of their kernels (gan/normal_mixed_op.py:
+            the same function and gradients, ~30% less work per normal edge).
 
     Call args:
         inputs: z, float32 [B, latent_dim].
@@ -65,10 +68,12 @@ class SearchGenerator(keras.Model):
         latent_dim: int = 128,
         bottom_width: int = 4,
         alpha_stddev: float = 1e-3,
+        fuse_convs: bool = True,
         **kwargs,
     ):
         kwargs.setdefault("name", "search_generator")
         super().__init__(**kwargs)
+        self.fuse_convs = bool(fuse_convs)
         self.gf = int(gf)
         self.latent_dim = int(latent_dim)
         self.bottom_width = int(bottom_width)
@@ -82,6 +87,7 @@ class SearchGenerator(keras.Model):
                 skip_scales=scales,
                 affine=False,
                 alpha_stddev=self.alpha_stddev,
+                fuse_convs=self.fuse_convs,
                 name=f"cell{i + 1}",
             )
             for i, scales in enumerate(skip_scales)
@@ -160,6 +166,7 @@ class SearchGenerator(keras.Model):
             "latent_dim": self.latent_dim,
             "bottom_width": self.bottom_width,
             "alpha_stddev": self.alpha_stddev,
+            "fuse_convs": self.fuse_convs,
         }
 
     @classmethod

@@ -53,6 +53,7 @@ class SearchRunConfig:
     sample_every: int = 5
     keep_checkpoints: int = 3
     deterministic: bool = True
+    fuse_convs: bool = True  # normal edges' plain convs as one conv (same function, less work)
 
     @property
     def image_size(self) -> int:
@@ -83,7 +84,8 @@ def alpha_snapshot(generator: SearchGenerator) -> dict:
 
 def build_players(config: SearchRunConfig) -> tuple[SearchGenerator, Discriminator]:
     generator = SearchGenerator(
-        gf=config.gf, latent_dim=config.search.latent_dim, bottom_width=config.bottom_width
+        gf=config.gf, latent_dim=config.search.latent_dim, bottom_width=config.bottom_width,
+        fuse_convs=config.fuse_convs,
     )
     return generator, Discriminator(df=config.df)
 
@@ -133,8 +135,23 @@ def sample_grid(generator: keras.Model, latents: tf.Tensor) -> np.ndarray:
     return images.make_grid(fake)
 
 
-def run_search(config: SearchRunConfig, workdir: str, verbose: int = 1) -> SearchResult:
-    """Search (or resume searching) an architecture; see the module docstring."""
+def run_search(
+    config: SearchRunConfig,
+    workdir: str,
+    verbose: int = 1,
+    searcher: BilevelSearcher | None = None,
+) -> SearchResult:
+    """Search (or resume searching) an architecture; see the module docstring.
+
+    Args:
+        config: the run's configuration.
+        workdir: where results and checkpoints go; resumes from its last checkpoint.
+        verbose: 0 silent, 1 a progress bar per epoch and a summary line.
+        searcher: players and compiled steps to use instead of building new ones
+            from `config` (which must describe them): tracing the steps of the
+            supernet takes about a minute, so tests reuse one searcher. Its state
+            is overwritten by the checkpoint when resuming.
+    """
     from alphagan_tf.data.pipeline import search_datasets
 
     os.makedirs(workdir, exist_ok=True)
@@ -154,7 +171,8 @@ def run_search(config: SearchRunConfig, workdir: str, verbose: int = 1) -> Searc
         manual_dir=config.manual_dir,
         download=config.download,
     )
-    searcher = build_searcher(config)
+    if searcher is None:
+        searcher = build_searcher(config)
     weight_batches, arch_batches = iter(data.weight), iter(data.arch)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(
