@@ -1,0 +1,189 @@
+"""The bi-level search on tiny models (8x8 images, a few channels): seconds each.
+
+Tracing the five steps of the supernet takes about a minute whatever its width
+(the graph has ~60k ops), so every test shares ONE searcher and starts from its
+initial state, restored from a checkpoint (`fresh`).
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher, run_search
+from alphagan_tf.gan.searcher import SearchConfig
+
+TINY = SearchConfig(inner_steps=5, worst_steps=2, outer_steps=3, n_critic=5, batch_size=4,
+                    latent_dim=8)
+
+
+def tiny_run_config(**overrides) -> SearchRunConfig:
+    base = dict(search=TINY, dataset="demo", gf=4, df=4, bottom_width=1, epochs=2, seed=3,
+                sample_every=1, keep_checkpoints=2, deterministic=False)
+    base.update(overrides)
+    return SearchRunConfig(**base)
+
+
+def batches(seed, batch=4, size=8):
+    rng = np.random.default_rng(seed)
+    while True:
+        yield tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32"))
+
+
+@pytest.fixture(scope="module")
+def shared_searcher(tmp_path_factory):
+    searcher = build_searcher(tiny_run_config())
+    checkpoint = tf.train.Checkpoint(**searcher.checkpoint_items())
+    path = checkpoint.write(str(tmp_path_factory.mktemp("initial") / "state"))
+    return searcher, checkpoint, path
+
+
+@pytest.fixture()
+def searcher(shared_searcher):
+    """The shared searcher, back in its initial state."""
+    searcher, checkpoint, path = shared_searcher
+    checkpoint.read(path).assert_consumed()
+    return searcher
+
+
+def values(variables):
+    return [np.array(v.numpy()) for v in variables]
+
+
+def test_one_epoch_moves_alpha_and_inner_steps_do_not(searcher):
+    g = searcher.generator
+    alphas0 = values(g.arch_variables)
+    weights0 = values(g.weight_variables)
+    for _ in range(5):
+        searcher.d_step(next(batches(0)))
+    searcher.g_step()
+    # The inner level trains network weights only.
+    for a0, a1 in zip(alphas0, values(g.arch_variables)):
+        np.testing.assert_array_equal(a0, a1)
+    assert any(not np.array_equal(w0, w1) for w0, w1 in zip(weights0, values(g.weight_variables)))
+    searcher.run_epoch(batches(1), batches(2))
+    moved = [np.abs(a1 - a0).max() for a0, a1 in zip(alphas0, values(g.arch_variables))]
+    assert len(moved) == 18
+    assert min(moved) > 0.0  # every edge's alpha moved
+
+
+def test_worst_players_are_assigned_copies_and_leave_g_d_untouched(searcher):
+    searcher.run_epoch(batches(1), batches(2))
+    g_before = values(searcher.generator.variables)
+    d_before = values(searcher.discriminator.variables)
+    d_trainable_before = values(searcher.discriminator.trainable_variables)
+    searcher.make_worst_players()
+    for a, b in zip(values(searcher.worst_generator.variables), g_before):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(values(searcher.worst_discriminator.variables), d_before):
+        np.testing.assert_array_equal(a, b)
+    # fresh optimizer state for the worst-case players
+    assert int(searcher.worst_d_optimizer.optimizer.iterations.numpy()) == 0
+    real = next(batches(5))
+    searcher.worst_d_step(real)
+    searcher.worst_g_step(real)
+    assert int(searcher.worst_d_optimizer.optimizer.iterations.numpy()) == 1
+    for a, b in zip(values(searcher.discriminator.trainable_variables), d_trainable_before):
+        np.testing.assert_array_equal(a, b)
+    changed = [not np.array_equal(a, b) for a, b in zip(
+        values(searcher.worst_generator.weight_variables),
+        values(searcher.generator.weight_variables))]
+    assert any(changed)
+    # G_worst's alphas stay frozen at G's values.
+    for a, b in zip(values(searcher.worst_generator.arch_variables),
+                    values(searcher.generator.arch_variables)):
+        np.testing.assert_array_equal(a, b)
+
+
+def _np_value(real_logits, fake_logits):
+    real_logits, fake_logits = np.asarray(real_logits, np.float64), np.asarray(fake_logits, np.float64)
+    return -(np.maximum(0, 1 - real_logits).mean() + np.maximum(0, 1 + fake_logits).mean())
+
+
+def test_duality_gap_of_the_step_equals_its_formula(searcher):
+    searcher.run_epoch(batches(1), batches(2))
+    real = next(batches(7))
+    rng = searcher.latent_rng
+    state = rng.state.numpy().copy()
+    z = rng.normal([TINY.batch_size, TINY.latent_dim])  # the latents the step will draw
+    g, d = searcher.generator, searcher.discriminator
+    gw, dw = searcher.worst_generator, searcher.worst_discriminator
+    v_g_dworst = _np_value(dw(real, training=False), dw(g(z, training=True), training=False))
+    v_gworst_d = _np_value(d(real, training=False), d(gw(z, training=True), training=False))
+    rng.reset(state)
+    out = searcher.arch_step(real)
+    np.testing.assert_allclose(float(out["value_g_vs_worst_d"]), v_g_dworst, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(out["value_worst_g_vs_d"]), v_gworst_d, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(out["duality_gap"]), v_g_dworst - v_gworst_d,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_worst_discriminator_training_opens_the_gap(searcher):
+    """After D_worst and G_worst train, DG on the same batch is larger than with G, D themselves."""
+    searcher.run_epoch(batches(1), batches(2))
+    searcher.make_worst_players()
+    real = next(batches(9))
+    z = tf.random.stateless_normal([TINY.batch_size, TINY.latent_dim], seed=[1, 2])
+    g, d = searcher.generator, searcher.discriminator
+    gw, dw = searcher.worst_generator, searcher.worst_discriminator
+    gap0 = (_np_value(dw(real), dw(g(z, training=True))) - _np_value(d(real), d(gw(z, training=True))))
+    assert abs(gap0) < 1e-6  # identical players: no gap
+    for _ in range(15):
+        searcher.worst_d_step(real)
+    gap1 = _np_value(dw(real), dw(g(z, training=True))) - _np_value(d(real), d(gw(z, training=True)))
+    assert gap1 > gap0 + 1e-3
+
+
+def test_resume_after_interruption_matches_uninterrupted(searcher, shared_searcher, tmp_path):
+    _, initial, initial_path = shared_searcher
+    straight = run_search(tiny_run_config(epochs=2), str(tmp_path / "straight"), verbose=0,
+                          searcher=searcher)
+    initial.read(initial_path).assert_consumed()
+    run_search(tiny_run_config(epochs=1), str(tmp_path / "resumed"), verbose=0, searcher=searcher)
+    # The "new process": every variable of the searcher moves away before resuming.
+    searcher.run_epoch(batches(11), batches(12))
+    resumed = run_search(tiny_run_config(epochs=2), str(tmp_path / "resumed"), verbose=0,
+                         searcher=searcher)
+    assert resumed.epochs_run == 1
+    a = json.load(open(tmp_path / "straight" / "genotype_history.json"))
+    b = json.load(open(tmp_path / "resumed" / "genotype_history.json"))
+    assert [h["epoch"] for h in a] == [h["epoch"] for h in b] == [1, 2]
+    for ha, hb in zip(a, b):
+        for edge in ha["alphas"]:
+            np.testing.assert_allclose(ha["alphas"][edge]["alpha"], hb["alphas"][edge]["alpha"],
+                                       rtol=0, atol=1e-6)
+        assert ha["d_loss"] == pytest.approx(hb["d_loss"], abs=1e-5)
+        assert ha["duality_gap"] == pytest.approx(hb["duality_gap"], abs=1e-5)
+    # Alphas moved between the epochs (so the equality above is not trivial).
+    edge = next(iter(a[0]["alphas"]))
+    assert a[0]["alphas"][edge]["alpha"] != a[-1]["alphas"][edge]["alpha"]
+    assert straight.genotype == resumed.genotype
+
+
+def test_search_writes_its_results(searcher, tmp_path):
+    workdir = tmp_path / "run"
+    result = run_search(tiny_run_config(epochs=2), str(workdir), verbose=0, searcher=searcher)
+    for name in ("genotype.json", "alpha_history.png", "samples.png", "genotype_history.json",
+                 "search_summary.json"):
+        assert (workdir / name).exists(), name
+    from alphagan_tf.gan.genotypes import load_genotype
+    assert load_genotype(str(workdir / "genotype.json")) == result.genotype
+    png = tf.io.decode_png(tf.io.read_file(str(workdir / "alpha_history.png")))
+    assert png.shape[0] > 200 and png.shape[1] > 400
+    assert len(os.listdir(workdir / "tensorboard")) >= 1
+    history = json.load(open(workdir / "genotype_history.json"))
+    uniform = 1 / 6
+    normal_edge = next(e for e, s in history[-1]["alphas"].items() if s["kind"] == "normal")
+    assert np.abs(np.array(history[-1]["alphas"][normal_edge]["softmax"]) - uniform).max() > 0
+
+
+def test_steps_do_not_retrace_after_the_first_epoch(searcher):
+    """Runs last in the module too: no earlier test (run_search included) retraced."""
+    searcher.run_epoch(batches(1), batches(2))
+    first = searcher.tracing_counts()
+    searcher.run_epoch(batches(3), batches(4))
+    searcher.run_epoch(batches(5), batches(6))
+    assert searcher.tracing_counts() == first
+    assert set(first.values()) == {1}
