@@ -107,7 +107,7 @@ def plot_trials(rows: Sequence[dict], path: str, title: str = "") -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs = list(range(1, len(rows) + 1))
+    xs = [int(r["trial"]) if str(r["trial"]).isdigit() else i for i, r in enumerate(rows)]
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
     done = [(x, r["fid"]) for x, r in zip(xs, rows)
             if r["status"] == "COMPLETED" and math.isfinite(r["fid"])]
@@ -123,7 +123,7 @@ def plot_trials(rows: Sequence[dict], path: str, title: str = "") -> str:
     if bad:
         top = max([y for _, y in done], default=1.0)
         ax.scatter(bad, [top] * len(bad), marker="x", color="red", label="failed")
-    ax.set_xlabel("trial")
+    ax.set_xlabel("trial id")
     ax.set_ylabel("FID (lower is better)")
     ax.set_title(title or f"{len(done)} completed, {len(bad)} failed of {len(rows)} trials",
                  fontsize=9)
