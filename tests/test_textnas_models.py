@@ -189,3 +189,30 @@ def test_masked_pool_matches_numpy():
     np.testing.assert_array_equal(got[2], np.zeros(8))  # an all-padding row pools to zeros
     with pytest.raises(ValueError, match="pooling must be one of"):
         masked_pool(tf.constant(x), tf.constant(mask), "min")
+
+
+def test_word_dropout_replaces_real_tokens_by_unk_in_training_only():
+    from alphagan_tf.textnas.layers import Stem
+
+    stem = Stem(40, 8, 8, word_dropout=0.5, seed=3)
+    stem.build((None, None))
+    ids = tf.constant(_ids())
+    seen = {}
+    original = stem.embedding.call
+
+    def spy(x):
+        seen["ids"] = x
+        return original(x)
+
+    stem.embedding.call = spy
+    stem(ids, training=True)
+    got = seen["ids"].numpy()
+    real = _ids() != 0
+    assert (got[~real] == 0).all()  # padding stays padding
+    replaced = (got != _ids()) & real
+    assert (got[replaced] == 1).all() and 0.3 < replaced.sum() / real.sum() < 0.7
+    stem(ids, training=False)
+    np.testing.assert_array_equal(seen["ids"].numpy(), _ids())
+    assert Stem.from_config(stem.get_config()).word_dropout == 0.5
+    with pytest.raises(ValueError, match="word_dropout must be in"):
+        Stem(40, 8, 8, word_dropout=1.0)

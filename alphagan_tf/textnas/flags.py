@@ -46,6 +46,7 @@ _define("integer", "search_layers", 24, "Layers L of the search network.")
 _define("integer", "search_units", 32, "Width H during the search.")
 _define("float", "search_embedding_dropout", 0.3, "Dropout on the embeddings during the search.")
 _define("float", "search_output_dropout", 0.3, "Dropout before the classifier during the search.")
+_define("float", "search_word_dropout", 0.0, "Share of tokens replaced by <unk> during the search.")
 _define("enum", "search_pooling", "mean", "Pooling over tokens before the classifier during the search.",
         enum_values=["mean", "max", "mean_max"])
 _define("integer", "search_batch_size", 128, "Phrases per weight step and per architecture step.")
@@ -65,6 +66,7 @@ _define("string", "architecture", None,
 _define("integer", "train_units", 64, "Width H of the retrained network.")
 _define("float", "train_embedding_dropout", 0.5, "Dropout on the embeddings when retraining.")
 _define("float", "train_output_dropout", 0.5, "Dropout before the classifier when retraining.")
+_define("float", "train_word_dropout", 0.0, "Share of tokens replaced by <unk> when retraining.")
 _define("enum", "train_pooling", "mean",
         "Pooling over tokens before the classifier when retraining (mean = TextNAS; max as in Kim's CNN).",
         enum_values=["mean", "max", "mean_max"])
@@ -100,6 +102,7 @@ def search_config_from_flags():
         embedding_dropout=FLAGS.search_embedding_dropout,
         output_dropout=FLAGS.search_output_dropout,
         pooling=FLAGS.search_pooling,
+        word_dropout=FLAGS.search_word_dropout,
         embeddings_path=FLAGS.embeddings_path or None,
         batch_size=FLAGS.search_batch_size,
         epochs=FLAGS.search_epochs,
@@ -134,6 +137,7 @@ def train_config_from_flags():
         embedding_dropout=FLAGS.train_embedding_dropout,
         output_dropout=FLAGS.train_output_dropout,
         pooling=FLAGS.train_pooling,
+        word_dropout=FLAGS.train_word_dropout,
         embeddings_path=FLAGS.embeddings_path or None,
         batch_size=FLAGS.train_batch_size,
         epochs=FLAGS.train_epochs,

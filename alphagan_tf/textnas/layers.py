@@ -129,13 +129,18 @@ class MaskedBatchNorm(ExplicitMask, keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")
 class Stem(keras.layers.Layer):
-    """Embedding, dropout, 1x1 conv to `units`, masked BN, ReLU.
+    """(Word dropout), embedding, dropout, 1x1 conv to `units`, masked BN, ReLU.
 
     Args:
         vocab_size: number of token ids (id 0 = padding).
         embedding_dim: embedding width.
         units: the hidden width H of every layer.
         dropout: rate on the embeddings.
+        word_dropout: in training, each real token is replaced by the unknown
+            word (id 1) with this probability. A regulariser for embeddings
+            learned from scratch (our addition, not in TextNAS); it also
+            trains the unknown word's vector, which test words outside the
+            training vocabulary map to.
 
     Call args:
         ids: int32 [B, T], 0 = padding.
@@ -145,8 +150,15 @@ class Stem(keras.layers.Layer):
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int, units: int,
-                 dropout: float = 0.0, **kwargs):
+                 dropout: float = 0.0, word_dropout: float = 0.0, seed: int | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
+        if not 0.0 <= word_dropout < 1.0:
+            raise ValueError(f"word_dropout must be in [0, 1). Received: {word_dropout}")
+        self.word_dropout = float(word_dropout)
+        self.seed = seed
+        # Only when used, so that models without word dropout keep their variables.
+        self.word_seed = keras.random.SeedGenerator(seed) if self.word_dropout else None
         self.vocab_size = int(vocab_size)
         self.embedding_dim = int(embedding_dim)
         self.units = int(units)
@@ -175,6 +187,9 @@ class Stem(keras.layers.Layer):
 
     def call(self, ids, training=None):
         mask = ops.not_equal(ids, 0)
+        if training and self.word_dropout:
+            dropped = keras.random.uniform(ops.shape(ids), seed=self.word_seed) < self.word_dropout
+            ids = ops.where(ops.logical_and(dropped, mask), ops.ones_like(ids), ids)
         x = self.embedding(ids)
         x = x * float_mask(mask, x)
         x = self.dropout(x, training=training)
@@ -188,7 +203,7 @@ class Stem(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size,
                 "embedding_dim": self.embedding_dim, "units": self.units,
-                "dropout": self.dropout_rate}
+                "dropout": self.dropout_rate, "word_dropout": self.word_dropout, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")

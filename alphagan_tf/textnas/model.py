@@ -34,6 +34,7 @@ class NetworkConfig:
         embedding_dropout: dropout rate on the embeddings.
         output_dropout: dropout rate before the classifier.
         pooling: the head's pooling over tokens, one of `layers.POOLINGS`.
+        word_dropout: share of real tokens replaced by the unknown word in training.
     """
 
     vocab_size: int
@@ -43,6 +44,7 @@ class NetworkConfig:
     embedding_dropout: float = 0.5
     output_dropout: float = 0.5
     pooling: str = "mean"
+    word_dropout: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,7 +120,8 @@ class TextClassifier(keras.Model):
         self.architecture = architecture
         self.network = network
         self.stem = Stem(network.vocab_size, network.embedding_dim, network.units,
-                         dropout=network.embedding_dropout, name="stem")
+                         dropout=network.embedding_dropout, word_dropout=network.word_dropout,
+                         name="stem")
         self.text_layers = track_layers(self, "text_layer", [
             FixedLayer(layer.op, network.units, len(layer.skips), name=f"layer_{i}")
             for i, layer in enumerate(architecture.layers)

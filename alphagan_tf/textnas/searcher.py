@@ -64,6 +64,7 @@ class SearchConfig:
         embedding_dropout: dropout on the embeddings.
         output_dropout: dropout before the classifier.
         pooling: the head's pooling over tokens: mean (TextNAS), max or mean_max.
+        word_dropout: share of real tokens replaced by the unknown word in training.
         embeddings_path: optional GloVe-format text file (dim = embedding_dim).
         batch_size: phrases per weight step and per architecture step.
         epochs: passes over the weight-part phrases.
@@ -89,6 +90,7 @@ class SearchConfig:
     embedding_dropout: float = 0.3
     output_dropout: float = 0.3
     pooling: str = "mean"
+    word_dropout: float = 0.0
     embeddings_path: str | None = None
     batch_size: int = 128
     epochs: int = 3
@@ -143,6 +145,7 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
         vocab_size=len(split.vocab), num_classes=sst.TASKS[config.task], units=config.units,
         embedding_dim=config.embedding_dim, embedding_dropout=config.embedding_dropout,
         output_dropout=config.output_dropout, pooling=config.pooling,
+        word_dropout=config.word_dropout,
     )
     model = TextNASSupernet.create(network, config.num_layers)
     if config.embeddings_path:

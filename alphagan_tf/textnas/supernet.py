@@ -184,7 +184,8 @@ class TextNASSupernet(keras.Model):
         self.num_layers = int(num_layers)
         self.alpha_stddev = float(alpha_stddev)
         self.stem = Stem(network.vocab_size, network.embedding_dim, network.units,
-                         dropout=network.embedding_dropout, name="stem")
+                         dropout=network.embedding_dropout, word_dropout=network.word_dropout,
+                         name="stem")
         self.search_layers = track_layers(self, "search_layer", [
             SearchLayer(i, network.units, alpha_stddev, name=f"layer_{i}")
             for i in range(self.num_layers)

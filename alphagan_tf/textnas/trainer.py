@@ -55,6 +55,7 @@ class TrainConfig:
         embedding_dropout: dropout on the embeddings.
         output_dropout: dropout before the classifier.
         pooling: the head's pooling over tokens: mean (TextNAS), max or mean_max.
+        word_dropout: share of real tokens replaced by the unknown word in training.
         embeddings_path: optional GloVe-format text file (dim = embedding_dim).
         batch_size: phrases per step.
         epochs: passes over the train phrases.
@@ -77,6 +78,7 @@ class TrainConfig:
     embedding_dropout: float = 0.5
     output_dropout: float = 0.5
     pooling: str = "mean"
+    word_dropout: float = 0.0
     embeddings_path: str | None = None
     batch_size: int = 128
     epochs: int = 8
@@ -125,6 +127,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         vocab_size=len(dataset.vocab), num_classes=dataset.num_classes, units=config.units,
         embedding_dim=config.embedding_dim, embedding_dropout=config.embedding_dropout,
         output_dropout=config.output_dropout, pooling=config.pooling,
+        word_dropout=config.word_dropout,
     )
     model = TextClassifier.from_architecture(architecture, network)
     if config.embeddings_path:
