@@ -187,11 +187,16 @@ def define_tune_flags() -> None:
     )
     flags.DEFINE_float(
         "max_cpu_minutes", None,
-        "Start no new trial once the run used this much CPU time (all threads; per "
-        "invocation), e.g. to give the tuner the differentiable search's budget.",
+        "Start no new trial once the run's trials used this much CPU time (all threads, "
+        "summed over resumed invocations), e.g. the differentiable search's budget.",
     )
     flags.DEFINE_float(
-        "max_minutes", None, "Start no new trial after this many wall-clock minutes (per invocation)."
+        "max_minutes", None,
+        "Start no new trial once the run's trials took this many wall-clock minutes.",
+    )
+    flags.DEFINE_bool(
+        "report_only", False,
+        "Run no trial: rewrite trials.csv/png, best_genotype.json and the summary of --workdir.",
     )
     flags.DEFINE_integer("hyperband_max_epochs", 9, "hyperband: largest budget in epochs.")
     flags.DEFINE_integer("hyperband_factor", 3, "hyperband: reduction factor.")

@@ -13,7 +13,8 @@ training workdir per trial), trials.csv, trials.png, trial_errors.txt (failed tr
 best_genotype.json (our Genotype JSON; `python -m alphagan_tf.train --genotype=` takes it),
 tune_summary.json and tune_config.json. Re-running the same command resumes the run
 (KerasTuner's overwrite=False; an interrupted trial resumes from its checkpoint);
---max_trials can be raised to extend it, --tune_overwrite starts over.
+--max_trials (or --max_cpu_minutes / --max_minutes, budgets summed over resumed runs) can be
+raised to extend it, --tune_overwrite starts over, --report_only rewrites the report.
 
 Exit status: 0 when at least one trial completed (failed trials are listed with their
 error), 1 when none did, 2 on a configuration error.
@@ -126,12 +127,17 @@ def run_tuning(workdir: str) -> int:
             elif os.path.exists(path):
                 os.remove(path)
     check_resumable(config_path, tune_config)
-    os.makedirs(workdir, exist_ok=True)
-    objective = objective_from_spec(
-        objective_config, FLAGS.feature_extractor, inception_path=FLAGS.inception_path,
-        real_stats_path=FLAGS.real_stats, cache_dir=workdir,
-    )
-    files.write_json_atomic(config_path, tune_config)
+    if FLAGS.report_only:
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(f"--report_only: no tuning run in {workdir} (tune_config.json).")
+        objective = None
+    else:
+        os.makedirs(workdir, exist_ok=True)
+        objective = objective_from_spec(
+            objective_config, FLAGS.feature_extractor, inception_path=FLAGS.inception_path,
+            real_stats_path=FLAGS.real_stats, cache_dir=workdir,
+        )
+        files.write_json_atomic(config_path, tune_config)
     hypermodel = GeneratorHyperModel(
         gf=FLAGS.gf, latent_dim=FLAGS.latent_dim, bottom_width=FLAGS.bottom_width,
         objective=objective,
@@ -148,11 +154,15 @@ def run_tuning(workdir: str) -> int:
     )
     stopped = ""
     try:
-        tuner.search()
+        if not FLAGS.report_only:
+            tuner.search()
     except RuntimeError as error:
         if _CONSECUTIVE_FAILURES not in str(error):
             raise
         stopped = str(error)
+    used = tuner.budget_used()
+    print(f"Trials used {used['cpu_seconds'] / 60:.1f} CPU minutes, "
+          f"{used['wall_seconds'] / 60:.1f} wall minutes.")
     summary = report.write_report(tuner, workdir, stopped_reason=stopped)
     print(report.format_summary(summary, report.trial_rows(tuner)))
     print(f"Wrote {os.path.join(workdir, 'trials.csv')}, trials.png"

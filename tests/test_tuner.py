@@ -195,6 +195,10 @@ def test_two_trial_random_search_on_demo_writes_best_genotype(tmp_path, tiny_cla
     # Re-running the same command resumes: nothing left to do, same result.
     assert _run_cli(**_tune_flags(tmp_path, tiny_classifier)) == 0
     assert list(csv.DictReader(open(tmp_path / "trials.csv"))) == rows
+    # --report_only rewrites the report from KerasTuner's files without running a trial.
+    (tmp_path / "trials.csv").unlink()
+    assert _run_cli(**_tune_flags(tmp_path, tiny_classifier, report_only=True)) == 0
+    assert list(csv.DictReader(open(tmp_path / "trials.csv"))) == rows
     # Another configuration in the same workdir is refused, and nothing is touched.
     assert _run_cli(**_tune_flags(tmp_path, tiny_classifier, gf=16)) == 2
     assert "changed: ['objective']" in capsys.readouterr().err
@@ -250,3 +254,16 @@ def test_bayesian_and_hyperband_run_with_their_budgets(tmp_path):
     assert budgets == [5 * int(r["epochs"]) for r in rows]
     with pytest.raises(ValueError, match="steps_per_epoch"):
         make_tuner("hyperband", hypermodel, max_trials=1, directory=str(tmp_path / "x"))
+
+
+def test_time_budget_spans_resumed_runs(tmp_path):
+    objective, calls = _fake_objective()
+    hypermodel = space.GeneratorHyperModel(**TINY, objective=objective)
+    for _ in range(2):
+        tuner = make_tuner("random", hypermodel, max_trials=5, directory=str(tmp_path), seed=0,
+                           max_seconds=1e-6)
+        tuner.search(verbose=0)
+    assert len(calls) == 1  # the budget was spent by the first trial, and stays spent
+    used = tuner.budget_used()
+    assert used["wall_seconds"] > 0 and used["cpu_seconds"] > 0
+    assert len(report.trial_rows(tuner)) == 1

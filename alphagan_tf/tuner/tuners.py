@@ -41,25 +41,49 @@ class _RetrainTrials:
     """Mixin: a trial = build the sampled generator, retrain it, return its metrics."""
 
     steps_per_epoch: int | None = None  # Hyperband only
-    max_cpu_seconds: float | None = None  # no new trial once search used this much CPU
+    max_cpu_seconds: float | None = None  # no new trial once the run used this much CPU
     max_seconds: float | None = None  # ... or this much wall-clock time
-    _start: tuple[float, float] = (0.0, 0.0)
+    _mark: tuple[float, float] = (0.0, 0.0)
+
+    # The budget spent is kept in <project>/budget.json, so it spans resumed invocations.
+    def _budget_path(self) -> str:
+        return os.path.join(self.project_dir, "budget.json")
+
+    def budget_used(self) -> dict:
+        """{"cpu_seconds", "wall_seconds"} spent by trials of this run so far."""
+        from alphagan_tf.utils import files
+
+        return files.read_json(self._budget_path(), {"cpu_seconds": 0.0, "wall_seconds": 0.0})
+
+    def _over_budget(self, used: dict) -> list[str]:
+        return [f"{what} {used[key]:.0f} s >= {limit:.0f} s" for what, key, limit in (
+            ("CPU", "cpu_seconds", self.max_cpu_seconds), ("wall", "wall_seconds", self.max_seconds))
+            if limit is not None and used[key] >= limit]
+
+    def _stop_if_over_budget(self, used: dict) -> None:
+        over = self._over_budget(used)
+        if over:
+            # create_trial hands out an interrupted (ongoing) trial first, then answers
+            # STOPPED once max_trials trials exist.
+            self.oracle.max_trials = len(self.oracle.trials)
+            print(f"Budget used ({', '.join(over)}): no new trial.")
 
     def on_search_begin(self):
         super().on_search_begin()
-        self._start = (time.process_time(), time.monotonic())
+        self._mark = (time.process_time(), time.monotonic())
+        self._stop_if_over_budget(self.budget_used())
 
     def on_trial_end(self, trial):
+        from alphagan_tf.utils import files
+
         super().on_trial_end(trial)
-        cpu = time.process_time() - self._start[0]
-        wall = time.monotonic() - self._start[1]
-        over = [f"{what} {used:.0f} s >= {limit:.0f} s" for what, used, limit in (
-            ("CPU", cpu, self.max_cpu_seconds), ("wall", wall, self.max_seconds))
-            if limit is not None and used >= limit]
-        if over:
-            # The oracle's create_trial answers STOPPED once max_trials trials exist.
-            self.oracle.max_trials = len(self.oracle.trials)
-            print(f"Budget used ({', '.join(over)}): no new trial.")
+        now = (time.process_time(), time.monotonic())
+        used = self.budget_used()
+        used["cpu_seconds"] += now[0] - self._mark[0]
+        used["wall_seconds"] += now[1] - self._mark[1]
+        self._mark = now
+        files.write_json_atomic(self._budget_path(), used)
+        self._stop_if_over_budget(used)
 
     def run_trial(self, trial, *args, **kwargs) -> dict:
         import keras
@@ -126,8 +150,10 @@ def make_tuner(
         hyperband_max_epochs: Hyperband's largest budget, in epochs.
         hyperband_factor: Hyperband's reduction factor.
         steps_per_epoch: generator iterations per Hyperband epoch (required for it).
-        max_cpu_seconds: start no new trial once this process has used this much CPU
-            time (all threads) during `search` (per invocation; None: no limit).
+        max_cpu_seconds: start no new trial once the run's trials have used this much
+            CPU time (all threads of this process, summed over resumed invocations and
+            kept in <project>/budget.json; None: no limit). An interrupted trial is
+            still finished when resumed.
         max_seconds: the same in wall-clock seconds.
 
     Returns:
