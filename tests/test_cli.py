@@ -49,7 +49,7 @@ def test_missing_flagfile_and_unknown_flag_fail_at_once():
 def test_every_config_states_its_command_and_parses(config):
     with open(config, encoding="utf-8") as f:
         first = f.readline()
-    match = re.match(r"# python -m (alphagan_tf[\w.]*) ", first)
+    match = re.match(r"# (?:[A-Z_]+=\S* )*python -m (alphagan_tf[\w.]*) ", first)
     assert match, f"{config}: the first line must be the exact command"
     module = match.group(1)
     if module.startswith("alphagan_tf.textnas") or module == "alphagan_tf.metrics.classifier":
