@@ -106,6 +106,11 @@ def define_search_flags() -> None:
         "XLA-compile the five search steps (tf.function(jit_compile=True)); for GPUs, see the "
         "README for what it does on CPU.",
     )
+    flags.DEFINE_boolean(
+        "mixed_precision", False,
+        "Keras mixed_float16 for the search's players (float16 compute for GPUs) with dynamic "
+        "loss scaling; alphas, spectral norms and losses stay float32.",
+    )
 
 
 @_once

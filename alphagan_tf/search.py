@@ -60,6 +60,7 @@ def config_from_flags():
         keep_checkpoints=FLAGS.keep_checkpoints,
         deterministic=FLAGS.deterministic,
         fuse_convs=FLAGS.fuse_convs,
+        mixed_precision=FLAGS.mixed_precision,
     )
 
 

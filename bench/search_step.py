@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--fuse_convs", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--jit_compile", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--mixed_precision", action=argparse.BooleanOptionalAction, default=False)
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -64,11 +65,13 @@ def main() -> None:
             jit_compile=args.jit_compile,
         ),
         gf=args.gf, df=args.df, bottom_width=args.bottom_width, fuse_convs=args.fuse_convs,
+        mixed_precision=args.mixed_precision,
     )
     size = config.image_size
     print(
         f"search iteration: gf {args.gf}, df {args.df}, batch {args.batch_size}, {size}x{size}, "
         f"fuse_convs={args.fuse_convs}, jit_compile={args.jit_compile}, "
+        f"mixed_precision={args.mixed_precision}, "
         f"threads intra {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}"
     )
     started = time.perf_counter()

@@ -8,6 +8,7 @@ initial state, restored from a checkpoint (`fresh`).
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -187,3 +188,24 @@ def test_steps_do_not_retrace_after_the_first_epoch(searcher):
     searcher.run_epoch(batches(5), batches(6))
     assert searcher.tracing_counts() == first
     assert set(first.values()) == {1}
+
+
+def test_mixed_precision_search_keeps_alphas_and_losses_float32():
+    """float16 compute, float32 alphas / losses, dynamic loss scaling on every optimizer."""
+    searcher = build_searcher(tiny_run_config(mixed_precision=True))
+    g = searcher.generator
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    conv_dtypes = {layer.compute_dtype for layer in g._flatten_layers() if
+                   isinstance(layer, keras.layers.Conv2D)}
+    assert conv_dtypes == {"float16"}
+    assert {v.dtype for v in g.arch_variables} == {"float32"}
+    assert isinstance(searcher.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(searcher.arch_optimizer.optimizer, keras.optimizers.LossScaleOptimizer)
+    alphas0 = values(g.arch_variables)
+    metrics = searcher.run_epoch(batches(1), batches(2))
+    assert all(np.isfinite(v) for v in metrics.values()), metrics
+    moved = [np.abs(a1 - a0).max() for a0, a1 in zip(alphas0, values(g.arch_variables))]
+    assert min(moved) > 0.0
+    out = searcher.arch_step(next(batches(3)))
+    assert out["duality_gap"].dtype == tf.float32
+    assert float(searcher.arch_optimizer.optimizer.dynamic_scale.numpy()) > 1.0

@@ -54,6 +54,9 @@ class SearchRunConfig:
     keep_checkpoints: int = 3
     deterministic: bool = True
     fuse_convs: bool = True  # normal edges' plain convs as one conv (same function, less work)
+    # Keras mixed_float16 for the four players (float16 compute, float32 variables; alphas,
+    # spectral-norm power iterations and losses in float32) with dynamic loss scaling.
+    mixed_precision: bool = False
 
     @property
     def image_size(self) -> int:
@@ -92,12 +95,20 @@ def build_players(config: SearchRunConfig) -> tuple[SearchGenerator, Discriminat
 
 def build_searcher(config: SearchRunConfig) -> BilevelSearcher:
     """The four players (current and worst-case G and D) and their steps."""
-    generator, discriminator = build_players(config)
-    worst_generator, worst_discriminator = build_players(config)
+    previous_policy = keras.config.dtype_policy()
+    search = config.search
+    if config.mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+        search = dataclasses.replace(search, loss_scaling=True)
+    try:
+        generator, discriminator = build_players(config)
+        worst_generator, worst_discriminator = build_players(config)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
     size = config.image_size
     return BilevelSearcher(
         generator, discriminator, worst_generator, worst_discriminator,
-        image_shape=(size, size, 3), config=config.search, seed=config.seed,
+        image_shape=(size, size, 3), config=search, seed=config.seed,
     )
 
 
@@ -131,7 +142,7 @@ class _Summaries:
 
 def sample_grid(generator: keras.Model, latents: tf.Tensor) -> np.ndarray:
     """A uint8 picture of the generator's images for fixed latents."""
-    fake = generator(latents, training=False).numpy()
+    fake = np.asarray(generator(latents, training=False), np.float32)
     return images.make_grid(fake)
 
 
@@ -235,7 +246,7 @@ def run_search(
     files.write_text_atomic(os.path.join(workdir, "genotype.json"), genotype.to_json())
     if history:
         plots.plot_alpha_history(history, os.path.join(workdir, "alpha_history.png"))
-    images.save_grid(generator(fixed_latents, training=False).numpy(),
+    images.save_grid(np.asarray(generator(fixed_latents, training=False), np.float32),
                      os.path.join(workdir, "samples.png"))
     summary = {
         "epochs": config.epochs,

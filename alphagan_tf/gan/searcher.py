@@ -54,6 +54,9 @@ class SearchConfig:
     beta2: float = 0.9
     arch: ArchOptimizerConfig = ArchOptimizerConfig()
     jit_compile: bool = False  # XLA-compile the five steps (for GPUs; measured on CPU in the README)
+    # Players built under Keras' mixed_float16 policy (search_loop.build_searcher) need loss
+    # scaling: every optimizer, the architecture one included, is a dynamic LossScaleOptimizer.
+    loss_scaling: bool = False
 
     def __post_init__(self):
         for name in ("inner_steps", "worst_steps", "outer_steps", "n_critic", "batch_size"):
@@ -65,14 +68,19 @@ class SearchConfig:
 class _FreshOptimizer:
     """An Adam whose state can be reset to 'just built' (worst-case players)."""
 
-    def __init__(self, variables, learning_rate, beta1, beta2, name):
-        self.optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta1, beta_2=beta2, name=name)
+    def __init__(self, variables, learning_rate, beta1, beta2, name, loss_scaling=False):
+        self.optimizer = _adam(learning_rate, beta1, beta2, name, loss_scaling)
         self.optimizer.build(variables)
         self._initial = [v.numpy() for v in self.optimizer.variables]
 
     def reset(self) -> None:
         for variable, value in zip(self.optimizer.variables, self._initial):
             variable.assign(value)
+
+
+def _adam(learning_rate, beta1, beta2, name, loss_scaling):
+    adam = keras.optimizers.Adam(learning_rate, beta_1=beta1, beta_2=beta2, name=name)
+    return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_loss_scale") if loss_scaling else adam
 
 
 def _assign_all(source: keras.Model, target: keras.Model) -> None:
@@ -135,19 +143,20 @@ class BilevelSearcher:
                 )
             d(images, training=False)
 
-        adam = dict(beta_1=config.beta1, beta_2=config.beta2)
-        self.g_optimizer = keras.optimizers.Adam(config.g_lr, name="g_adam", **adam)
-        self.d_optimizer = keras.optimizers.Adam(config.d_lr, name="d_adam", **adam)
+        scaling = config.loss_scaling
+        self.g_optimizer = _adam(config.g_lr, config.beta1, config.beta2, "g_adam", scaling)
+        self.d_optimizer = _adam(config.d_lr, config.beta1, config.beta2, "d_adam", scaling)
         self.g_optimizer.build(generator.weight_variables)
         self.d_optimizer.build(discriminator.trainable_variables)
         self.worst_g_optimizer = _FreshOptimizer(
-            worst_generator.weight_variables, config.g_lr, config.beta1, config.beta2, "g_worst_adam"
+            worst_generator.weight_variables, config.g_lr, config.beta1, config.beta2, "g_worst_adam",
+            scaling,
         )
         self.worst_d_optimizer = _FreshOptimizer(
             worst_discriminator.trainable_variables, config.d_lr, config.beta1, config.beta2,
-            "d_worst_adam",
+            "d_worst_adam", scaling,
         )
-        self.arch_optimizer = ArchitectureOptimizer(config.arch)
+        self.arch_optimizer = ArchitectureOptimizer(config.arch, loss_scaling=scaling)
         self.arch_optimizer.build(generator.arch_variables)
 
         # No AutoGraph: the steps have no tensor-dependent Python control flow, and
@@ -167,21 +176,31 @@ class BilevelSearcher:
         return self.latent_rng.normal([self.config.batch_size, self.config.latent_dim])
 
     @staticmethod
-    def _real_fake_logits(discriminator, real, fake, training):
+    def _generate(generator, z) -> tf.Tensor:
+        """G(z) in training mode, as float32 (whatever the compute dtype)."""
+        return tf.cast(generator(z, training=True), tf.float32)
+
+    @staticmethod
+    def _logits(discriminator, images, training=False) -> tf.Tensor:
+        return tf.cast(discriminator(images, training=training), tf.float32)
+
+    @classmethod
+    def _real_fake_logits(cls, discriminator, real, fake, training):
         """One discriminator call on [real; fake] (one power iteration per step)."""
-        logits = discriminator(tf.concat([real, fake], axis=0), training=training)
+        logits = cls._logits(discriminator, tf.concat([real, fake], axis=0), training=training)
         return tf.split(logits, 2, axis=0)
 
     def _d_step(self, real: tf.Tensor) -> tf.Tensor:
         """Inner level: D descends the hinge loss against the current G."""
-        fake = self.generator(self._latents(), training=True)
+        fake = self._generate(self.generator, self._latents())
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             real_logits, fake_logits = self._real_fake_logits(
                 self.discriminator, real, fake, training=True
             )
             loss = losses.hinge_discriminator_loss(real_logits, fake_logits)
-        self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            scaled = self.d_optimizer.scale_loss(loss)
+        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         self.d_steps_done.assign_add(1)
         return loss
 
@@ -189,55 +208,56 @@ class BilevelSearcher:
         """Inner level: G's network weights (not alpha) descend the hinge G loss."""
         variables = self.generator.weight_variables
         with tf.GradientTape() as tape:
-            fake = self.generator(self._latents(), training=True)
-            loss = losses.hinge_generator_loss(self.discriminator(fake, training=False))
-        self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            fake = self._generate(self.generator, self._latents())
+            loss = losses.hinge_generator_loss(self._logits(self.discriminator, fake))
+            scaled = self.g_optimizer.scale_loss(loss)
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
 
     def _worst_d_step(self, real: tf.Tensor) -> tf.Tensor:
         """D_worst maximises V(G, D_worst) against the current G. Returns V."""
-        fake = self.generator(self._latents(), training=True)
+        fake = self._generate(self.generator, self._latents())
         variables = self.worst_discriminator.trainable_variables
+        optimizer = self.worst_d_optimizer.optimizer
         with tf.GradientTape() as tape:
             real_logits, fake_logits = self._real_fake_logits(
                 self.worst_discriminator, real, fake, training=True
             )
             value = losses.game_value(real_logits, fake_logits)
-            loss = -value
-        self.worst_d_optimizer.optimizer.apply_gradients(
-            zip(tape.gradient(loss, variables), variables)
-        )
+            scaled = optimizer.scale_loss(-value)
+        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return value
 
     def _worst_g_step(self, real: tf.Tensor) -> tf.Tensor:
         """G_worst's weights minimise V(G_worst, D) against the current D. Returns V."""
         variables = self.worst_generator.weight_variables
-        real_logits = self.discriminator(real, training=False)
+        optimizer = self.worst_g_optimizer.optimizer
+        real_logits = self._logits(self.discriminator, real)
         with tf.GradientTape() as tape:
-            fake = self.worst_generator(self._latents(), training=True)
-            value = losses.game_value(real_logits, self.discriminator(fake, training=False))
-        self.worst_g_optimizer.optimizer.apply_gradients(
-            zip(tape.gradient(value, variables), variables)
-        )
+            fake = self._generate(self.worst_generator, self._latents())
+            value = losses.game_value(real_logits, self._logits(self.discriminator, fake))
+            scaled = optimizer.scale_loss(value)
+        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return value
 
     def _arch_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
         """Outer level: alpha descends DG = V(G_alpha, D_worst) - V(G_worst, D)."""
         z = self._latents()
         variables = self.generator.arch_variables
-        real_logits_worst_d = self.worst_discriminator(real, training=False)
+        real_logits_worst_d = self._logits(self.worst_discriminator, real)
         with tf.GradientTape() as tape:
-            fake = self.generator(z, training=True)
+            fake = self._generate(self.generator, z)
             value_g_vs_worst_d = losses.game_value(
-                real_logits_worst_d, self.worst_discriminator(fake, training=False)
+                real_logits_worst_d, self._logits(self.worst_discriminator, fake)
             )
+            scaled = self.arch_optimizer.scale_loss(value_g_vs_worst_d)
         value_worst_g_vs_d = losses.game_value(
-            self.discriminator(real, training=False),
-            self.discriminator(self.worst_generator(z, training=True), training=False),
+            self._logits(self.discriminator, real),
+            self._logits(self.discriminator, self._generate(self.worst_generator, z)),
         )
         gap = losses.duality_gap(value_g_vs_worst_d, value_worst_g_vs_d)
         # Only the first term reaches alpha: d DG / d alpha = d V(G_alpha, D_worst) / d alpha.
-        self.arch_optimizer.apply(tape.gradient(value_g_vs_worst_d, variables), variables)
+        self.arch_optimizer.apply(tape.gradient(scaled, variables), variables)
         return {
             "duality_gap": gap,
             "value_g_vs_worst_d": value_g_vs_worst_d,
@@ -312,7 +332,7 @@ class BilevelSearcher:
             "discriminator": self.discriminator,
             "g_optimizer": self.g_optimizer,
             "d_optimizer": self.d_optimizer,
-            "arch_optimizer": self.arch_optimizer.adam,
+            "arch_optimizer": self.arch_optimizer.optimizer,
             "latent_rng": self.latent_rng,
             "d_steps_done": self.d_steps_done,
         }

@@ -32,12 +32,15 @@ class _SpectralMixin:
             shape=(1, out_dim),
             initializer=keras.initializers.RandomNormal(stddev=1.0),
             trainable=False,
+            autocast=False,
         )
 
     def normalized_kernel(self, training=None):
         """W / sigma(W), with sigma from one power iteration (u updated if training)."""
-        w = ops.reshape(self.kernel, (-1, self.kernel.shape[-1]))  # [fan_in, out]
-        u = ops.convert_to_tensor(self.u)
+        # float32 power iteration whatever the compute dtype (mixed precision).
+        kernel = ops.convert_to_tensor(self.kernel)
+        w = ops.reshape(ops.cast(kernel, "float32"), (-1, kernel.shape[-1]))  # [fan_in, out]
+        u = ops.cast(ops.convert_to_tensor(self.u), "float32")
         for _ in range(self.power_iterations):
             v = _l2_normalize(ops.matmul(u, ops.transpose(w)), self.eps)  # [1, fan_in]
             u = _l2_normalize(ops.matmul(v, w), self.eps)  # [1, out]
@@ -46,7 +49,7 @@ class _SpectralMixin:
         if training:
             self.u.assign(u)
         sigma = ops.sum(ops.matmul(v, w) * u)
-        return self.kernel / sigma
+        return kernel / ops.cast(sigma, kernel.dtype)
 
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")

@@ -29,7 +29,8 @@ class ArchitectureOptimizer:
     its slots exist outside `tf.function`.
     """
 
-    def __init__(self, config: ArchOptimizerConfig = ArchOptimizerConfig()):
+    def __init__(self, config: ArchOptimizerConfig = ArchOptimizerConfig(),
+                 loss_scaling: bool = False):
         self.config = config
         self.adam = keras.optimizers.Adam(
             learning_rate=config.learning_rate,
@@ -37,18 +38,33 @@ class ArchitectureOptimizer:
             beta_2=config.beta_2,
             name="arch_adam",
         )
+        # Mixed precision: a dynamic loss scale; `scale_loss` before the gradient,
+        # `apply` unscales (and skips a step whose gradients are not finite).
+        self.optimizer = (
+            keras.optimizers.LossScaleOptimizer(self.adam, name="arch_loss_scale")
+            if loss_scaling else self.adam
+        )
+
+    def scale_loss(self, loss):
+        """The loss to differentiate (scaled under mixed precision)."""
+        return self.optimizer.scale_loss(loss)
 
     def build(self, arch_variables: Sequence) -> None:
-        self.adam.build(list(arch_variables))
+        self.optimizer.build(list(arch_variables))
 
     def apply(self, gradients: Sequence, arch_variables: Sequence) -> None:
-        """One step: alpha <- Adam(grad + weight_decay * alpha)."""
+        """One step: alpha <- Adam(grad + weight_decay * alpha).
+
+        `gradients` are of `scale_loss(loss)`: under loss scaling the decay term is
+        scaled alike, so that the optimizer's unscaling gives grad + wd * alpha.
+        """
         wd = self.config.weight_decay
+        scale = self.optimizer.scale_loss(1.0) if self.optimizer is not self.adam else 1.0
         decayed = [
-            g + wd * v.value if wd else g for g, v in zip(gradients, arch_variables)
+            g + wd * scale * v.value if wd else g for g, v in zip(gradients, arch_variables)
         ]
-        self.adam.apply_gradients(zip(decayed, arch_variables))
+        self.optimizer.apply_gradients(zip(decayed, arch_variables))
 
     @property
     def variables(self) -> list:
-        return self.adam.variables
+        return self.optimizer.variables

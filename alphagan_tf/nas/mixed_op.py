@@ -69,6 +69,7 @@ class MixedOp(ArchitectureLayer):
             shape=(len(self.candidates),),
             initializer=alpha_initializer(self.alpha_stddev),
             trainable=True,
+            autocast=False,  # softmax(alpha) stays float32 under mixed precision
         )
         for candidate in self.candidates:
             if not candidate.built:
@@ -91,7 +92,7 @@ class MixedOp(ArchitectureLayer):
                 branch = candidate(inputs, training=training, mask=mask)
             else:
                 branch = candidate(inputs, training=training)
-            term = weights[i] * branch
+            term = ops.cast(weights[i], branch.dtype) * branch
             output = term if output is None else output + term
         return output
 
