@@ -154,6 +154,34 @@ def define_retrain_flags() -> None:
     flags.DEFINE_integer("eval_samples", 50_000, "Generated samples per periodic evaluation (tune: per trial).")
 
 
+def retrain_run_config_from_flags(genotype: str, **overrides):
+    """The retrain group's flags -> a TrainRunConfig (train, and every tune trial).
+
+    Args:
+        genotype: what the config records as the genotype (a preset, a path, or a
+            label such as "(sampled per trial)").
+        **overrides: further TrainRunConfig fields (e.g. init_from, eval_every).
+    """
+    from alphagan_tf.gan.train_loop import TrainRunConfig
+    from alphagan_tf.gan.trainer import TrainConfig
+
+    FLAGS = flags.FLAGS
+    train = TrainConfig(
+        g_iterations=FLAGS.g_iterations, n_critic=FLAGS.n_critic,
+        g_batch_size=FLAGS.g_batch_size, d_batch_size=FLAGS.d_batch_size,
+        latent_dim=FLAGS.latent_dim, g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
+        beta1=FLAGS.beta1, beta2=FLAGS.beta2, ema_decay=FLAGS.ema_decay,
+    )
+    return TrainRunConfig(
+        train=train, genotype=genotype, dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, download=FLAGS.download,
+        gf=FLAGS.gf, df=FLAGS.df, bottom_width=FLAGS.bottom_width, seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic, checkpoint_every=FLAGS.checkpoint_every,
+        sample_every=FLAGS.sample_every or 500, keep_checkpoints=FLAGS.keep_checkpoints,
+        **overrides,
+    )
+
+
 @_once
 def define_train_flags() -> None:
     """Retraining a derived generator."""

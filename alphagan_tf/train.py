@@ -23,38 +23,8 @@ flags.adopt_module_key_flags(alphagan_flags)  # --help lists them
 
 def config_from_flags():
     """Flags -> a typed TrainRunConfig (the only place train flags are read)."""
-    from alphagan_tf.gan.train_loop import TrainRunConfig
-    from alphagan_tf.gan.trainer import TrainConfig
-
-    train = TrainConfig(
-        g_iterations=FLAGS.g_iterations,
-        n_critic=FLAGS.n_critic,
-        g_batch_size=FLAGS.g_batch_size,
-        d_batch_size=FLAGS.d_batch_size,
-        latent_dim=FLAGS.latent_dim,
-        g_lr=FLAGS.g_lr,
-        d_lr=FLAGS.d_lr,
-        beta1=FLAGS.beta1,
-        beta2=FLAGS.beta2,
-        ema_decay=FLAGS.ema_decay,
-    )
-    return TrainRunConfig(
-        train=train,
-        genotype=FLAGS.genotype,
-        dataset=FLAGS.dataset,
-        data_dir=FLAGS.data_dir,
-        manual_dir=FLAGS.manual_dir,
-        download=FLAGS.download,
-        gf=FLAGS.gf,
-        df=FLAGS.df,
-        bottom_width=FLAGS.bottom_width,
-        seed=FLAGS.seed,
-        deterministic=FLAGS.deterministic,
-        init_from=FLAGS.init_from,
-        checkpoint_every=FLAGS.checkpoint_every,
-        sample_every=FLAGS.sample_every or 500,
-        eval_every=FLAGS.eval_every,
-        keep_checkpoints=FLAGS.keep_checkpoints,
+    return alphagan_flags.retrain_run_config_from_flags(
+        FLAGS.genotype, init_from=FLAGS.init_from, eval_every=FLAGS.eval_every
     )
 
 

@@ -41,23 +41,9 @@ _RESUMABLE_KEYS = ("max_trials", "max_consecutive_failed_trials", "max_cpu_minut
 
 def objective_config_from_flags():
     """Flags -> the typed ObjectiveConfig (the only place the retrain flags are read)."""
-    from alphagan_tf.gan.train_loop import TrainRunConfig
-    from alphagan_tf.gan.trainer import TrainConfig
     from alphagan_tf.tuner.objective import ObjectiveConfig
 
-    train = TrainConfig(
-        g_iterations=FLAGS.g_iterations, n_critic=FLAGS.n_critic,
-        g_batch_size=FLAGS.g_batch_size, d_batch_size=FLAGS.d_batch_size,
-        latent_dim=FLAGS.latent_dim, g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
-        beta1=FLAGS.beta1, beta2=FLAGS.beta2, ema_decay=FLAGS.ema_decay,
-    )
-    run = TrainRunConfig(
-        train=train, genotype="(sampled per trial)", dataset=FLAGS.dataset,
-        data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, download=FLAGS.download,
-        gf=FLAGS.gf, df=FLAGS.df, bottom_width=FLAGS.bottom_width, seed=FLAGS.seed,
-        deterministic=FLAGS.deterministic, checkpoint_every=FLAGS.checkpoint_every,
-        sample_every=FLAGS.sample_every or 500, keep_checkpoints=FLAGS.keep_checkpoints,
-    )
+    run = alphagan_flags.retrain_run_config_from_flags("(sampled per trial)")
     return ObjectiveConfig(
         run=run, eval_samples=FLAGS.eval_samples, eval_batch_size=FLAGS.eval_batch_size,
         eval_seed=FLAGS.seed,
