@@ -109,3 +109,32 @@ def test_architecture_module_does_not_import_tensorflow():
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_cap_skips_keeps_the_largest_gates_sorted():
+    gates = [0.9, 0.55, 0.8, 0.7, 0.8]
+    assert A.cap_skips([0, 1, 2, 3, 4], gates, max_skips=0) == (0, 1, 2, 3, 4)
+    assert A.cap_skips([4, 0, 2, 1], gates, max_skips=2) == (0, 2)  # 0.9, then the 0.8 tie -> 2
+    assert A.cap_skips([4, 1, 3], gates, max_skips=2) == (3, 4)
+    assert A.cap_skips([1], gates, max_skips=3) == (1,)
+    with pytest.raises(ValueError, match="max_skips must be >= 0"):
+        A.cap_skips([0], gates, max_skips=-1)
+
+
+def test_derive_architecture_from_probabilities():
+    uniform_op = {name: 1.0 / len(A.OPS) for name in A.OPS}
+    probabilities = [
+        {"op": {**uniform_op, "bi_gru": 0.3}, "input": {"-1": 1.0}, "skips": {}},
+        {"op": {**uniform_op, "conv_5": 0.2}, "input": {"-1": 0.4, "0": 0.6}, "skips": {"0": 0.51}},
+        {"op": uniform_op, "input": {"-1": 0.5, "0": 0.2, "1": 0.3},  # ties: first op, oldest input
+         "skips": {"0": 0.7, "1": 0.62}},
+        {"op": {**uniform_op, "max_pool_3": 0.5}, "input": {"-1": 0.1, "0": 0.1, "1": 0.1, "2": 0.7},
+         "skips": {"0": 0.49, "1": 0.9, "2": 0.8}},
+    ]
+    arch = A.derive_architecture(probabilities)
+    assert arch.ops == ("bi_gru", "conv_5", "conv_1", "max_pool_3")
+    assert [layer.input for layer in arch.layers] == [-1, 0, -1, 2]
+    assert [layer.skips for layer in arch.layers] == [(), (0,), (0, 1), (1, 2)]
+    capped = A.derive_architecture(probabilities, max_skips=1)
+    assert [layer.skips for layer in capped.layers] == [(), (0,), (0,), (1,)]
+    assert capped.ops == arch.ops

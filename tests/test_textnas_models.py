@@ -7,7 +7,14 @@ import tensorflow as tf
 from alphagan_tf.nas.gates import SigmoidGates
 from alphagan_tf.nas.input_choice import InputChoice
 from alphagan_tf.nas.mixed_op import MixedOp
-from alphagan_tf.textnas.architecture import OPS, PRESETS, LayerChoice, TextArchitecture, random_architecture
+from alphagan_tf.textnas.architecture import (
+    OPS,
+    PRESETS,
+    LayerChoice,
+    TextArchitecture,
+    derive_architecture,
+    random_architecture,
+)
 from alphagan_tf.textnas.model import NetworkConfig, TextClassifier
 from alphagan_tf.textnas.supernet import TextNASSupernet
 
@@ -216,3 +223,22 @@ def test_word_dropout_replaces_real_tokens_by_unk_in_training_only():
     assert Stem.from_config(stem.get_config()).word_dropout == 0.5
     with pytest.raises(ValueError, match="word_dropout must be in"):
         Stem(40, 8, 8, word_dropout=1.0)
+
+
+def test_skip_cap_and_mean_gate_of_the_supernet():
+    model = TextNASSupernet.create(NET, num_layers=5)
+    rng = np.random.default_rng(3)
+    logits = []
+    for layer in model.search_layers[1:]:
+        g = rng.normal(0.0, 2.0, layer.num_skips).astype(np.float32)
+        layer.skip_gates.logits.assign(g)
+        logits.append(g)
+    gates = 1.0 / (1.0 + np.exp(-np.concatenate(logits)))
+    np.testing.assert_allclose(float(model.mean_skip_gate()), gates.mean(), rtol=1e-6)
+    for cap in (0, 1, 2):
+        derived = model.architecture(max_skips=cap)
+        assert derived == derive_architecture(model.probabilities(), max_skips=cap)
+        for i, layer in enumerate(derived.layers):
+            above = [j for j in range(i) if logits[i - 1][j] > 0] if i else []
+            expected = sorted(sorted(above, key=lambda j: -logits[i - 1][j])[:cap]) if cap else above
+            assert list(layer.skips) == expected

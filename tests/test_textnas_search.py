@@ -85,3 +85,79 @@ def test_cli_help_does_not_import_heavy_optionals():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.stdout.strip() == "[]"
+
+
+def test_smoothed_cross_entropy_matches_hand_computation():
+    from alphagan_tf.textnas.training import smoothed_cross_entropy
+
+    logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]], np.float32)
+    labels = np.array([0, 2], np.int32)
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    plain = -np.mean(log_p[[0, 1], labels])
+    np.testing.assert_allclose(float(smoothed_cross_entropy(labels, logits)), plain, rtol=1e-6)
+    eps = 0.3
+    target = np.full((2, 3), eps / 3) + (1 - eps) * np.eye(3)[labels]
+    smoothed = -np.mean((target * log_p).sum(-1))
+    np.testing.assert_allclose(float(smoothed_cross_entropy(labels, logits, eps)), smoothed, rtol=1e-6)
+
+
+def test_patience_counts_evaluations_since_the_best():
+    from alphagan_tf.textnas.trainer import patience_exhausted
+
+    history = [{"dev_accuracy": a} for a in (0.5, 0.7, 0.6, 0.7, 0.65)]
+    assert not patience_exhausted(history, 0)
+    assert patience_exhausted(history, 3)  # best at index 1; the tie at index 3 is not new
+    assert not patience_exhausted(history, 4)
+    assert not patience_exhausted(history[:2], 1)
+
+
+def test_skip_penalty_adds_the_mean_gate_to_the_arch_loss():
+    import tensorflow as tf
+
+    from alphagan_tf.textnas.model import NetworkConfig
+    from alphagan_tf.textnas.searcher import skip_penalised_loss_fn
+    from alphagan_tf.textnas.supernet import TextNASSupernet
+
+    net = NetworkConfig(vocab_size=30, num_classes=2, units=8, embedding_dim=8,
+                        embedding_dropout=0.0, output_dropout=0.0)
+    model = TextNASSupernet.create(net, num_layers=4)
+    ids = tf.constant([[3, 4, 5, 0], [6, 7, 0, 0]], tf.int32)
+    labels = tf.constant([0, 1], tf.int32)
+
+    def loss_fn(i, y):  # deterministic stand-in for the classification loss
+        return tf.reduce_sum(model(i, training=False)[:, 0]) * 0.0 + 1.25, {"accuracy": tf.constant(0.5)}
+
+    assert skip_penalised_loss_fn(model, loss_fn, 0.0) is loss_fn
+    penalised = skip_penalised_loss_fn(model, loss_fn, 2.0)
+    gate_logits = [layer.skip_gates.logits for layer in model.search_layers[1:]]
+    with tf.GradientTape() as tape:
+        loss, metrics = penalised(ids, labels)
+    gates = np.concatenate([1 / (1 + np.exp(-g.numpy())) for g in gate_logits])  # 0+1+2+3 = 6 gates
+    np.testing.assert_allclose(float(loss), 1.25 + 2.0 * gates.mean(), rtol=1e-6)
+    np.testing.assert_allclose(float(metrics["cross_entropy"]), 1.25)
+    grads = np.concatenate([g.numpy() for g in tape.gradient(loss, gate_logits)])
+    np.testing.assert_allclose(grads, 2.0 * gates * (1 - gates) / 6, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_retraining_evaluates_every_n_steps_and_stops_on_patience(sst_dir, tmp_path):
+    base = dict(sst_dir=str(sst_dir), task="sst2", max_train_trees=60, units=8, embedding_dim=8,
+                batch_size=32, epochs=3, checkpoint_every=1000)
+    first = run_training(TrainConfig(**base, eval_every=4), load_architecture("random:1:2"),
+                         str(tmp_path / "every"), verbose=False)
+    steps_per_epoch = first["steps"] // 3
+    expected = sorted({s for s in range(4, first["steps"] + 1, 4)}
+                      | {steps_per_epoch * e for e in (1, 2, 3)})
+    assert [h["step"] for h in first["history"]] == expected
+    assert not first["stopped_early"]
+    # The same run with patience 2 stops at the first evaluation that is the second in a
+    # row without a new best; up to there it took the same steps as the full run.
+    dev = [h["dev_accuracy"] for h in first["history"]]
+    stop_at = next(k for k in range(1, len(dev) + 1) if k - 1 - int(np.argmax(dev[:k])) >= 2)
+    stopped = run_training(TrainConfig(**base, eval_every=4, patience=2), load_architecture("random:1:2"),
+                           str(tmp_path / "patience"), verbose=False)
+    assert stopped["stopped_early"]
+    assert [h["step"] for h in stopped["history"]] == expected[:stop_at]
+    np.testing.assert_allclose([h["dev_accuracy"] for h in stopped["history"]], dev[:stop_at])
+    assert stopped["steps"] == expected[stop_at - 1]
+    assert stopped["best_step"] == expected[int(np.argmax(dev[:stop_at]))]

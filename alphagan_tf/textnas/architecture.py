@@ -252,6 +252,57 @@ def random_architecture(
     return TextArchitecture(layers=tuple(layers))
 
 
+def cap_skips(kept: Sequence[int], gates: Sequence[float], max_skips: int = 0) -> tuple[int, ...]:
+    """At most `max_skips` (> 0) of the `kept` skip sources: those with the largest gates.
+
+    Our derivation option (not the paper's): with sigmoid gates, "gate > 0.5"
+    alone keeps about half of all skips when the gates barely move. Ties go to
+    the earlier layer. `max_skips` = 0 keeps all of `kept`.
+
+    Args:
+        kept: skip-source indices already past the threshold.
+        gates: the gate value of every candidate source, indexed by source.
+        max_skips: the cap; 0 = none.
+
+    Returns:
+        the kept indices, sorted.
+    """
+    if max_skips < 0:
+        raise ValueError(f"max_skips must be >= 0. Received: {max_skips}")
+    kept = sorted(int(j) for j in kept)
+    if max_skips and len(kept) > max_skips:
+        kept = sorted(sorted(kept, key=lambda j: (-float(gates[j]), j))[:max_skips])
+    return tuple(kept)
+
+
+def derive_architecture(probabilities: Sequence[Mapping[str, Any]], max_skips: int = 0,
+                        skip_threshold: float = 0.5) -> TextArchitecture:
+    """The discrete architecture of a search's `probabilities.json`.
+
+    Per layer: the op of largest probability, the input of largest
+    probability, the skips whose gate exceeds `skip_threshold`, at most
+    `max_skips` of them (`cap_skips`). This is the searcher's own derivation,
+    so a finished search can be derived again with another cap.
+
+    Args:
+        probabilities: per layer {"op": {name: p}, "input": {index: p},
+            "skips": {index: gate}} (string or int keys).
+        max_skips: cap on skips per layer (0 = none).
+        skip_threshold: gate value a skip must exceed.
+    """
+    layers = []
+    for i, layer in enumerate(probabilities):
+        op_p = layer["op"]
+        op = max(OPS, key=lambda name: (op_p[name], -OPS.index(name)))
+        inputs = {int(k): float(v) for k, v in layer["input"].items()}
+        source = max(inputs, key=lambda k: (inputs[k], -k))
+        gates = {int(k): float(v) for k, v in layer.get("skips", {}).items()}
+        kept = [j for j, g in gates.items() if g > skip_threshold]
+        dense = [gates.get(j, 0.0) for j in range(i)]
+        layers.append(LayerChoice(op=op, input=source, skips=cap_skips(kept, dense, max_skips)))
+    return TextArchitecture(layers=tuple(layers))
+
+
 def load_architecture(name_or_path: str) -> TextArchitecture:
     """A preset name, `random:<seed>[:<num_layers>]` (default 24 layers), or a JSON path."""
     if name_or_path in PRESETS:

@@ -59,6 +59,10 @@ _define("float", "arch_learning_rate", 3e-4, "Adam learning rate of the architec
 _define("float", "arch_beta_1", 0.5, "Adam beta_1 of the architecture weights.")
 _define("float", "arch_beta_2", 0.999, "Adam beta_2 of the architecture weights.")
 _define("float", "arch_weight_decay", 1e-3, "Coupled L2 on the architecture weights.")
+_define("float", "search_skip_penalty", 0.0,
+        "Weight of the mean skip gate added to the architecture loss (0 = none; our design).")
+_define("integer", "search_max_skips", 0,
+        "Derive at most this many skips per layer, the largest gates (0 = every gate > 0.5).")
 
 # Retraining.
 _define("string", "architecture", None,
@@ -75,6 +79,14 @@ _define("integer", "train_epochs", 8, "Retraining epochs (the best dev epoch is 
 _define("float", "train_learning_rate", 2e-3, "Peak Adam learning rate (cosine decay to 0).")
 _define("float", "train_weight_decay", 0.0, "Decoupled weight decay (AdamW); 0 = Adam.")
 _define("float", "train_clipnorm", 5.0, "Global gradient-norm clip when retraining (0 = none).")
+_define("float", "train_label_smoothing", 0.0, "Label smoothing of the retraining loss (0 = none).")
+_define("integer", "train_eval_every", 0,
+        "Steps between dev evaluations within an epoch (0 = epoch ends only); the best one is kept.")
+_define("integer", "train_patience", 0,
+        "Stop after this many dev evaluations without a new best (0 = never).")
+
+# Derivation of a finished search (textnas.derive).
+_define("string", "derived_path", None, "Where textnas.derive writes the derived architecture JSON.")
 
 # Export.
 _define("string", "train_dir", None, "Workdir of a finished `textnas.train` run (export reads it).")
@@ -115,6 +127,8 @@ def search_config_from_flags():
             beta_2=FLAGS.arch_beta_2,
             weight_decay=FLAGS.arch_weight_decay,
         ),
+        skip_penalty=FLAGS.search_skip_penalty,
+        max_skips=FLAGS.search_max_skips,
         seed=FLAGS.seed,
         log_every=FLAGS.log_every,
         checkpoint_every=FLAGS.checkpoint_every,
@@ -144,6 +158,9 @@ def train_config_from_flags():
         learning_rate=FLAGS.train_learning_rate,
         weight_decay=FLAGS.train_weight_decay,
         clipnorm=FLAGS.train_clipnorm,
+        label_smoothing=FLAGS.train_label_smoothing,
+        eval_every=FLAGS.train_eval_every,
+        patience=FLAGS.train_patience,
         seed=FLAGS.seed,
         log_every=FLAGS.log_every,
         checkpoint_every=FLAGS.checkpoint_every,

@@ -5,7 +5,15 @@ architecture part (`data.load_search_split`; dev and test are never touched).
 Every step: a weight step on a batch of weight-part phrases, then (after
 `warmup_epochs`) an architecture step on a batch of held-out phrases, both from
 `nas.bilevel.AlternatingSteps`. At the end the derived architecture (argmax op,
-argmax input, skip gates > 0.5) is written to `workdir/architecture.json`.
+argmax input, skip gates > 0.5, at most `max_skips` per layer) is written to
+`workdir/architecture.json`.
+
+Against the collapse seen on SST (almost every skip gate drifting above 0.5,
+so the derived network sums nearly all earlier layers into every layer), two
+options of our own design, both off by default: `skip_penalty` adds
+`skip_penalty * mean(sigmoid(skip gate logits))` to the architecture loss, so
+a skip stays only if it lowers the held-out loss by more than it costs; and
+`max_skips` caps the derived skips per layer at the largest gates.
 
 Exact resume: the batch order is a pure function of (seed, epoch), and the
 checkpoint holds every model variable (dropout seed states included), both
@@ -72,6 +80,9 @@ class SearchConfig:
         learning_rate: Adam learning rate of the network weights.
         clipnorm: global gradient-norm clip of the weight steps (0 = none).
         arch: the architecture optimizer's settings.
+        skip_penalty: weight of the mean skip gate added to the architecture
+            loss (0 = none; our design).
+        max_skips: at most this many derived skips per layer (0 = no cap).
         seed: initialisation, split and batch order.
         log_every: steps between TensorBoard scalar writes.
         checkpoint_every: steps between checkpoints (also at every epoch end).
@@ -98,6 +109,8 @@ class SearchConfig:
     learning_rate: float = 1e-3
     clipnorm: float = 5.0
     arch: ArchOptimizerConfig = ArchOptimizerConfig()
+    skip_penalty: float = 0.0
+    max_skips: int = 0
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 500
@@ -112,6 +125,9 @@ class SearchConfig:
                 f"warmup_epochs must be in [0, epochs - 1] = [0, {self.epochs - 1}]. "
                 f"Received: {self.warmup_epochs}"
             )
+        if self.skip_penalty < 0 or self.max_skips < 0:
+            raise ValueError(f"skip_penalty and max_skips must be >= 0. Received: "
+                             f"skip_penalty={self.skip_penalty}, max_skips={self.max_skips}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +140,24 @@ class SearchResult:
 def _entropy(p: np.ndarray) -> float:
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1.0)
     return float(-(p * np.log(p)).sum())
+
+
+def skip_penalised_loss_fn(model: TextNASSupernet, loss_fn, skip_penalty: float):
+    """The architecture step's loss: `loss_fn` + skip_penalty * mean skip gate.
+
+    With skip_penalty = 0 it is `loss_fn` itself. Otherwise the metrics also
+    hold "skip_gate" (the mean gate) and "cross_entropy" (the loss before the
+    penalty).
+    """
+    if not skip_penalty:
+        return loss_fn
+
+    def penalised(ids, labels):
+        loss, metrics = loss_fn(ids, labels)
+        gate = model.mean_skip_gate()
+        return loss + skip_penalty * gate, {**metrics, "skip_gate": gate, "cross_entropy": loss}
+
+    return penalised
 
 
 def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> SearchResult:
@@ -161,7 +195,7 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
     arch_optimizer = ArchitectureOptimizer(config.arch)
     loss_fn = classification_loss_fn(model)
     steps = AlternatingSteps(
-        loss_fn, loss_fn, model.weight_variables, model.arch_variables,
+        loss_fn, skip_penalised_loss_fn(model, loss_fn, config.skip_penalty), model.weight_variables, model.arch_variables,
         weight_optimizer, arch_optimizer, input_signature=BATCH_SIGNATURE,
     )
     steps.build()
@@ -220,6 +254,8 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
                     if a is not None:
                         tf.summary.scalar("arch/loss", a["loss"])
                         tf.summary.scalar("arch/accuracy", a["accuracy"])
+                        if "skip_gate" in a:
+                            tf.summary.scalar("arch/mean_skip_gate", a["skip_gate"])
             if step % config.checkpoint_every == 0:
                 manager.save(checkpoint_number=step)
             if config.max_steps is not None and step >= config.max_steps:
@@ -234,7 +270,7 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
             return SearchResult(None, step, held_out_accuracy)
         held_out = evaluate(predict_fn, held_out_eval)
         held_out_accuracy = held_out["accuracy"]
-        architecture = model.architecture()
+        architecture = model.architecture(config.max_skips)
         probabilities = model.probabilities()
         with writer.as_default(step=step):
             tf.summary.scalar("held_out/sentence_accuracy", held_out["accuracy"])
@@ -258,7 +294,7 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
                 print(f"stopped at step {step} (max_steps); rerun to resume.")
             return SearchResult(None, step, held_out_accuracy)
 
-    architecture = model.architecture()
+    architecture = model.architecture(config.max_skips)
     write_json(os.path.join(workdir, "probabilities.json"), model.probabilities())
     architecture.save(os.path.join(workdir, "architecture.json"))
     if verbose:

@@ -36,6 +36,7 @@ from alphagan_tf.textnas.architecture import (
     OPS,
     LayerChoice,
     TextArchitecture,
+    cap_skips,
     input_candidates,
     skip_candidates,
 )
@@ -119,8 +120,8 @@ class SearchLayer(ExplicitMask, ArchitectureLayer):
             y = y + self.skip_gates(list(skips))
         return self.norm(y, mask=mask, training=training)
 
-    def choice(self) -> LayerChoice:
-        """The derived choice: argmax op, argmax input, gates > 0.5."""
+    def choice(self, max_skips: int = 0) -> LayerChoice:
+        """The derived choice: argmax op, argmax input, gates > 0.5 (at most `max_skips`, 0 = all)."""
         candidates = input_candidates(self.layer_index)
         op = argmax_choice(ops.convert_to_numpy(self.mixed_op.alpha), OPS)
         if self.input_choice is None:
@@ -130,7 +131,8 @@ class SearchLayer(ExplicitMask, ArchitectureLayer):
             source = int(argmax_choice(ops.convert_to_numpy(self.input_choice.alpha), names))
         skips = ()
         if self.skip_gates is not None:
-            skips = tuple(gated_choices(ops.convert_to_numpy(self.skip_gates.logits)))
+            logits = ops.convert_to_numpy(self.skip_gates.logits)
+            skips = cap_skips(gated_choices(logits), logits, max_skips)
         return LayerChoice(op=op, input=source, skips=skips)
 
     def probabilities(self) -> dict[str, Any]:
@@ -220,9 +222,20 @@ class TextNASSupernet(keras.Model):
         """Every trainable variable that is not an architecture weight."""
         return weight_variables_excluding(self.trainable_variables, self.arch_variables)
 
-    def architecture(self) -> TextArchitecture:
-        """The derived (discrete) architecture."""
-        return TextArchitecture(layers=tuple(layer.choice() for layer in self.search_layers))
+    def architecture(self, max_skips: int = 0) -> TextArchitecture:
+        """The derived (discrete) architecture (at most `max_skips` skips a layer; 0 = no cap)."""
+        return TextArchitecture(layers=tuple(layer.choice(max_skips) for layer in self.search_layers))
+
+    def mean_skip_gate(self):
+        """The mean of every skip gate sigmoid(g) of the network: float32 scalar in (0, 1).
+
+        0 when the network has no skip candidates (one layer).
+        """
+        gates = [layer.skip_gates.gate_values() for layer in self.search_layers
+                 if layer.skip_gates is not None]
+        if not gates:
+            return ops.convert_to_tensor(0.0)
+        return ops.mean(ops.concatenate(gates, axis=0))
 
     def probabilities(self) -> list[dict[str, Any]]:
         """Per layer: op softmax, input softmax, skip gates (for reports)."""

@@ -1,15 +1,18 @@
 """Retraining a derived TextNAS architecture from scratch on SST.
 
 Protocol: train on all (deduplicated) phrases of the train trees, evaluate the
-dev sentences after every epoch, keep the weights of the best dev epoch, and
-evaluate the test sentences once, at the end, with those weights.
+dev sentences after every epoch (and every `eval_every` steps), keep the
+weights of the best dev evaluation, and evaluate the test sentences once, at
+the end, with those weights. With `patience` > 0 the run stops early after
+that many dev evaluations in a row without a new best (our addition: on SST
+from scratch the best dev point comes within the first one or two epochs).
 
 Workdir layout::
 
     checkpoints/        tf.train.CheckpointManager (exact resume, like the search)
     tensorboard/        scalars
-    history.json        dev accuracy/loss per finished epoch
-    best.weights.h5     weights of the best dev epoch so far
+    history.json        dev accuracy/loss per evaluation (epoch, step)
+    best.weights.h5     weights of the best dev evaluation so far
     model_config.json   architecture + network sizes + max_length (for export)
     vocab.txt           the vocabulary, one token a line (id = line number)
     results.json        the final figures (test accuracy appears only here)
@@ -62,6 +65,11 @@ class TrainConfig:
         learning_rate: peak Adam learning rate (cosine decay to 0 over the run).
         weight_decay: decoupled weight decay (AdamW); 0 = plain Adam.
         clipnorm: global gradient-norm clip (0 = none).
+        label_smoothing: eps of the smoothed cross-entropy (0 = none).
+        eval_every: steps between dev evaluations within an epoch (0 = at
+            epoch ends only; an epoch end always evaluates).
+        patience: stop after this many dev evaluations without a new best
+            (0 = never stop early).
         seed: initialisation and batch order.
         log_every: steps between TensorBoard scalar writes.
         checkpoint_every: steps between checkpoints (also at every epoch end).
@@ -85,6 +93,9 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 0.0
     clipnorm: float = 5.0
+    label_smoothing: float = 0.0
+    eval_every: int = 0
+    patience: int = 0
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 500
@@ -94,6 +105,11 @@ class TrainConfig:
         sst.check_task(self.task)
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1. Received: {self.epochs}")
+        if self.eval_every < 0 or self.patience < 0:
+            raise ValueError(f"eval_every and patience must be >= 0. "
+                             f"Received: eval_every={self.eval_every}, patience={self.patience}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1). Received: {self.label_smoothing}")
 
 
 def _make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
@@ -103,6 +119,18 @@ def _make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.O
         return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                       global_clipnorm=clip, name="adamw")
     return keras.optimizers.Adam(schedule, global_clipnorm=clip, name="adam")
+
+
+def patience_exhausted(history: list[dict[str, Any]], patience: int) -> bool:
+    """True when the last `patience` (> 0) dev evaluations brought no new best.
+
+    Ties with the best so far do not count as a new best.
+    """
+    if patience <= 0 or not history:
+        return False
+    accuracies = [h["dev_accuracy"] for h in history]
+    best_index = int(np.argmax(accuracies))  # the first occurrence of the maximum
+    return len(accuracies) - 1 - best_index >= patience
 
 
 def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: str,
@@ -141,7 +169,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
     steps_per_epoch = len(batches)
     optimizer = _make_optimizer(config, config.epochs * steps_per_epoch)
     optimizer.build(model.trainable_variables)
-    loss_fn = classification_loss_fn(model)
+    loss_fn = classification_loss_fn(model, config.label_smoothing)
     variables = model.trainable_variables
 
     @tf.function(input_signature=BATCH_SIGNATURE)
@@ -164,7 +192,9 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         checkpoint.restore(manager.latest_checkpoint).assert_consumed()
         if os.path.exists(history_path):
             with open(history_path, encoding="utf-8") as f:
-                history = json.load(f)
+                restored_step = int(global_step.numpy())
+                # Evaluations after the restored checkpoint are taken again.
+                history = [h for h in json.load(f) if h.get("step", 0) <= restored_step]
         if verbose:
             print(f"resumed from {manager.latest_checkpoint} (step {int(global_step.numpy())})")
     dataset.vocab.save(os.path.join(workdir, "vocab.txt"))
@@ -183,9 +213,34 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
               f"{steps_per_epoch} steps/epoch\n{architecture.describe()}")
 
     writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+
+    def dev_evaluation(epoch: int, step: int) -> bool:
+        """Evaluates dev, keeps the best weights, checkpoints; True when patience runs out."""
+        dev = evaluate(predict_fn, dev_batches)
+        best_before = max((h["dev_accuracy"] for h in history), default=-1.0)
+        history.append({"epoch": epoch + 1, "step": step,
+                        "dev_accuracy": dev["accuracy"], "dev_loss": dev["loss"]})
+        if dev["accuracy"] > best_before:
+            model.save_weights(best_path)
+        write_json(history_path, history)
+        with writer.as_default(step=step):
+            tf.summary.scalar("dev/sentence_accuracy", dev["accuracy"])
+            tf.summary.scalar("dev/sentence_loss", dev["loss"])
+        writer.flush()
+        manager.save(checkpoint_number=step)
+        if verbose:
+            mark = " (best)" if dev["accuracy"] > best_before else ""
+            print(f"\nstep {step} (epoch {epoch + 1}) dev sentences: accuracy {dev['accuracy']:.4f} "
+                  f"loss {dev['loss']:.4f}{mark}")
+        return patience_exhausted(history, config.patience)
+
     step = int(global_step.numpy())
+    total_steps = config.epochs * steps_per_epoch
     started = time.time()
+    stop = patience_exhausted(history, config.patience)
     for epoch in range(step // steps_per_epoch, config.epochs):
+        if stop:
+            break
         offset = step - epoch * steps_per_epoch
         if verbose:
             print(f"epoch {epoch + 1}/{config.epochs}")
@@ -200,35 +255,22 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
                 with writer.as_default(step=step):
                     tf.summary.scalar("train/loss", out["loss"])
                     tf.summary.scalar("train/accuracy", out["accuracy"])
-            if step % config.checkpoint_every == 0 and step % steps_per_epoch:
+            if index + 1 == steps_per_epoch or (config.eval_every and step % config.eval_every == 0):
+                stop = dev_evaluation(epoch, step)
+                if stop:
+                    break
+            elif step % config.checkpoint_every == 0:
                 manager.save(checkpoint_number=step)
             if config.max_steps is not None and step >= config.max_steps:
                 break
-        if step < (epoch + 1) * steps_per_epoch:  # stopped by max_steps mid-epoch
+        if not stop and config.max_steps is not None and config.max_steps <= step < total_steps:
             manager.save(checkpoint_number=step)
             writer.flush()
             if verbose:
                 print(f"\nstopped at step {step} (max_steps); rerun to resume.")
             return None
-
-        dev = evaluate(predict_fn, dev_batches)
-        best_before = max((h["dev_accuracy"] for h in history), default=-1.0)
-        history.append({"epoch": epoch + 1, "dev_accuracy": dev["accuracy"], "dev_loss": dev["loss"]})
-        if dev["accuracy"] > best_before:
-            model.save_weights(best_path)
-        write_json(history_path, history)
-        with writer.as_default(step=step):
-            tf.summary.scalar("dev/sentence_accuracy", dev["accuracy"])
-            tf.summary.scalar("dev/sentence_loss", dev["loss"])
-        writer.flush()
-        manager.save(checkpoint_number=step)
-        if verbose:
-            mark = " (best)" if dev["accuracy"] > best_before else ""
-            print(f"dev sentences: accuracy {dev['accuracy']:.4f} loss {dev['loss']:.4f}{mark}")
-        if config.max_steps is not None and step >= config.max_steps and epoch + 1 < config.epochs:
-            if verbose:
-                print(f"stopped at step {step} (max_steps); rerun to resume.")
-            return None
+    if stop and verbose:
+        print(f"stopped early at step {step}: {config.patience} dev evaluations without a new best")
 
     best = max(history, key=lambda h: h["dev_accuracy"])
     model.load_weights(best_path)
@@ -237,6 +279,9 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         "task": config.task,
         "architecture": architecture_source or "given",
         "best_epoch": best["epoch"],
+        "best_step": best.get("step"),
+        "steps": step,
+        "stopped_early": bool(stop),
         "dev_accuracy": best["dev_accuracy"],
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
@@ -248,6 +293,6 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
     }
     write_json(os.path.join(workdir, "results.json"), results)
     if verbose:
-        print(f"best dev epoch {best['epoch']}: dev {best['dev_accuracy']:.4f}; "
+        print(f"best dev: epoch {best['epoch']} step {best.get('step')}: dev {best['dev_accuracy']:.4f}; "
               f"test {test['accuracy']:.4f} (evaluated once)")
     return results

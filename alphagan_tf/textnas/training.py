@@ -27,14 +27,38 @@ BATCH_SIGNATURE = (
 IDS_SIGNATURE = (tf.TensorSpec([None, None], tf.int32, name="ids"),)
 
 
-def classification_loss_fn(model: keras.Model) -> Callable:
-    """loss_fn(ids, labels) -> (mean cross-entropy, {"accuracy": ...}) in training mode."""
+def smoothed_cross_entropy(labels, logits, label_smoothing: float = 0.0):
+    """Mean cross-entropy against (1 - eps) * one_hot(labels) + eps / num_classes.
+
+    Args:
+        labels: int [B] class ids.
+        logits: float [B, num_classes].
+        label_smoothing: eps in [0, 1); 0 = plain cross-entropy.
+
+    Returns:
+        scalar float.
+    """
+    log_probs = keras.ops.log_softmax(logits, axis=-1)
+    num_classes = keras.ops.shape(logits)[-1]
+    one_hot = keras.ops.one_hot(labels, num_classes, dtype=log_probs.dtype)
+    if label_smoothing:
+        one_hot = one_hot * (1.0 - label_smoothing) + label_smoothing / keras.ops.cast(
+            num_classes, log_probs.dtype)
+    return keras.ops.mean(-keras.ops.sum(one_hot * log_probs, axis=-1))
+
+
+def classification_loss_fn(model: keras.Model, label_smoothing: float = 0.0) -> Callable:
+    """loss_fn(ids, labels) -> (mean cross-entropy, {"accuracy": ...}) in training mode.
+
+    With `label_smoothing` > 0 the loss is `smoothed_cross_entropy` (the
+    reported accuracy is unaffected).
+    """
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1). Received: {label_smoothing}")
 
     def loss_fn(ids, labels):
         logits = model(ids, training=True)
-        loss = keras.ops.mean(
-            keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-        )
+        loss = smoothed_cross_entropy(labels, logits, label_smoothing)
         correct = keras.ops.equal(keras.ops.argmax(logits, axis=-1), keras.ops.cast(labels, "int64"))
         return loss, {"accuracy": keras.ops.mean(keras.ops.cast(correct, "float32"))}
 

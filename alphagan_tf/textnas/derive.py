@@ -1,0 +1,47 @@
+"""Derive a finished search again, with another skip cap (no TensorFlow needed).
+
+    python -m alphagan_tf.textnas.derive --workdir=SEARCH_DIR --search_max_skips=2 \
+        --derived_path=SEARCH_DIR/architecture_max2.json
+
+Reads SEARCH_DIR/probabilities.json (written at the end of a search) and
+applies the searcher's derivation (`architecture.derive_architecture`): argmax
+op, argmax input, skip gates > 0.5, at most --search_max_skips per layer.
+"""
+
+import collections
+import json
+import os
+
+from absl import app, flags
+
+from alphagan_tf.textnas import flags as textnas_flags  # noqa: F401  (defines the flags)
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.workdir or not FLAGS.derived_path:
+        raise app.UsageError("--workdir (a finished search) and --derived_path are required.")
+    path = os.path.join(FLAGS.workdir, "probabilities.json")
+    if not os.path.exists(path):
+        raise app.UsageError(f"{path} does not exist: --workdir must be a finished search.")
+    from alphagan_tf.textnas.architecture import derive_architecture
+
+    with open(path, encoding="utf-8") as f:
+        probabilities = json.load(f)
+    architecture = derive_architecture(probabilities, max_skips=FLAGS.search_max_skips)
+    architecture.save(FLAGS.derived_path)
+    counts = collections.Counter(architecture.ops)
+    skips = sum(len(layer.skips) for layer in architecture.layers)
+    print(architecture.describe())
+    print(f"ops: {dict(counts.most_common())}; {skips} skips; wrote {FLAGS.derived_path}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
