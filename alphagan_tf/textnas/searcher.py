@@ -27,7 +27,7 @@ Workdir layout::
     architecture_epoch_<e>.json  derived architecture after each epoch
     probabilities.json           softmax / gate values at the end
     architecture.json            the result
-    search_config.json           the config of the run
+    search_config.json           the config of the run (of its latest session)
 """
 
 from __future__ import annotations
@@ -210,8 +210,9 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
         checkpoint.restore(manager.latest_checkpoint).assert_consumed()
         if verbose:
             print(f"resumed from {manager.latest_checkpoint} (step {int(global_step.numpy())})")
-    else:
-        write_json(os.path.join(workdir, "search_config.json"), dataclasses.asdict(config))
+    # The config of the latest session: a resumed run may change settings that the
+    # steps still to come use (e.g. the skip penalty after a weights-only warm-up).
+    write_json(os.path.join(workdir, "search_config.json"), dataclasses.asdict(config))
 
     weight_batches = sst.BucketBatcher(split.weight_phrases, config.batch_size, config.seed)
     arch_batches = sst.BucketBatcher(split.arch_phrases, config.batch_size, config.seed + 1)
