@@ -111,6 +111,18 @@ def define_search_flags() -> None:
         "Keras mixed_float16 for the search's players (float16 compute for GPUs) with dynamic "
         "loss scaling; alphas, spectral norms and losses stay float32.",
     )
+    flags.DEFINE_enum(
+        "strategy", "default", ["default", "mirrored", "one_device"],
+        "tf.distribute strategy of the search steps: default (one device), mirrored (one "
+        "replica per device of --devices, or every GPU; batch norms synchronized, the same "
+        "result as one device with the same global --batch_size) or one_device.",
+    )
+    flags.DEFINE_list("devices", [], "Devices of --strategy, e.g. /gpu:0,/gpu:1 (empty: its default).")
+    flags.DEFINE_integer(
+        "cpu_devices", 0,
+        "Split the CPU into this many logical devices first (e.g. 2 with --strategy=mirrored "
+        "--devices=/cpu:0,/cpu:1, to try data parallelism without GPUs); 0 = leave it.",
+    )
 
 
 @_once

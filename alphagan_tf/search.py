@@ -61,6 +61,9 @@ def config_from_flags():
         deterministic=FLAGS.deterministic,
         fuse_convs=FLAGS.fuse_convs,
         mixed_precision=FLAGS.mixed_precision,
+        strategy=FLAGS.strategy,
+        devices=tuple(FLAGS.devices),
+        cpu_devices=FLAGS.cpu_devices,
     )
 
 
@@ -71,11 +74,12 @@ def main(argv):
         raise app.UsageError("--workdir is required (or set it in the flagfile).")
     from alphagan_tf.data.sources import DatasetUnavailableError
     from alphagan_tf.gan.search_loop import run_search
+    from alphagan_tf.utils.distribution import StrategyError
 
     try:
         config = config_from_flags()
         run_search(config, FLAGS.workdir)
-    except (DatasetUnavailableError, FileNotFoundError) as error:
+    except (DatasetUnavailableError, FileNotFoundError, StrategyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

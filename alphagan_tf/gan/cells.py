@@ -85,6 +85,8 @@ class SearchCell(_CellBase, ArchitectureLayer):
         alpha_stddev: alpha init, 1e-3 * N(0, 1).
         fuse_convs: normal edges run their plain convs as one convolution
             (`NormalMixedOp`; the same function, less work).
+        synchronized_bn: the sep convs' batch statistics over all replicas of a
+            distribution strategy.
 
     Call args:
         inputs: float32 [B, H, W, channels].
@@ -105,6 +107,7 @@ class SearchCell(_CellBase, ArchitectureLayer):
         affine: bool = False,
         alpha_stddev: float = 1e-3,
         fuse_convs: bool = True,
+        synchronized_bn: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -113,13 +116,19 @@ class SearchCell(_CellBase, ArchitectureLayer):
         self.affine = bool(affine)
         self.alpha_stddev = float(alpha_stddev)
         self.fuse_convs = bool(fuse_convs)
+        self.synchronized_bn = bool(synchronized_bn)
         # Lists of layers are invisible to tf.train.Checkpoint: see nas/tracking.py.
         self.up_edges = track_layers(
             self, "up", [self._mixed_up(2, f"up{i}") for i in range(NUM_UP_EDGES)]
         )
         self.normal_edges = track_layers(self, "normal", [
             NormalMixedOp(
-                [operations.make_normal_op(n, self.channels, self.affine) for n in NORMAL_OPS],
+                [
+                    operations.make_normal_op(
+                        n, self.channels, self.affine, synchronized_bn=self.synchronized_bn
+                    )
+                    for n in NORMAL_OPS
+                ],
                 NORMAL_OPS,
                 alpha_stddev=self.alpha_stddev,
                 fuse_convs=self.fuse_convs,
@@ -173,6 +182,7 @@ class SearchCell(_CellBase, ArchitectureLayer):
             "affine": self.affine,
             "alpha_stddev": self.alpha_stddev,
             "fuse_convs": self.fuse_convs,
+            "synchronized_bn": self.synchronized_bn,
         }
 
 
@@ -309,13 +319,17 @@ class GeneratorStem(keras.layers.Layer):
 class GeneratorHead(keras.layers.Layer):
     """BN (affine) -> ReLU -> Conv2D 3x3 to 3 channels (bias) -> tanh.
 
+    Args:
+        synchronized_bn: batch statistics over all replicas of a distribution strategy.
+
     Call args:
         inputs: float32 [B, H, W, gf]. Returns images float32 [B, H, W, 3] in [-1, 1].
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, synchronized_bn: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.norm = operations.batch_norm(affine=True, name="bn")
+        self.synchronized_bn = bool(synchronized_bn)
+        self.norm = operations.batch_norm(affine=True, name="bn", synchronized=self.synchronized_bn)
         self.conv = keras.layers.Conv2D(
             3,
             3,
@@ -336,3 +350,6 @@ class GeneratorHead(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (3,)
+
+    def get_config(self):
+        return {**super().get_config(), "synchronized_bn": self.synchronized_bn}

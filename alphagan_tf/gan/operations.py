@@ -55,13 +55,21 @@ __all__ = [
 ]
 
 
-def batch_norm(affine: bool = True, name: str | None = None) -> keras.layers.Layer:
-    """BatchNormalization with PyTorch's defaults; no gamma/beta if not affine."""
+def batch_norm(
+    affine: bool = True, name: str | None = None, synchronized: bool = False
+) -> keras.layers.Layer:
+    """BatchNormalization with PyTorch's defaults; no gamma/beta if not affine.
+
+    `synchronized`: under a multi-replica `tf.distribute` strategy, batch
+    statistics over the global batch (all replicas), so that N replicas compute
+    what one device computes on the whole batch.
+    """
     return keras.layers.BatchNormalization(
         momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON,
         center=affine,
         scale=affine,
+        synchronized=synchronized,
         name=name,
     )
 
@@ -117,6 +125,8 @@ class SepConv(keras.layers.Layer):
             keeps gf channels everywhere).
         kernel_size: depthwise kernel size (3, 5 or 7).
         affine: whether the batch norms have gamma/beta (False in the supernet).
+        synchronized_bn: batch statistics over all replicas of a distribution
+            strategy (see `batch_norm`).
 
     Call args:
         inputs: float32 [batch, H, W, channels]. Returns the same shape.
@@ -127,11 +137,15 @@ class SepConv(keras.layers.Layer):
             `generator.transfer_search_weights`).
     """
 
-    def __init__(self, channels: int, kernel_size: int, affine: bool = True, **kwargs):
+    def __init__(
+        self, channels: int, kernel_size: int, affine: bool = True, synchronized_bn: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.channels = int(channels)
         self.kernel_size = int(kernel_size)
         self.affine = bool(affine)
+        self.synchronized_bn = bool(synchronized_bn)
         depthwise, pointwise, norms = [], [], []
         for i in range(2):
             depthwise.append(
@@ -152,7 +166,7 @@ class SepConv(keras.layers.Layer):
                     name=f"pointwise{i}",
                 )
             )
-            norms.append(batch_norm(self.affine, name=f"bn{i}"))
+            norms.append(batch_norm(self.affine, name=f"bn{i}", synchronized=self.synchronized_bn))
         # Lists of layers are invisible to tf.train.Checkpoint: see nas/tracking.py.
         self.depthwise = track_layers(self, "depthwise", depthwise)
         self.pointwise = track_layers(self, "pointwise", pointwise)
@@ -182,6 +196,7 @@ class SepConv(keras.layers.Layer):
             "channels": self.channels,
             "kernel_size": self.kernel_size,
             "affine": self.affine,
+            "synchronized_bn": self.synchronized_bn,
         }
 
 
@@ -253,15 +268,30 @@ def _resize(interpolation: str) -> Callable[[int, int], keras.layers.Layer]:
     return factory
 
 
+def _relu_conv(kernel_size: int) -> Callable[..., keras.layers.Layer]:
+    def factory(channels, affine, synchronized_bn, name=None):
+        del affine, synchronized_bn  # no batch norm
+        return ReLUConv(channels, kernel_size, name=name)
+
+    return factory
+
+
+def _sep_conv(kernel_size: int) -> Callable[..., keras.layers.Layer]:
+    def factory(channels, affine, synchronized_bn, name=None):
+        return SepConv(channels, kernel_size, affine, synchronized_bn, name=name)
+
+    return factory
+
+
 NORMAL_OP_FACTORIES: dict[str, Callable[..., keras.layers.Layer]] = {
-    "conv_1x1": lambda channels, affine, name=None: ReLUConv(channels, 1, name=name),
-    "conv_3x3": lambda channels, affine, name=None: ReLUConv(channels, 3, name=name),
-    "conv_5x5": lambda channels, affine, name=None: ReLUConv(channels, 5, name=name),
-    "sep_conv_3x3": lambda channels, affine, name=None: SepConv(channels, 3, affine, name=name),
-    "sep_conv_5x5": lambda channels, affine, name=None: SepConv(channels, 5, affine, name=name),
-    "sep_conv_7x7": lambda channels, affine, name=None: SepConv(channels, 7, affine, name=name),
+    "conv_1x1": _relu_conv(1),
+    "conv_3x3": _relu_conv(3),
+    "conv_5x5": _relu_conv(5),
+    "sep_conv_3x3": _sep_conv(3),
+    "sep_conv_5x5": _sep_conv(5),
+    "sep_conv_7x7": _sep_conv(7),
 }
-"""name -> factory(channels, affine, name=None) -> Layer."""
+"""name -> factory(channels, affine, synchronized_bn, name=None) -> Layer."""
 
 UP_OP_FACTORIES: dict[str, Callable[..., keras.layers.Layer]] = {
     "deconv": lambda channels, scale, name=None: TransposedConvUp(channels, scale, name=name),
@@ -275,7 +305,12 @@ assert tuple(UP_OP_FACTORIES) == UP_OPS, "registry and genotypes disagree"
 
 
 def make_normal_op(
-    name: str, channels: int, affine: bool = True, *, layer_name: str | None = None
+    name: str,
+    channels: int,
+    affine: bool = True,
+    *,
+    synchronized_bn: bool = False,
+    layer_name: str | None = None,
 ) -> keras.layers.Layer:
     """A new normal-edge layer for the op `name` of `NORMAL_OPS`.
 
@@ -283,11 +318,14 @@ def make_normal_op(
         name: op name, e.g. "sep_conv_3x3".
         channels: output channels (input channels are the same in this space).
         affine: batch-norm affine parameters (sep convs only): False in the supernet.
+        synchronized_bn: batch statistics over all replicas (sep convs only).
         layer_name: Keras name of the layer (default: the op name).
     """
     if name not in NORMAL_OP_FACTORIES:
         raise ValueError(f"Unknown normal op {name!r}; expected one of {NORMAL_OPS}")
-    return NORMAL_OP_FACTORIES[name](int(channels), bool(affine), name=layer_name or name)
+    return NORMAL_OP_FACTORIES[name](
+        int(channels), bool(affine), bool(synchronized_bn), name=layer_name or name
+    )
 
 
 def make_up_op(

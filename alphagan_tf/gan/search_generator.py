@@ -53,6 +53,9 @@ class SearchGenerator(keras.Model):
         fuse_convs: each normal edge runs its three plain convs as one 5x5 conv
             with the alpha-weighted sum of their kernels (gan/normal_mixed_op.py:
             the same function and gradients, ~30% less work per normal edge).
+        synchronized_bn: batch statistics over all replicas of a multi-replica
+            `tf.distribute` strategy (build the generator under its scope), so
+            that N replicas compute what one device computes on the global batch.
 
     Call args:
         inputs: z, float32 [B, latent_dim].
@@ -69,11 +72,13 @@ class SearchGenerator(keras.Model):
         bottom_width: int = 4,
         alpha_stddev: float = 1e-3,
         fuse_convs: bool = True,
+        synchronized_bn: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("name", "search_generator")
         super().__init__(**kwargs)
         self.fuse_convs = bool(fuse_convs)
+        self.synchronized_bn = bool(synchronized_bn)
         self.gf = int(gf)
         self.latent_dim = int(latent_dim)
         self.bottom_width = int(bottom_width)
@@ -88,11 +93,12 @@ class SearchGenerator(keras.Model):
                 affine=False,
                 alpha_stddev=self.alpha_stddev,
                 fuse_convs=self.fuse_convs,
+                synchronized_bn=self.synchronized_bn,
                 name=f"cell{i + 1}",
             )
             for i, scales in enumerate(skip_scales)
         ])
-        self.head = GeneratorHead(name="head")
+        self.head = GeneratorHead(synchronized_bn=self.synchronized_bn, name="head")
         self.build((None, self.latent_dim))
 
     def build(self, input_shape):
@@ -167,6 +173,7 @@ class SearchGenerator(keras.Model):
             "bottom_width": self.bottom_width,
             "alpha_stddev": self.alpha_stddev,
             "fuse_convs": self.fuse_convs,
+            "synchronized_bn": self.synchronized_bn,
         }
 
     @classmethod

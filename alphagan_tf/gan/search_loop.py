@@ -33,7 +33,7 @@ from alphagan_tf.gan.discriminator import Discriminator
 from alphagan_tf.gan.search_generator import SearchGenerator
 from alphagan_tf.gan.searcher import BilevelSearcher, SearchConfig
 from alphagan_tf.nas.architecture import softmax
-from alphagan_tf.utils import files, images, plots
+from alphagan_tf.utils import distribution, files, images, plots
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +57,12 @@ class SearchRunConfig:
     # Keras mixed_float16 for the four players (float16 compute, float32 variables; alphas,
     # spectral-norm power iterations and losses in float32) with dynamic loss scaling.
     mixed_precision: bool = False
+    # tf.distribute: "default" (one device), "mirrored" or "one_device" over `devices`
+    # (utils/distribution.py); `cpu_devices` > 1 first splits the CPU into that many
+    # logical devices (to run a MirroredStrategy on a machine without GPUs).
+    strategy: str = "default"
+    devices: tuple[str, ...] = ()
+    cpu_devices: int = 0
 
     @property
     def image_size(self) -> int:
@@ -85,30 +91,46 @@ def alpha_snapshot(generator: SearchGenerator) -> dict:
     return snapshot
 
 
-def build_players(config: SearchRunConfig) -> tuple[SearchGenerator, Discriminator]:
+def build_players(
+    config: SearchRunConfig, synchronized_bn: bool = False
+) -> tuple[SearchGenerator, Discriminator]:
     generator = SearchGenerator(
         gf=config.gf, latent_dim=config.search.latent_dim, bottom_width=config.bottom_width,
-        fuse_convs=config.fuse_convs,
+        fuse_convs=config.fuse_convs, synchronized_bn=synchronized_bn,
     )
     return generator, Discriminator(df=config.df)
 
 
+def make_search_strategy(config: SearchRunConfig) -> tf.distribute.Strategy:
+    """The run's `tf.distribute` strategy (splitting the CPU first if asked)."""
+    if config.cpu_devices > 1:
+        distribution.split_cpu(config.cpu_devices)
+    return distribution.make_strategy(config.strategy, config.devices)
+
+
 def build_searcher(config: SearchRunConfig) -> BilevelSearcher:
-    """The four players (current and worst-case G and D) and their steps."""
+    """The four players (current and worst-case G and D) and their steps.
+
+    Under a multi-replica strategy the players are built in its scope with
+    synchronized batch norms (global-batch statistics, as on one device).
+    """
+    strategy = make_search_strategy(config)
     previous_policy = keras.config.dtype_policy()
     search = config.search
     if config.mixed_precision:
         keras.config.set_dtype_policy("mixed_float16")
         search = dataclasses.replace(search, loss_scaling=True)
+    synchronized_bn = strategy.num_replicas_in_sync > 1
     try:
-        generator, discriminator = build_players(config)
-        worst_generator, worst_discriminator = build_players(config)
+        with strategy.scope():
+            generator, discriminator = build_players(config, synchronized_bn)
+            worst_generator, worst_discriminator = build_players(config, synchronized_bn)
     finally:
         keras.config.set_dtype_policy(previous_policy)
     size = config.image_size
     return BilevelSearcher(
         generator, discriminator, worst_generator, worst_discriminator,
-        image_shape=(size, size, 3), config=search, seed=config.seed,
+        image_shape=(size, size, 3), config=search, seed=config.seed, strategy=strategy,
     )
 
 
@@ -165,6 +187,8 @@ def run_search(
     """
     from alphagan_tf.data.pipeline import search_datasets
 
+    if config.cpu_devices > 1:  # before the first TensorFlow op
+        distribution.split_cpu(config.cpu_devices)
     os.makedirs(workdir, exist_ok=True)
     config_path = os.path.join(workdir, "search_config.json")
     if not os.path.exists(config_path):
@@ -215,7 +239,8 @@ def run_search(
             f"Searching on {config.dataset} ({data.num_weight_examples} weight / "
             f"{data.num_arch_examples} architecture images, {config.image_size}x{config.image_size}), "
             f"epochs {start_epoch + 1}..{config.epochs}, "
-            f"{searcher.steps_per_epoch} steps per epoch."
+            f"{searcher.steps_per_epoch} steps per epoch, "
+            f"{searcher.replicas} replica(s)."
         )
     for e in range(start_epoch + 1, config.epochs + 1):
         started = time.time()

@@ -23,6 +23,15 @@ training mode (one spectral-norm power iteration) only in its own update.
 Every step is a `tf.function` compiled once: all variables and optimizer slots
 exist before the first trace, steps take fixed-shape batches and return
 scalars, and the latent vectors come from a checkpointed `tf.random.Generator`.
+
+Distribution: the steps run under a `tf.distribute` strategy (default: the one
+device). Each step draws the global batch of latents in cross-replica context,
+as on one device, and hands every replica its slice of the latents and of the
+real batch; each replica's loss is its slice's mean divided by the number of
+replicas, so the summed (all-reduced) gradients are those of the global-batch
+mean. With the generator's batch norms synchronized (`synchronized_bn`), N
+replicas compute what one device computes on the global batch (a test checks
+MirroredStrategy on two CPU devices against one device).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import keras
 
 from alphagan_tf.gan import losses
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
+from alphagan_tf.utils.distribution import StrategyError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +121,9 @@ class BilevelSearcher:
         image_shape: (H, W, 3) of the real batches.
         config: the search hyperparameters.
         seed: seed of the latent-vector generator.
+        strategy: the `tf.distribute` strategy to run the steps under (default:
+            the current one, i.e. one device). The four players must have been
+            built under its scope; the optimizers are built here, under it.
     """
 
     def __init__(
@@ -122,14 +135,43 @@ class BilevelSearcher:
         image_shape: tuple[int, int, int],
         config: SearchConfig = SearchConfig(),
         seed: int = 0,
+        strategy: tf.distribute.Strategy | None = None,
     ):
         self.config = config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % self.replicas:
+            raise StrategyError(
+                f"The batch of {config.batch_size} cannot be split evenly over "
+                f"{self.replicas} replicas: make batch_size a multiple of the replica count."
+            )
         self.generator = generator
         self.discriminator = discriminator
         self.worst_generator = worst_generator
         self.worst_discriminator = worst_discriminator
+        # Host-side state, outside the strategy: the latents of the global batch
+        # are drawn in cross-replica context, exactly as on one device.
         self.latent_rng = tf.random.Generator.from_seed(seed)
         self.d_steps_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="d_steps_done")
+        with self.strategy.scope():
+            self._build(image_shape)
+
+        # No AutoGraph: the steps have no tensor-dependent Python control flow, and
+        # converting every Keras layer call is ~15% of the (minute-long) tracing.
+        compile_step = lambda fn: tf.function(  # noqa: E731
+            fn, jit_compile=config.jit_compile, autograph=False
+        )
+        self.d_step = compile_step(self._d_step)
+        self.g_step = compile_step(self._g_step)
+        self.worst_d_step = compile_step(self._worst_d_step)
+        self.worst_g_step = compile_step(self._worst_g_step)
+        self.arch_step = compile_step(self._arch_step)
+
+    def _build(self, image_shape) -> None:
+        """Every player variable and optimizer slot, under the strategy's scope."""
+        config = self.config
+        generator, discriminator = self.generator, self.discriminator
+        worst_generator, worst_discriminator = self.worst_generator, self.worst_discriminator
 
         # Build every variable before the first trace.
         z = tf.zeros([2, config.latent_dim])
@@ -142,6 +184,12 @@ class BilevelSearcher:
                     f"has {tuple(image_shape)}: bottom_width * 8 must equal the image size."
                 )
             d(images, training=False)
+        for player in (generator, discriminator, worst_generator, worst_discriminator):
+            if not self.strategy.extended.variable_created_in_scope(player.variables[0].value):
+                raise ValueError(
+                    f"{player.name} was built outside the scope of the search's "
+                    f"{type(self.strategy).__name__}: build the players under strategy.scope()."
+                )
 
         scaling = config.loss_scaling
         self.g_optimizer = _adam(config.g_lr, config.beta1, config.beta2, "g_adam", scaling)
@@ -159,21 +207,37 @@ class BilevelSearcher:
         self.arch_optimizer = ArchitectureOptimizer(config.arch, loss_scaling=scaling)
         self.arch_optimizer.build(generator.arch_variables)
 
-        # No AutoGraph: the steps have no tensor-dependent Python control flow, and
-        # converting every Keras layer call is ~15% of the (minute-long) tracing.
-        compile_step = lambda fn: tf.function(  # noqa: E731
-            fn, jit_compile=config.jit_compile, autograph=False
-        )
-        self.d_step = compile_step(self._d_step)
-        self.g_step = compile_step(self._g_step)
-        self.worst_d_step = compile_step(self._worst_d_step)
-        self.worst_g_step = compile_step(self._worst_g_step)
-        self.arch_step = compile_step(self._arch_step)
-
     # -- the five compiled steps ---------------------------------------------
+    # Each `_x_step` runs in cross-replica context: it draws the global latents
+    # and runs `_x_replica` on every replica with its slice of the batches.
 
     def _latents(self) -> tf.Tensor:
         return self.latent_rng.normal([self.config.batch_size, self.config.latent_dim])
+
+    def _run(self, replica_fn, *global_batches):
+        """replica_fn(*local slices) on every replica; its outputs summed over replicas.
+
+        replica_fn returns per-replica shares of global means (local mean / replicas),
+        so the sums are the global-batch values.
+        """
+
+        def on_replica(*batches):
+            if self.replicas > 1:
+                replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+                batches = [
+                    tf.gather(tf.reshape(b, [self.replicas, -1, *b.shape[1:]]), replica)
+                    for b in batches
+                ]
+            return replica_fn(*batches)
+
+        outputs = self.strategy.run(on_replica, args=global_batches)
+        return tf.nest.map_structure(
+            lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), outputs
+        )
+
+    def _share(self, value: tf.Tensor) -> tf.Tensor:
+        """This replica's share of a global-batch mean (its local mean / replicas)."""
+        return value / self.replicas if self.replicas > 1 else value
 
     @staticmethod
     def _generate(generator, z) -> tf.Tensor:
@@ -191,70 +255,87 @@ class BilevelSearcher:
         return tf.split(logits, 2, axis=0)
 
     def _d_step(self, real: tf.Tensor) -> tf.Tensor:
+        loss = self._run(self._d_replica, real, self._latents())
+        self.d_steps_done.assign_add(1)
+        return loss
+
+    def _d_replica(self, real, z):
         """Inner level: D descends the hinge loss against the current G."""
-        fake = self._generate(self.generator, self._latents())
+        fake = self._generate(self.generator, z)
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             real_logits, fake_logits = self._real_fake_logits(
                 self.discriminator, real, fake, training=True
             )
-            loss = losses.hinge_discriminator_loss(real_logits, fake_logits)
+            loss = self._share(losses.hinge_discriminator_loss(real_logits, fake_logits))
             scaled = self.d_optimizer.scale_loss(loss)
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        self.d_steps_done.assign_add(1)
         return loss
 
     def _g_step(self) -> tf.Tensor:
+        return self._run(self._g_replica, self._latents())
+
+    def _g_replica(self, z):
         """Inner level: G's network weights (not alpha) descend the hinge G loss."""
         variables = self.generator.weight_variables
         with tf.GradientTape() as tape:
-            fake = self._generate(self.generator, self._latents())
-            loss = losses.hinge_generator_loss(self._logits(self.discriminator, fake))
+            fake = self._generate(self.generator, z)
+            loss = self._share(losses.hinge_generator_loss(self._logits(self.discriminator, fake)))
             scaled = self.g_optimizer.scale_loss(loss)
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
 
     def _worst_d_step(self, real: tf.Tensor) -> tf.Tensor:
+        return self._run(self._worst_d_replica, real, self._latents())
+
+    def _worst_d_replica(self, real, z):
         """D_worst maximises V(G, D_worst) against the current G. Returns V."""
-        fake = self._generate(self.generator, self._latents())
+        fake = self._generate(self.generator, z)
         variables = self.worst_discriminator.trainable_variables
         optimizer = self.worst_d_optimizer.optimizer
         with tf.GradientTape() as tape:
             real_logits, fake_logits = self._real_fake_logits(
                 self.worst_discriminator, real, fake, training=True
             )
-            value = losses.game_value(real_logits, fake_logits)
+            value = self._share(losses.game_value(real_logits, fake_logits))
             scaled = optimizer.scale_loss(-value)
         optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return value
 
     def _worst_g_step(self, real: tf.Tensor) -> tf.Tensor:
+        return self._run(self._worst_g_replica, real, self._latents())
+
+    def _worst_g_replica(self, real, z):
         """G_worst's weights minimise V(G_worst, D) against the current D. Returns V."""
         variables = self.worst_generator.weight_variables
         optimizer = self.worst_g_optimizer.optimizer
         real_logits = self._logits(self.discriminator, real)
         with tf.GradientTape() as tape:
-            fake = self._generate(self.worst_generator, self._latents())
-            value = losses.game_value(real_logits, self._logits(self.discriminator, fake))
+            fake = self._generate(self.worst_generator, z)
+            value = self._share(
+                losses.game_value(real_logits, self._logits(self.discriminator, fake))
+            )
             scaled = optimizer.scale_loss(value)
         optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return value
 
     def _arch_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._run(self._arch_replica, real, self._latents())
+
+    def _arch_replica(self, real, z):
         """Outer level: alpha descends DG = V(G_alpha, D_worst) - V(G_worst, D)."""
-        z = self._latents()
         variables = self.generator.arch_variables
         real_logits_worst_d = self._logits(self.worst_discriminator, real)
         with tf.GradientTape() as tape:
             fake = self._generate(self.generator, z)
-            value_g_vs_worst_d = losses.game_value(
-                real_logits_worst_d, self._logits(self.worst_discriminator, fake)
+            value_g_vs_worst_d = self._share(
+                losses.game_value(real_logits_worst_d, self._logits(self.worst_discriminator, fake))
             )
             scaled = self.arch_optimizer.scale_loss(value_g_vs_worst_d)
-        value_worst_g_vs_d = losses.game_value(
+        value_worst_g_vs_d = self._share(losses.game_value(
             self._logits(self.discriminator, real),
             self._logits(self.discriminator, self._generate(self.worst_generator, z)),
-        )
+        ))
         gap = losses.duality_gap(value_g_vs_worst_d, value_worst_g_vs_d)
         # Only the first term reaches alpha: d DG / d alpha = d V(G_alpha, D_worst) / d alpha.
         self.arch_optimizer.apply(tape.gradient(scaled, variables), variables)

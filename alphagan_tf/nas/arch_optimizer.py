@@ -12,6 +12,7 @@ import dataclasses
 from typing import Sequence
 
 import keras
+import tensorflow as tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,9 +58,14 @@ class ArchitectureOptimizer:
 
         `gradients` are of `scale_loss(loss)`: under loss scaling the decay term is
         scaled alike, so that the optimizer's unscaling gives grad + wd * alpha.
+        Called on each replica of a `tf.distribute` strategy, the optimizer sums
+        the replicas' gradients, so each replica adds its 1/N share of the decay.
         """
         wd = self.config.weight_decay
         scale = self.optimizer.scale_loss(1.0) if self.optimizer is not self.adam else 1.0
+        replica_context = tf.distribute.get_replica_context()
+        if replica_context is not None and replica_context.num_replicas_in_sync > 1:
+            scale = scale / replica_context.num_replicas_in_sync
         decayed = [
             g + wd * scale * v.value if wd else g for g, v in zip(gradients, arch_variables)
         ]
