@@ -10,6 +10,7 @@ matmuls), the achieved GFLOP/s, peak resident memory, and the tracing time.
     python bench/search_step.py                        # gf 256, df 128, batch 16, 32x32
     python bench/search_step.py --no-fuse_convs        # every candidate conv on its own
     python bench/search_step.py --jit_compile          # XLA
+    python bench/search_step.py --no-fast_depthwise_gradient  # TF's own depthwise kernel gradient
     python bench/search_step.py --gf=64 --iterations=5 # smaller
 
 Never part of the test run; nothing here asserts a timing.
@@ -51,9 +52,16 @@ def main() -> None:
     parser.add_argument("--fuse_convs", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--jit_compile", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--mixed_precision", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--fast_depthwise_gradient", action=argparse.BooleanOptionalAction,
+                        default=True, help="gan/depthwise.py's kernel gradient for k >= 5")
     args = parser.parse_args()
 
     import tensorflow as tf
+
+    from alphagan_tf.gan import depthwise
+
+    if not args.fast_depthwise_gradient:  # A/B switch of this benchmark only
+        depthwise.FAST_KERNEL_GRADIENT_MIN_SIZE = 1 << 30
 
     from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher
     from alphagan_tf.gan.searcher import SearchConfig
@@ -72,6 +80,7 @@ def main() -> None:
         f"search iteration: gf {args.gf}, df {args.df}, batch {args.batch_size}, {size}x{size}, "
         f"fuse_convs={args.fuse_convs}, jit_compile={args.jit_compile}, "
         f"mixed_precision={args.mixed_precision}, "
+        f"fast_depthwise_gradient={args.fast_depthwise_gradient}, "
         f"threads intra {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}"
     )
     started = time.perf_counter()
@@ -85,7 +94,11 @@ def main() -> None:
         searcher.make_worst_players()
         searcher.worst_d_step(real)
         searcher.worst_g_step(real)
-        return searcher.arch_step(real)["duality_gap"].numpy()
+        return searcher.arch_step(real, worst_value)["duality_gap"].numpy()
+
+    # DG's second term, V(G_worst, D), is measured once per epoch (not in every alpha
+    # step): timed on its own below, not part of the iteration.
+    worst_value = searcher.worst_value_step(real)
 
     started = time.perf_counter()
     iteration()  # traces every step
@@ -100,7 +113,7 @@ def main() -> None:
     per_step = {}
     steps = {
         "d_step": (real,), "g_step": (), "worst_d_step": (real,),
-        "worst_g_step": (real,), "arch_step": (real,),
+        "worst_g_step": (real,), "arch_step": (real, worst_value), "worst_value_step": (real,),
     }
     for name, step_args in steps.items():
         step = getattr(searcher, name)
@@ -115,6 +128,7 @@ def main() -> None:
     searcher.make_worst_players()
     copy_time = time.perf_counter() - copy_started
 
+    once_per_epoch = per_step.pop("worst_value_step")
     total_flops = sum(f for f, _ in per_step.values())
     median = statistics.median(times)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -122,6 +136,8 @@ def main() -> None:
     for name, (flops, seconds) in per_step.items():
         print(f"{name:<14}{flops / 1e9:>10.1f}{seconds:>10.2f}{flops / 1e9 / seconds:>10.1f}")
     print(f"{'worst copy':<14}{'':>10}{copy_time:>10.2f}")
+    print(f"{'worst_value':<14}{once_per_epoch[0] / 1e9:>10.1f}{once_per_epoch[1]:>10.2f}"
+          "   (V(G_worst, D): once per epoch, not in the iteration)")
     print(
         f"iteration: {median:.2f} s (median of {args.iterations}: "
         f"{', '.join(f'{t:.2f}' for t in times)}), {total_flops / 1e12:.2f} TFLOP, "

@@ -114,7 +114,10 @@ def test_duality_gap_of_the_step_equals_its_formula(searcher):
     v_g_dworst = _np_value(dw(real, training=False), dw(g(z, training=True), training=False))
     v_gworst_d = _np_value(d(real, training=False), d(gw(z, training=True), training=False))
     rng.reset(state)
-    out = searcher.arch_step(real)
+    v_worst = searcher.worst_value_step(real)
+    np.testing.assert_allclose(float(v_worst), v_gworst_d, rtol=1e-5, atol=1e-6)
+    rng.reset(state)
+    out = searcher.arch_step(real, v_worst)
     np.testing.assert_allclose(float(out["value_g_vs_worst_d"]), v_g_dworst, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(out["value_worst_g_vs_d"]), v_gworst_d, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(out["duality_gap"]), v_g_dworst - v_gworst_d,
@@ -163,6 +166,24 @@ def test_resume_after_interruption_matches_uninterrupted(searcher, shared_search
     assert straight.genotype == resumed.genotype
 
 
+def test_same_seed_builds_the_same_players_and_another_seed_does_not():
+    """With exact resume above, this is what makes two runs with one --seed agree."""
+    from alphagan_tf.gan.search_loop import build_players
+
+    def initial_values(seed):
+        keras.utils.set_random_seed(seed)  # as run_search does before building
+        generator, discriminator = build_players(tiny_run_config())
+        discriminator(tf.zeros([1, 8, 8, 3]))
+        assert discriminator.variables
+        return [v.numpy() for player in (generator, discriminator) for v in player.variables]
+
+    first, again, other = initial_values(3), initial_values(3), initial_values(4)
+    assert len(first) == len(again) > 100
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert max(np.abs(a - b).max() for a, b in zip(first, other)) > 0.1
+
+
 def test_search_writes_its_results(searcher, tmp_path):
     workdir = tmp_path / "run"
     result = run_search(tiny_run_config(epochs=2), str(workdir), verbose=0, searcher=searcher)
@@ -206,6 +227,6 @@ def test_mixed_precision_search_keeps_alphas_and_losses_float32():
     assert all(np.isfinite(v) for v in metrics.values()), metrics
     moved = [np.abs(a1 - a0).max() for a0, a1 in zip(alphas0, values(g.arch_variables))]
     assert min(moved) > 0.0
-    out = searcher.arch_step(next(batches(3)))
+    out = searcher.arch_step(next(batches(3)), searcher.worst_value_step(next(batches(4))))
     assert out["duality_gap"].dtype == tf.float32
     assert float(searcher.arch_optimizer.optimizer.dynamic_scale.numpy()) > 1.0

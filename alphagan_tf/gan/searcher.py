@@ -12,7 +12,11 @@ One search epoch (spec "Search"):
    current D.
 3. Outer level: `outer_steps` architecture steps on the architecture half:
    minimise DG(alpha) = V(G_alpha, D_worst) - V(G_worst, D). Only the first term
-   depends on alpha.
+   depends on alpha; the second is constant during the outer level (G_worst and
+   D do not move), so it is measured once per epoch on one architecture batch
+   (`worst_value_step`) and each alpha step measures the first term on its own
+   batch. (Measuring V(G_worst, D) in every alpha step, as a per-step loss would,
+   costs a G_worst forward each time and changes no alpha.)
 
 V(G, D) = -(hinge discriminator loss), for every player (`losses.game_value`).
 Worst-case training uses the weight half of the data; the gap is measured on
@@ -165,6 +169,7 @@ class BilevelSearcher:
         self.g_step = compile_step(self._g_step)
         self.worst_d_step = compile_step(self._worst_d_step)
         self.worst_g_step = compile_step(self._worst_g_step)
+        self.worst_value_step = compile_step(self._worst_value_step)
         self.arch_step = compile_step(self._arch_step)
 
     def _build(self, image_shape) -> None:
@@ -319,11 +324,29 @@ class BilevelSearcher:
         optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return value
 
-    def _arch_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._run(self._arch_replica, real, self._latents())
+    def _worst_value_step(self, real: tf.Tensor) -> tf.Tensor:
+        return self._run(self._worst_value_replica, real, self._latents())
+
+    def _worst_value_replica(self, real, z):
+        """V(G_worst, D): DG's second term, constant during the outer level."""
+        return self._share(losses.game_value(
+            self._logits(self.discriminator, real),
+            self._logits(self.discriminator, self._generate(self.worst_generator, z)),
+        ))
+
+    def _arch_step(self, real: tf.Tensor, value_worst_g_vs_d: tf.Tensor) -> dict[str, tf.Tensor]:
+        value_g_vs_worst_d = self._run(self._arch_replica, real, self._latents())
+        return {
+            "duality_gap": losses.duality_gap(value_g_vs_worst_d, value_worst_g_vs_d),
+            "value_g_vs_worst_d": value_g_vs_worst_d,
+            "value_worst_g_vs_d": tf.identity(value_worst_g_vs_d),
+        }
 
     def _arch_replica(self, real, z):
-        """Outer level: alpha descends DG = V(G_alpha, D_worst) - V(G_worst, D)."""
+        """Outer level: alpha descends DG = V(G_alpha, D_worst) - V(G_worst, D).
+
+        Only the first term depends on alpha, so d DG / d alpha = d V(G_alpha, D_worst) / d alpha.
+        """
         variables = self.generator.arch_variables
         real_logits_worst_d = self._logits(self.worst_discriminator, real)
         with tf.GradientTape() as tape:
@@ -332,18 +355,8 @@ class BilevelSearcher:
                 losses.game_value(real_logits_worst_d, self._logits(self.worst_discriminator, fake))
             )
             scaled = self.arch_optimizer.scale_loss(value_g_vs_worst_d)
-        value_worst_g_vs_d = self._share(losses.game_value(
-            self._logits(self.discriminator, real),
-            self._logits(self.discriminator, self._generate(self.worst_generator, z)),
-        ))
-        gap = losses.duality_gap(value_g_vs_worst_d, value_worst_g_vs_d)
-        # Only the first term reaches alpha: d DG / d alpha = d V(G_alpha, D_worst) / d alpha.
         self.arch_optimizer.apply(tape.gradient(scaled, variables), variables)
-        return {
-            "duality_gap": gap,
-            "value_g_vs_worst_d": value_g_vs_worst_d,
-            "value_worst_g_vs_d": value_worst_g_vs_d,
-        }
+        return value_g_vs_worst_d
 
     # -- one epoch ---------------------------------------------------------------
 
@@ -390,8 +403,11 @@ class BilevelSearcher:
             worst_g.append(float(self.worst_g_step(next(weight_batches))))
             tick(v_g_dworst=worst_d[-1], v_gworst_d=worst_g[-1])
 
+        # G_worst and D stay fixed during the outer level: DG's second term is measured
+        # once, on one architecture batch, and each alpha step measures the first.
+        value_worst_g_vs_d = self.worst_value_step(next(arch_batches))
         for _ in range(c.outer_steps):
-            out = self.arch_step(next(arch_batches))
+            out = self.arch_step(next(arch_batches), value_worst_g_vs_d)
             gaps.append(float(out["duality_gap"]))
             tick(dg=gaps[-1])
 
@@ -422,5 +438,7 @@ class BilevelSearcher:
         """How often each compiled step has been traced (1 each after warm-up)."""
         return {
             name: getattr(self, name).experimental_get_tracing_count()
-            for name in ("d_step", "g_step", "worst_d_step", "worst_g_step", "arch_step")
+            for name in (
+                "d_step", "g_step", "worst_d_step", "worst_g_step", "worst_value_step", "arch_step"
+            )
         }

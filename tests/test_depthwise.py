@@ -1,0 +1,75 @@
+"""The depthwise conv with the batch-as-channels kernel gradient == TensorFlow's, in float64."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alphagan_tf.gan.depthwise import (
+    DepthwiseConv2D,
+    depthwise_conv2d_same,
+    depthwise_kernel_gradient,
+)
+
+
+def native(x, k):
+    return tf.nn.depthwise_conv2d(x, k, strides=[1, 1, 1, 1], padding="SAME")
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5, 7])
+def test_output_and_gradients_equal_tensorflows(kernel_size):
+    rng = np.random.default_rng(kernel_size)
+    x = tf.constant(rng.normal(size=(3, 6, 5, 4)))  # non-square maps, kernel wider than H
+    k = tf.constant(rng.normal(size=(kernel_size, kernel_size, 4, 1)))
+    weights = tf.constant(rng.normal(size=(3, 6, 5, 4)))  # a loss that is not a plain sum
+    grads = []
+    for fn in (native, depthwise_conv2d_same):
+        with tf.GradientTape() as tape:
+            tape.watch([x, k])
+            y = fn(x, k)
+            loss = tf.reduce_sum(weights * y**2)
+        grads.append((y, *tape.gradient(loss, [x, k])))
+    for ours, theirs in zip(grads[1], grads[0]):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-10, atol=1e-10)
+    assert np.abs(grads[0][2].numpy()).max() > 1.0  # a real gradient was compared
+
+
+def test_kernel_gradient_by_hand():
+    # One channel, one example: dK[i, j] = sum_hw x_pad[h+i, w+j] * dy[h, w].
+    x = np.arange(1.0, 10.0).reshape(1, 3, 3, 1)
+    dy = np.ones((1, 3, 3, 1))
+    dk = depthwise_kernel_gradient(tf.constant(x), tf.constant(dy), 5).numpy()[..., 0, 0]
+    padded = np.pad(x[0, :, :, 0], 2)
+    expected = np.array([[padded[i:i + 3, j:j + 3].sum() for j in range(5)] for i in range(5)])
+    np.testing.assert_array_equal(dk, expected)
+    # The centre tap sees every pixel; the corner taps see one corner pixel each.
+    assert (dk[2, 2], dk[0, 0], dk[4, 4], dk[0, 4]) == (45.0, 1.0, 9.0, 3.0)
+
+
+def test_layer_is_keras_depthwise_conv_with_the_same_weights():
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, 8, 8, 3)).astype("float32"))
+    ours = DepthwiseConv2D(7, padding="same", use_bias=True)
+    theirs = keras.layers.DepthwiseConv2D(7, padding="same", use_bias=True)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    for a, b in zip(theirs.weights, ours.weights):
+        b.assign(rng.normal(size=a.shape).astype("float32"))
+        a.assign(b)
+    assert [w.path.split("/")[-1] for w in ours.weights] == ["kernel", "bias"]
+    results = []
+    for layer in (ours, theirs):
+        with tf.GradientTape() as tape:
+            y = layer(x)
+            loss = tf.reduce_sum(tf.sin(y))
+        results.append([y, *tape.gradient(loss, layer.trainable_weights)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-5, atol=2e-5)
+    restored = DepthwiseConv2D.from_config(ours.get_config())
+    assert restored.kernel_size == (7, 7) and restored._uses_fast_op()
+    assert not DepthwiseConv2D(3, strides=2, padding="same")._uses_fast_op()  # Keras' op
+
+
+def test_even_kernels_are_refused():
+    with pytest.raises(ValueError, match="square odd kernels"):
+        depthwise_conv2d_same(tf.zeros([1, 4, 4, 2]), tf.zeros([2, 2, 2, 1]))
