@@ -161,3 +161,20 @@ def test_retraining_evaluates_every_n_steps_and_stops_on_patience(sst_dir, tmp_p
     np.testing.assert_allclose([h["dev_accuracy"] for h in stopped["history"]], dev[:stop_at])
     assert stopped["steps"] == expected[stop_at - 1]
     assert stopped["best_step"] == expected[int(np.argmax(dev[:stop_at]))]
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_search_derives_by_removal_without_training(sst_dir, tmp_path):
+    from alphagan_tf.textnas.architecture import OPS
+
+    config = _search_config(sst_dir, num_layers=3, epochs=1)
+    first = run_search(config, str(tmp_path), verbose=False)
+    again = run_search(_search_config(sst_dir, num_layers=3, epochs=1, op_selection="removal"),
+                       str(tmp_path), verbose=False)
+    assert again.global_step == first.global_step
+    scores = np.array(json.loads((tmp_path / "op_removal_scores.json").read_text())["scores"])
+    assert scores.shape == (3, len(OPS))
+    assert again.architecture.ops == tuple(OPS[int(k)] for k in scores.argmax(1))
+    assert [(l.input, l.skips) for l in again.architecture.layers] == [
+        (l.input, l.skips) for l in first.architecture.layers]
+    assert TextArchitecture.load(tmp_path / "architecture.json") == again.architecture

@@ -85,6 +85,11 @@ _define("integer", "train_eval_every", 0,
 _define("integer", "train_patience", 0,
         "Stop after this many dev evaluations without a new best (0 = never).")
 
+_define("enum", "search_op_selection", "argmax",
+        "How each layer's op is derived: argmax of its alphas, or removal = the op whose removal "
+        "raises the held-out loss most (our adaptation of perturbation-based selection).",
+        enum_values=["argmax", "removal"])
+
 # Derivation of a finished search (textnas.derive).
 _define("string", "derived_path", None, "Where textnas.derive writes the derived architecture JSON.")
 
@@ -129,6 +134,7 @@ def search_config_from_flags():
         ),
         skip_penalty=FLAGS.search_skip_penalty,
         max_skips=FLAGS.search_max_skips,
+        op_selection=FLAGS.search_op_selection,
         seed=FLAGS.seed,
         log_every=FLAGS.log_every,
         checkpoint_every=FLAGS.checkpoint_every,

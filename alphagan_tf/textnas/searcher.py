@@ -6,7 +6,8 @@ Every step: a weight step on a batch of weight-part phrases, then (after
 `warmup_epochs`) an architecture step on a batch of held-out phrases, both from
 `nas.bilevel.AlternatingSteps`. At the end the derived architecture (argmax op,
 argmax input, skip gates > 0.5, at most `max_skips` per layer) is written to
-`workdir/architecture.json`.
+`workdir/architecture.json`. Rerunning a finished search derives again
+(no training), e.g. with another `op_selection` or `max_skips`.
 
 Against the collapse seen on SST (almost every skip gate drifting above 0.5,
 so the derived network sums nearly all earlier layers into every layer), two
@@ -26,6 +27,7 @@ Workdir layout::
     tensorboard/                 scalars (losses, accuracies, alpha entropies)
     architecture_epoch_<e>.json  derived architecture after each epoch
     probabilities.json           softmax / gate values at the end
+    op_removal_scores.json       with op_selection="removal": held-out loss increase per (layer, op)
     architecture.json            the result
     search_config.json           the config of the run (of its latest session)
 """
@@ -42,8 +44,9 @@ import tensorflow as tf
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
 from alphagan_tf.nas.bilevel import AlternatingSteps
 from alphagan_tf.textnas import data as sst
-from alphagan_tf.textnas.architecture import TextArchitecture
+from alphagan_tf.textnas.architecture import OPS, TextArchitecture
 from alphagan_tf.textnas.model import NetworkConfig
+from alphagan_tf.textnas.selection import op_removal_scores, select_by_removal
 from alphagan_tf.textnas.supernet import TextNASSupernet
 from alphagan_tf.textnas.training import (
     BATCH_SIGNATURE,
@@ -53,6 +56,10 @@ from alphagan_tf.textnas.training import (
     make_predict_fn,
     write_json,
 )
+
+
+#: How the final op of each layer is read from the trained supernet.
+OP_SELECTIONS = ("argmax", "removal")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +90,9 @@ class SearchConfig:
         skip_penalty: weight of the mean skip gate added to the architecture
             loss (0 = none; our design).
         max_skips: at most this many derived skips per layer (0 = no cap).
+        op_selection: "argmax" (largest op alpha) or "removal" (the op whose
+            removal raises the held-out loss most; `selection.py`, our
+            adaptation of perturbation-based selection).
         seed: initialisation, split and batch order.
         log_every: steps between TensorBoard scalar writes.
         checkpoint_every: steps between checkpoints (also at every epoch end).
@@ -111,6 +121,7 @@ class SearchConfig:
     arch: ArchOptimizerConfig = ArchOptimizerConfig()
     skip_penalty: float = 0.0
     max_skips: int = 0
+    op_selection: str = "argmax"
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 500
@@ -125,6 +136,9 @@ class SearchConfig:
                 f"warmup_epochs must be in [0, epochs - 1] = [0, {self.epochs - 1}]. "
                 f"Received: {self.warmup_epochs}"
             )
+        if self.op_selection not in OP_SELECTIONS:
+            raise ValueError(f"op_selection must be one of {OP_SELECTIONS}. "
+                             f"Received: {self.op_selection!r}")
         if self.skip_penalty < 0 or self.max_skips < 0:
             raise ValueError(f"skip_penalty and max_skips must be >= 0. Received: "
                              f"skip_penalty={self.skip_penalty}, max_skips={self.max_skips}")
@@ -297,7 +311,12 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
 
     architecture = model.architecture(config.max_skips)
     write_json(os.path.join(workdir, "probabilities.json"), model.probabilities())
+    if config.op_selection == "removal":
+        scores = op_removal_scores(model, predict_fn, held_out_eval)
+        write_json(os.path.join(workdir, "op_removal_scores.json"),
+                   {"ops": list(OPS), "scores": scores.tolist()})
+        architecture = select_by_removal(architecture, scores)
     architecture.save(os.path.join(workdir, "architecture.json"))
     if verbose:
-        print(f"wrote {os.path.join(workdir, 'architecture.json')}")
+        print(f"{architecture.describe()}\nwrote {os.path.join(workdir, 'architecture.json')}")
     return SearchResult(architecture, step, held_out_accuracy)
