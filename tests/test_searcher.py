@@ -216,9 +216,12 @@ def test_mixed_precision_search_keeps_alphas_and_losses_float32():
     searcher = build_searcher(tiny_run_config(mixed_precision=True))
     g = searcher.generator
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
-    conv_dtypes = {layer.compute_dtype for layer in g._flatten_layers() if
-                   isinstance(layer, keras.layers.Conv2D)}
-    assert conv_dtypes == {"float16"}
+    candidates = [op for cell in g.gen_cells for edge in cell.normal_edges for op in edge.candidates]
+    convs = [op.conv for op in candidates if hasattr(op, "conv")]  # conv_1x1/3x3/5x5
+    convs += [pw for op in candidates if hasattr(op, "pointwise") for pw in op.pointwise]
+    assert len(convs) == 3 * 3 * (3 + 3 * 2)  # 3 cells x 3 edges x (3 plain + 3 sep x 2)
+    assert {conv.compute_dtype for conv in convs} == {"float16"}
+    assert {conv.kernel.dtype for conv in convs} == {"float32"}  # float32 variables
     assert {v.dtype for v in g.arch_variables} == {"float32"}
     assert isinstance(searcher.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(searcher.arch_optimizer.optimizer, keras.optimizers.LossScaleOptimizer)
