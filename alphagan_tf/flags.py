@@ -103,7 +103,7 @@ def define_search_flags() -> None:
     )
     flags.DEFINE_boolean(
         "jit_compile", False,
-        "XLA-compile the five search steps (tf.function(jit_compile=True)); for GPUs, see the "
+        "XLA-compile the search steps (tf.function(jit_compile=True)); for GPUs, see the "
         "README for what it does on CPU.",
     )
     flags.DEFINE_boolean(

@@ -1,6 +1,6 @@
 """The bi-level search on tiny models (8x8 images, a few channels): seconds each.
 
-Tracing the five steps of the supernet takes about a minute whatever its width
+Tracing the steps of the supernet takes about a minute whatever its width
 (the graph has ~60k ops), so every test shares ONE searcher and starts from its
 initial state, restored from a checkpoint (`fresh`).
 """

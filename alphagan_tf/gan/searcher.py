@@ -67,7 +67,7 @@ class SearchConfig:
     beta1: float = 0.0
     beta2: float = 0.9
     arch: ArchOptimizerConfig = ArchOptimizerConfig()
-    jit_compile: bool = False  # XLA-compile the five steps (for GPUs; measured on CPU in the README)
+    jit_compile: bool = False  # XLA-compile the compiled steps (for GPUs; measured on CPU in the README)
     # Players built under Keras' mixed_float16 policy (search_loop.build_searcher) need loss
     # scaling: every optimizer, the architecture one included, is a dynamic LossScaleOptimizer.
     loss_scaling: bool = False
@@ -212,7 +212,7 @@ class BilevelSearcher:
         self.arch_optimizer = ArchitectureOptimizer(config.arch, loss_scaling=scaling)
         self.arch_optimizer.build(generator.arch_variables)
 
-    # -- the five compiled steps ---------------------------------------------
+    # -- the six compiled steps ----------------------------------------------
     # Each `_x_step` runs in cross-replica context: it draws the global latents
     # and runs `_x_replica` on every replica with its slice of the batches.
 
