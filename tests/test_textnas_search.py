@@ -178,3 +178,19 @@ def test_rerunning_a_finished_search_derives_by_removal_without_training(sst_dir
     assert [(l.input, l.skips) for l in again.architecture.layers] == [
         (l.input, l.skips) for l in first.architecture.layers]
     assert TextArchitecture.load(tmp_path / "architecture.json") == again.architecture
+
+
+def test_train_embedding_dim_flag_overrides_the_search_width(sst_dir):
+    from absl import flags
+
+    from alphagan_tf.textnas import flags as textnas_flags
+
+    FLAGS = flags.FLAGS
+    try:
+        FLAGS(["prog", f"--sst_dir={sst_dir}", "--embedding_dim=16", "--train_units=24"])
+        assert textnas_flags.train_config_from_flags().embedding_dim == 16  # 0 = the search's
+        FLAGS(["prog", f"--sst_dir={sst_dir}", "--embedding_dim=16", "--train_embedding_dim=40"])
+        assert textnas_flags.train_config_from_flags().embedding_dim == 40
+        assert textnas_flags.search_config_from_flags().embedding_dim == 16
+    finally:
+        FLAGS.unparse_flags()

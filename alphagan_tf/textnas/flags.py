@@ -68,6 +68,8 @@ _define("integer", "search_max_skips", 0,
 _define("string", "architecture", None,
         "Architecture JSON path, a preset (textnas_paper) or random:<seed>[:<layers>].")
 _define("integer", "train_units", 64, "Width H of the retrained network.")
+_define("integer", "train_embedding_dim", 0,
+        "Embedding width of the retrained network (0 = --embedding_dim, the search's).")
 _define("float", "train_embedding_dropout", 0.5, "Dropout on the embeddings when retraining.")
 _define("float", "train_output_dropout", 0.5, "Dropout before the classifier when retraining.")
 _define("float", "train_word_dropout", 0.0, "Share of tokens replaced by <unk> when retraining.")
@@ -153,7 +155,7 @@ def train_config_from_flags():
         dedup_phrases=FLAGS.dedup_phrases,
         max_train_trees=_optional(FLAGS.max_train_trees),
         units=FLAGS.train_units,
-        embedding_dim=FLAGS.embedding_dim,
+        embedding_dim=FLAGS.train_embedding_dim or FLAGS.embedding_dim,
         embedding_dropout=FLAGS.train_embedding_dropout,
         output_dropout=FLAGS.train_output_dropout,
         pooling=FLAGS.train_pooling,
