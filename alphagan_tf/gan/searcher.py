@@ -314,12 +314,8 @@ class BilevelSearcher:
         """G_worst's weights minimise V(G_worst, D) against the current D. Returns V."""
         variables = self.worst_generator.weight_variables
         optimizer = self.worst_g_optimizer.optimizer
-        real_logits = self._logits(self.discriminator, real)
         with tf.GradientTape() as tape:
-            fake = self._generate(self.worst_generator, z)
-            value = self._share(
-                losses.game_value(real_logits, self._logits(self.discriminator, fake))
-            )
+            value = self._worst_value_replica(real, z)
             scaled = optimizer.scale_loss(value)
         optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return value
