@@ -25,6 +25,12 @@ def _once(fn):
     return wrapper
 
 
+def _define_shared(define, name: str, *args, **kwargs) -> None:
+    """Defines a flag other groups may define too: skipped if one did, overridable if later."""
+    if name not in FLAGS:
+        define(name, *args, allow_override=True, **kwargs)
+
+
 @_once
 def define_data_flags() -> None:
     """Where the training images come from."""
@@ -67,8 +73,8 @@ def define_gan_optimizer_flags() -> None:
 @_once
 def define_run_flags() -> None:
     """Where results go, and reproducibility."""
-    flags.DEFINE_string("workdir", None, "Output directory (checkpoints, TensorBoard, results).")
-    flags.DEFINE_integer("seed", 0, "Random seed (weights, data order, latents).")
+    _define_shared(flags.DEFINE_string, "workdir", None, "Output directory (checkpoints, TensorBoard, results).")
+    _define_shared(flags.DEFINE_integer, "seed", 0, "Random seed (weights, data order, latents).")
     flags.DEFINE_bool(
         "deterministic", True, "Enable TensorFlow op determinism (same seed, same result on CPU)."
     )
@@ -95,7 +101,7 @@ def define_search_flags() -> None:
     flags.DEFINE_float("arch_lr", 3e-4, "Architecture Adam learning rate.")
     flags.DEFINE_float("arch_beta1", 0.5, "Architecture Adam beta_1.")
     flags.DEFINE_float("arch_beta2", 0.999, "Architecture Adam beta_2.")
-    flags.DEFINE_float("arch_weight_decay", 1e-3, "Architecture L2 weight decay (coupled, as in PyTorch Adam).")
+    _define_shared(flags.DEFINE_float, "arch_weight_decay", 1e-3, "Architecture L2 weight decay (coupled, as in PyTorch Adam).")
     flags.DEFINE_boolean(
         "fuse_convs", True,
         "Run each normal edge's conv_1x1/3x3/5x5 as one 5x5 conv with the alpha-weighted sum of "
@@ -162,7 +168,7 @@ def define_retrain_flags() -> None:
     flags.DEFINE_integer("g_batch_size", 128, "Generator batch size.")
     flags.DEFINE_integer("d_batch_size", 64, "Discriminator (real and fake) batch size.")
     flags.DEFINE_float("ema_decay", 0.999, "EMA decay of the generator weights.")
-    flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint every N generator iterations.")
+    _define_shared(flags.DEFINE_integer, "checkpoint_every", 500, "Checkpoint every N generator iterations.")
     flags.DEFINE_integer("eval_samples", 50_000, "Generated samples per periodic evaluation (tune: per trial).")
 
 
@@ -258,12 +264,6 @@ def define_tune_flags() -> None:
 # therefore check `FLAGS[name].present` rather than trusting a default another group may set.
 
 
-def _define_shared(define, name: str, *args, **kwargs) -> None:
-    """Defines a flag other groups may define too: skipped if one did, overridable if later."""
-    if name not in FLAGS:
-        define(name, *args, allow_override=True, **kwargs)
-
-
 @_once
 def define_export_flags() -> None:
     """Exporting a fixed generator as a SavedModel (TF Serving) or a TFLite file."""
@@ -282,8 +282,8 @@ def define_export_flags() -> None:
         "randomly initialised with --gf/--latent_dim/--bottom_width (tests, benchmarks).",
     )
     _define_shared(flags.DEFINE_integer, "seed", 0, "Random seed.")
-    flags.DEFINE_string(
-        "export_dir", None,
+    _define_shared(
+        flags.DEFINE_string, "export_dir", None,
         "savedmodel: the model's base folder (export/<model_name>); a new version "
         "<export_dir>/<N>/ is written. tflite: the folder of generator_<quantize>.tflite.",
     )

@@ -44,6 +44,19 @@ def test_missing_flagfile_and_unknown_flag_fail_at_once():
     assert "Unknown command line flag 'inner_stepz'" in unknown.stderr
 
 
+@pytest.mark.parametrize("first,second", [("alphagan_tf.textnas.flags", "alphagan_tf.tune"),
+                                          ("alphagan_tf.tune", "alphagan_tf.textnas.flags")])
+def test_the_gan_and_textnas_flags_load_into_one_process_in_either_order(first, second):
+    # Both define --workdir, --seed, --arch_weight_decay, --checkpoint_every, --export_dir.
+    code = (f"import {first}, {second}; from absl import flags; "
+            "flags.FLAGS(['p', '--workdir=/tmp/w', '--seed=3', '--checkpoint_every=7']); "
+            "print(flags.FLAGS.workdir, flags.FLAGS.seed, flags.FLAGS.checkpoint_every, "
+            "flags.FLAGS.arch_weight_decay)")
+    result = run("-c", code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["/tmp/w", "3", "7", "0.001"]
+
+
 @pytest.mark.parametrize("config", sorted(glob.glob(os.path.join(ROOT, "configs", "*.cfg"))),
                          ids=os.path.basename)
 def test_every_config_states_its_command_and_parses(config):
