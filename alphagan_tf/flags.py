@@ -127,7 +127,8 @@ def define_search_flags() -> None:
     flags.DEFINE_integer(
         "cpu_devices", 0,
         "Split the CPU into this many logical devices first (e.g. 2 with --strategy=mirrored "
-        "--devices=/cpu:0,/cpu:1, to try data parallelism without GPUs); 0 = leave it.",
+        "--devices=/cpu:0,/cpu:1, to try data parallelism without GPUs); 0 or 1 = leave it.",
+        lower_bound=0,
     )
 
 

@@ -42,6 +42,10 @@ def test_missing_flagfile_and_unknown_flag_fail_at_once():
     unknown = run("-m", "alphagan_tf.search", "--flagfile=configs/demo.cfg", "--inner_stepz=3")
     assert unknown.returncode != 0
     assert "Unknown command line flag 'inner_stepz'" in unknown.stderr
+    negative = run("-m", "alphagan_tf.search", "--flagfile=configs/demo.cfg", "--workdir=/tmp/x",
+                   "--cpu_devices=-1")
+    assert negative.returncode != 0
+    assert "--cpu_devices=-1: -1 is not a non-negative integer" in negative.stderr
 
 
 @pytest.mark.parametrize("first,second", [("alphagan_tf.textnas.flags", "alphagan_tf.tune"),
