@@ -200,6 +200,25 @@ def test_search_writes_its_results(searcher, tmp_path):
     normal_edge = next(e for e, s in history[-1]["alphas"].items() if s["kind"] == "normal")
     assert np.abs(np.array(history[-1]["alphas"][normal_edge]["softmax"]) - uniform).max() > 0
 
+    # `train --init_from=<this workdir>`: the fixed generator starts from the final supernet.
+    from alphagan_tf.gan.generator import Generator, transfer_search_weights
+    from alphagan_tf.gan.train_loop import initialize_from_search
+
+    def fixed():
+        g = Generator.from_genotype(result.genotype, gf=4, latent_dim=8, bottom_width=1)
+        g(tf.zeros([1, 8]), training=False)
+        return g
+
+    from_workdir, from_memory, scratch = fixed(), fixed(), fixed()
+    initialize_from_search(from_workdir, str(workdir))
+    transfer_search_weights(searcher.generator, from_memory)
+    for a, b in zip(from_workdir.variables, from_memory.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert max(np.abs(a.numpy() - b.numpy()).max()
+               for a, b in zip(from_workdir.variables, scratch.variables)) > 1e-3
+    with pytest.raises(FileNotFoundError, match="not a search workdir"):
+        initialize_from_search(fixed(), str(tmp_path))
+
 
 def test_steps_do_not_retrace_after_the_first_epoch(searcher):
     """Runs last in the module too: no earlier test (run_search included) retraced."""
