@@ -31,6 +31,9 @@ EXTRAS["test"] = sorted(
     {
         "pytest>=8",
         "pytest-timeout>=2.3",
+        # The suite runs its test files on 2 worker processes (pytest.ini): much of a
+        # test's time is single-threaded Python tracing of tf.functions.
+        "pytest-xdist>=3.5",
         # tensorflow-gan 2.1.0 does not import on TF >= 2.16; the tests load its
         # metric maths through alphagan_tf/metrics/tfgan_compat.py as the
         # reference our IS / FID / KID are checked against.
