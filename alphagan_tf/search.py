@@ -9,6 +9,7 @@ checkpoints into --workdir; re-running the same command resumes.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from absl import app, flags
@@ -76,6 +77,10 @@ def main(argv):
     from alphagan_tf.gan.search_loop import run_search
     from alphagan_tf.utils.distribution import StrategyError
 
+    if FLAGS.strategy == "mirrored":
+        # MirroredStrategy logs an INFO line for every all-reduce it traces (~1300 in one
+        # demo epoch), burying the progress bar; its warnings still show.
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
     try:
         config = config_from_flags()
         run_search(config, FLAGS.workdir)
