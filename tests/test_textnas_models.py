@@ -12,7 +12,6 @@ from alphagan_tf.textnas.architecture import (
     PRESETS,
     LayerChoice,
     TextArchitecture,
-    derive_architecture,
     random_architecture,
 )
 from alphagan_tf.textnas.model import NetworkConfig, TextClassifier
@@ -237,7 +236,6 @@ def test_skip_cap_and_mean_gate_of_the_supernet():
     np.testing.assert_allclose(float(model.mean_skip_gate()), gates.mean(), rtol=1e-6)
     for cap in (0, 1, 2):
         derived = model.architecture(max_skips=cap)
-        assert derived == derive_architecture(model.probabilities(), max_skips=cap)
         for i, layer in enumerate(derived.layers):
             above = [j for j in range(i) if logits[i - 1][j] > 0] if i else []
             expected = sorted(sorted(above, key=lambda j: -logits[i - 1][j])[:cap]) if cap else above

@@ -209,7 +209,8 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
     arch_optimizer = ArchitectureOptimizer(config.arch)
     loss_fn = classification_loss_fn(model)
     steps = AlternatingSteps(
-        loss_fn, skip_penalised_loss_fn(model, loss_fn, config.skip_penalty), model.weight_variables, model.arch_variables,
+        loss_fn, skip_penalised_loss_fn(model, loss_fn, config.skip_penalty),
+        model.weight_variables, model.arch_variables,
         weight_optimizer, arch_optimizer, input_signature=BATCH_SIGNATURE,
     )
     steps.build()

@@ -24,19 +24,17 @@ from keras import ops
 
 from alphagan_tf.nas.architecture import (
     ArchitectureLayer,
-    argmax_choice,
     softmax,
     weight_variables_excluding,
 )
-from alphagan_tf.nas.gates import SigmoidGates, gated_choices
+from alphagan_tf.nas.gates import SigmoidGates
 from alphagan_tf.nas.input_choice import InputChoice
 from alphagan_tf.nas.mixed_op import MixedOp
 from alphagan_tf.nas.tracking import track_layers
 from alphagan_tf.textnas.architecture import (
     OPS,
-    LayerChoice,
     TextArchitecture,
-    cap_skips,
+    derive_architecture,
     input_candidates,
     skip_candidates,
 )
@@ -119,21 +117,6 @@ class SearchLayer(ExplicitMask, ArchitectureLayer):
         if self.skip_gates is not None:
             y = y + self.skip_gates(list(skips))
         return self.norm(y, mask=mask, training=training)
-
-    def choice(self, max_skips: int = 0) -> LayerChoice:
-        """The derived choice: argmax op, argmax input, gates > 0.5 (at most `max_skips`, 0 = all)."""
-        candidates = input_candidates(self.layer_index)
-        op = argmax_choice(ops.convert_to_numpy(self.mixed_op.alpha), OPS)
-        if self.input_choice is None:
-            source = candidates[0]
-        else:
-            names = [str(c) for c in candidates]
-            source = int(argmax_choice(ops.convert_to_numpy(self.input_choice.alpha), names))
-        skips = ()
-        if self.skip_gates is not None:
-            logits = ops.convert_to_numpy(self.skip_gates.logits)
-            skips = cap_skips(gated_choices(logits), logits, max_skips)
-        return LayerChoice(op=op, input=source, skips=skips)
 
     def probabilities(self) -> dict[str, Any]:
         """softmax / sigmoid values of this layer's architecture weights (numpy)."""
@@ -223,8 +206,12 @@ class TextNASSupernet(keras.Model):
         return weight_variables_excluding(self.trainable_variables, self.arch_variables)
 
     def architecture(self, max_skips: int = 0) -> TextArchitecture:
-        """The derived (discrete) architecture (at most `max_skips` skips a layer; 0 = no cap)."""
-        return TextArchitecture(layers=tuple(layer.choice(max_skips) for layer in self.search_layers))
+        """The derived (discrete) architecture (at most `max_skips` skips a layer; 0 = no cap).
+
+        `derive_architecture` of `probabilities()`: the one derivation, shared with
+        `textnas.derive` (which re-derives a finished search from its JSON).
+        """
+        return derive_architecture(self.probabilities(), max_skips)
 
     def mean_skip_gate(self):
         """The mean of every skip gate sigmoid(g) of the network: float32 scalar in (0, 1).

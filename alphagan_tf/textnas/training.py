@@ -38,13 +38,9 @@ def smoothed_cross_entropy(labels, logits, label_smoothing: float = 0.0):
     Returns:
         scalar float.
     """
-    log_probs = keras.ops.log_softmax(logits, axis=-1)
-    num_classes = keras.ops.shape(logits)[-1]
-    one_hot = keras.ops.one_hot(labels, num_classes, dtype=log_probs.dtype)
-    if label_smoothing:
-        one_hot = one_hot * (1.0 - label_smoothing) + label_smoothing / keras.ops.cast(
-            num_classes, log_probs.dtype)
-    return keras.ops.mean(-keras.ops.sum(one_hot * log_probs, axis=-1))
+    one_hot = keras.ops.one_hot(labels, keras.ops.shape(logits)[-1], dtype=logits.dtype)
+    return keras.ops.mean(keras.losses.categorical_crossentropy(
+        one_hot, logits, from_logits=True, label_smoothing=label_smoothing))
 
 
 def classification_loss_fn(model: keras.Model, label_smoothing: float = 0.0) -> Callable:
