@@ -121,9 +121,10 @@ def test_cap_skips_keeps_the_largest_gates_sorted():
         A.cap_skips([0], gates, max_skips=-1)
 
 
-def test_derive_architecture_from_probabilities():
+def _probabilities():
+    """A 4-layer probabilities.json whose derivation the next test states by hand."""
     uniform_op = {name: 1.0 / len(A.OPS) for name in A.OPS}
-    probabilities = [
+    return [
         {"op": {**uniform_op, "bi_gru": 0.3}, "input": {"-1": 1.0}, "skips": {}},
         {"op": {**uniform_op, "conv_5": 0.2}, "input": {"-1": 0.4, "0": 0.6}, "skips": {"0": 0.51}},
         {"op": uniform_op, "input": {"-1": 0.5, "0": 0.2, "1": 0.3},  # ties: first op, oldest input
@@ -131,6 +132,10 @@ def test_derive_architecture_from_probabilities():
         {"op": {**uniform_op, "max_pool_3": 0.5}, "input": {"-1": 0.1, "0": 0.1, "1": 0.1, "2": 0.7},
          "skips": {"0": 0.49, "1": 0.9, "2": 0.8}},
     ]
+
+
+def test_derive_architecture_from_probabilities():
+    probabilities = _probabilities()
     arch = A.derive_architecture(probabilities)
     assert arch.ops == ("bi_gru", "conv_5", "conv_1", "max_pool_3")
     assert [layer.input for layer in arch.layers] == [-1, 0, -1, 2]
@@ -138,3 +143,28 @@ def test_derive_architecture_from_probabilities():
     capped = A.derive_architecture(probabilities, max_skips=1)
     assert [layer.skips for layer in capped.layers] == [(), (0,), (0,), (1,)]
     assert capped.ops == arch.ops
+
+
+def test_derive_cli_rederives_a_search_without_tensorflow(tmp_path):
+    """`python -m alphagan_tf.textnas.derive`: the capped derivation, written; bad JSON named."""
+    (tmp_path / "probabilities.json").write_text(json.dumps(_probabilities()))
+    root = __file__.rsplit("/tests/", 1)[0]
+    derive = [sys.executable, "-m", "alphagan_tf.textnas.derive", f"--workdir={tmp_path}"]
+    done = subprocess.run([*derive, f"--derived_path={tmp_path / 'capped.json'}",
+                           "--search_max_skips=1"], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    capped = A.load_architecture(str(tmp_path / "capped.json"))
+    assert capped.ops == ("bi_gru", "conv_5", "conv_1", "max_pool_3")
+    assert [layer.skips for layer in capped.layers] == [(), (0,), (0,), (1,)]
+    assert "4 skips" not in done.stdout and "3 skips" in done.stdout
+    light = subprocess.run(
+        [sys.executable, "-c", "import sys, alphagan_tf.textnas.derive; "
+         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"],
+        cwd=root, capture_output=True, text=True)
+    assert light.stdout.split() == ["False", "False"], light.stderr[-2000:]
+    (tmp_path / "probabilities.json").write_text('[{"op": ')
+    bad = subprocess.run([*derive, f"--derived_path={tmp_path / 'other.json'}"],
+                         cwd=root, capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert f"{tmp_path}/probabilities.json is not a search's probabilities.json" in bad.stderr
+    assert not (tmp_path / "other.json").exists()

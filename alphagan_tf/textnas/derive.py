@@ -29,9 +29,13 @@ def main(argv):
         raise app.UsageError(f"{path} does not exist: --workdir must be a finished search.")
     from alphagan_tf.textnas.architecture import derive_architecture
 
-    with open(path, encoding="utf-8") as f:
-        probabilities = json.load(f)
-    architecture = derive_architecture(probabilities, max_skips=FLAGS.search_max_skips)
+    try:
+        with open(path, encoding="utf-8") as f:
+            probabilities = json.load(f)
+        architecture = derive_architecture(probabilities, max_skips=FLAGS.search_max_skips)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSONDecodeError included
+        raise app.UsageError(f"{path} is not a search's probabilities.json: "
+                             f"{type(error).__name__}: {error}") from None
     architecture.save(FLAGS.derived_path)
     counts = collections.Counter(architecture.ops)
     skips = sum(len(layer.skips) for layer in architecture.layers)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from absl import flags
 
-from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
-
 FLAGS = flags.FLAGS
 
 
@@ -106,6 +104,7 @@ def _optional(value: int) -> int | None:
 
 def search_config_from_flags():
     """The search's typed config from the parsed flags."""
+    from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
     from alphagan_tf.textnas.searcher import SearchConfig
 
     return SearchConfig(
