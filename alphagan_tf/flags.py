@@ -358,3 +358,22 @@ def define_evaluate_flags() -> None:
     flags.DEFINE_integer(
         "max_examples", None, "--make_stats / real statistics: use at most this many images."
     )
+
+
+@_once
+def define_convert_flags() -> None:
+    """Converting the authors' PyTorch retraining checkpoint into a training workdir."""
+    flags.DEFINE_string(
+        "pytorch_checkpoint", None,
+        "checkpoint.pth written by the authors' train_geno_gan.py (or a generator state dict).",
+    )
+    _define_shared(
+        flags.DEFINE_string, "genotype", None,
+        "The genotype the checkpoint was trained with: a preset (alphaGAN_l, alphaGAN_s) or a "
+        "genotype.json path.",
+    )
+    _define_shared(
+        flags.DEFINE_integer, "bottom_width", 4,
+        "The authors' --bottom_width: 4 for 32x32 (CIFAR-10), 6 for 48x48 (STL-10).",
+    )
+    _define_shared(flags.DEFINE_string, "out", None, "The new training workdir (must not exist).")
