@@ -98,6 +98,11 @@ def define_search_flags() -> None:
     flags.DEFINE_integer("inner_steps", 20, "Weight (D) steps per epoch: 20 for alphaGAN(s), 390 for (l).")
     flags.DEFINE_integer("worst_steps", 20, "Worst-case player steps per epoch: 20 (s), 390 (l).")
     flags.DEFINE_integer("outer_steps", 20, "Architecture steps per epoch.")
+    flags.DEFINE_integer(
+        "worst_lr_halving_epoch", 30,
+        "The worst-case players train at g_lr/d_lr up to this epoch, at half after it "
+        "(the reference's train_gan_alpha; 0: never halve).",
+    )
     flags.DEFINE_float("arch_lr", 3e-4, "Architecture Adam learning rate.")
     flags.DEFINE_float("arch_beta1", 0.5, "Architecture Adam beta_1.")
     flags.DEFINE_float("arch_beta2", 0.999, "Architecture Adam beta_2.")

@@ -266,3 +266,15 @@ def test_mixed_precision_search_keeps_alphas_and_losses_float32():
     out = searcher.arch_step(next(batches(3)), searcher.worst_value_step(next(batches(4))))
     assert out["duality_gap"].dtype == tf.float32
     assert float(searcher.arch_optimizer.optimizer.dynamic_scale.numpy()) > 1.0
+
+
+def test_worst_case_learning_rates_halve_after_epoch_30_as_the_reference(searcher):
+    c = searcher.config
+    assert c.worst_lr_halving_epoch == 30
+    assert searcher.worst_learning_rates(30) == (c.g_lr, c.d_lr)
+    assert searcher.worst_learning_rates(31) == (c.g_lr / 2, c.d_lr / 2)
+    searcher.make_worst_players(31)
+    np.testing.assert_allclose(float(searcher.worst_g_optimizer.optimizer.learning_rate), c.g_lr / 2)
+    np.testing.assert_allclose(float(searcher.worst_d_optimizer.optimizer.learning_rate), c.d_lr / 2)
+    searcher.make_worst_players(1)
+    np.testing.assert_allclose(float(searcher.worst_d_optimizer.optimizer.learning_rate), c.d_lr)

@@ -285,14 +285,13 @@ def upsample2x(x, interpolation: str):
     its gradient is exact.
     """
     for axis in (1, 2):
-        n = x.shape[axis]
         if interpolation == "nearest":
             x = _interleave(x, x, axis)
             continue
-        first = ops.take(x, [0], axis=axis)
-        last = ops.take(x, [n - 1], axis=axis)
-        previous = ops.concatenate([first, ops.take(x, list(range(n - 1)), axis=axis)], axis=axis)
-        following = ops.concatenate([ops.take(x, list(range(1, n)), axis=axis), last], axis=axis)
+        lead = (slice(None),) * axis
+        previous = ops.concatenate([x[lead + (slice(0, 1),)], x[lead + (slice(0, -1),)]], axis=axis)
+        following = ops.concatenate([x[lead + (slice(1, None),)], x[lead + (slice(-1, None),)]],
+                                    axis=axis)
         x = _interleave(0.75 * x + 0.25 * previous, 0.75 * x + 0.25 * following, axis)
     return x
 

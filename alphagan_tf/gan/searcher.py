@@ -22,8 +22,11 @@ One search epoch (spec "Search"):
    costs a G_worst forward each time and changes no alpha.)
 
 V(G, D) = -(hinge discriminator loss), for every player (`losses.game_value`).
-Worst-case training uses the weight half of the data; the gap is measured on
-architecture-half batches. Every network runs in training mode throughout the
+The inner level uses the weight half of the data; D_worst and the gap use the
+architecture half, as the reference does (`find_worst` and the architect both
+take its `valid_queue`). The worst-case players train at g_lr / d_lr up to epoch
+`worst_lr_halving_epoch` (30) and at half of them after it, as in the
+reference's `train_gan_alpha`. Every network runs in training mode throughout the
 search, as every module of the reference does: generators use batch
 statistics, and every discriminator forward pass (real and fake batches are
 separate calls) advances its spectral-norm power iteration once, as a PyTorch
@@ -74,6 +77,9 @@ class SearchConfig:
     d_lr: float = 2e-4
     beta1: float = 0.0
     beta2: float = 0.9
+    # The reference's train_gan_alpha: the worst-case players train at g_lr / d_lr up to
+    # this epoch and at half of them after it (0: never halve).
+    worst_lr_halving_epoch: int = 30
     arch: ArchOptimizerConfig = ArchOptimizerConfig()
     jit_compile: bool = False  # XLA-compile the compiled steps (for GPUs; measured on CPU in the README)
     # Players built under Keras' mixed_float16 policy (search_loop.build_searcher) need loss
@@ -95,9 +101,12 @@ class _FreshOptimizer:
         self.optimizer.build(variables)
         self._initial = [v.numpy() for v in self.optimizer.variables]
 
-    def reset(self) -> None:
+    def reset(self, learning_rate: float | None = None) -> None:
+        """Back to 'just built'; optionally with another learning rate."""
         for variable, value in zip(self.optimizer.variables, self._initial):
             variable.assign(value)
+        if learning_rate is not None:
+            self.optimizer.learning_rate.assign(learning_rate)
 
 
 def _adam(learning_rate, beta1, beta2, name, loss_scaling):
@@ -360,12 +369,22 @@ class BilevelSearcher:
 
     # -- one epoch ---------------------------------------------------------------
 
-    def make_worst_players(self) -> None:
-        """Assign the current G and D into the worst-case players; fresh optimizers."""
+    def worst_learning_rates(self, epoch: int | None) -> tuple[float, float]:
+        """(G_worst, D_worst) learning rates of `epoch` (1-based): halved after the halving epoch."""
+        c = self.config
+        factor = 0.5 if epoch and c.worst_lr_halving_epoch and epoch > c.worst_lr_halving_epoch else 1.0
+        return c.g_lr * factor, c.d_lr * factor
+
+    def make_worst_players(self, epoch: int | None = None) -> None:
+        """Assign the current G and D into the worst-case players; fresh optimizers.
+
+        `epoch` (1-based) sets their learning rates (`worst_learning_rates`).
+        """
         _assign_all(self.generator, self.worst_generator)
         _assign_all(self.discriminator, self.worst_discriminator)
-        self.worst_g_optimizer.reset()
-        self.worst_d_optimizer.reset()
+        g_lr, d_lr = self.worst_learning_rates(epoch)
+        self.worst_g_optimizer.reset(g_lr)
+        self.worst_d_optimizer.reset(d_lr)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -377,8 +396,12 @@ class BilevelSearcher:
         weight_batches: Iterator[tf.Tensor],
         arch_batches: Iterator[tf.Tensor],
         progbar: keras.utils.Progbar | None = None,
+        epoch: int | None = None,
     ) -> dict[str, float]:
-        """One search epoch. Returns the epoch's mean losses and duality gap."""
+        """One search epoch (`epoch`, 1-based, sets the worst-case learning rates).
+
+        Returns the epoch's mean losses and duality gap.
+        """
         c = self.config
         d_losses, g_losses, worst_d, worst_g, gaps = [], [], [], [], []
         done = 0
@@ -398,9 +421,10 @@ class BilevelSearcher:
                 values["g_loss"] = g_losses[-1]
             tick(**values)
 
-        self.make_worst_players()
+        self.make_worst_players(epoch)
         for _ in range(c.worst_steps):
-            worst_d.append(float(self.worst_d_step(next(weight_batches))))
+            # As the reference's find_worst: D_worst trains on the architecture half.
+            worst_d.append(float(self.worst_d_step(next(arch_batches))))
             worst_g.append(float(self.worst_g_step()))
             tick(v_g_dworst=worst_d[-1], g_worst_loss=worst_g[-1])
 
