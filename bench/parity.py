@@ -109,12 +109,7 @@ def supernet_gradients(ref, dtype, fuse_convs):
 
 
 def search_iteration(dtype):
-    """test_parity_search's fixture, in `dtype`."""
-    fixture = search.iteration.__wrapped__  # the generator function under pytest's decorator
-    with _dtype(dtype):
-        run = fixture()
-        state = next(run)
-        run.close()  # its teardown: undo the latent patch
+    state = search.run_iteration(dtype)
     names = state["alpha_names"]
     ours = search._state(state["searcher"].generator)
     theirs = search._torch_state(state["theirs"]["g"], names)
@@ -128,18 +123,6 @@ def search_iteration(dtype):
                      (state["searcher"].worst_discriminator, state["theirs"]["d_worst"]))
     )
     return {"alphas": alphas, "duality gap (rel)": dg, "player states": players}
-
-
-@contextlib.contextmanager
-def _dtype(dtype):
-    """Runs test_parity_search's float64 fixture in `dtype` instead."""
-    original = (ar.precision, ar.keras_dtype_policy)
-    ar.precision = lambda _: original[0](dtype)
-    ar.keras_dtype_policy = lambda _: original[1](dtype)
-    try:
-        yield
-    finally:
-        ar.precision, ar.keras_dtype_policy = original
 
 
 def main():

@@ -238,3 +238,29 @@ def test_an_existing_workdir_is_never_overwritten(converted):
                        f"--out={converted['out']}"])
     _assert_one_clean_error(result, "not empty")
     assert sorted(os.listdir(converted["out"])) == before
+
+
+def test_train_continues_a_converted_workdir(converted, tmp_path):
+    """One more G iteration of ours on top of the authors' 3: the counter and weights move on."""
+    from alphagan_tf.gan.train_loop import load_trained_generator
+
+    import shutil
+
+    workdir = tmp_path / "continued"
+    shutil.copytree(converted["out"], workdir)
+    before = [v.numpy().copy() for v in load_trained_generator(str(workdir)).trainable_variables]
+    result = subprocess.run(
+        [sys.executable, "-m", "alphagan_tf.train", f"--workdir={workdir}",
+         f"--genotype={workdir / 'genotype.json'}", f"--gf={GF}", f"--df={DF}",
+         f"--latent_dim={LATENT}", "--bottom_width=4", "--dataset=demo", "--g_iterations=4",
+         "--n_critic=1", "--g_batch_size=4", "--d_batch_size=4", "--feature_extractor=none",
+         "--checkpoint_every=1"],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Resuming from" in result.stdout
+    summary = json.load(open(workdir / "train_summary.json"))
+    assert summary["iterations"] == 4
+    after = load_trained_generator(str(workdir)).trainable_variables
+    assert max(float(np.abs(a - b.numpy()).max()) for a, b in zip(before, after)) > 0
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")

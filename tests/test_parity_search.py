@@ -61,8 +61,8 @@ class _Writer:
 class _QueuedLatentSearcher(BilevelSearcher):
     """Our searcher, drawing its latents from a variable the test sets before each step."""
 
-    def __init__(self, *args, **kwargs):
-        self.next_latents = tf.Variable(tf.zeros([BATCH, LATENT], tf.float64), trainable=False)
+    def __init__(self, *args, latent_dtype="float64", **kwargs):
+        self.next_latents = tf.Variable(tf.zeros([BATCH, LATENT], latent_dtype), trainable=False)
         super().__init__(*args, **kwargs)
 
     def _latents(self):
@@ -172,14 +172,14 @@ def _max_difference(ours, theirs, shift_only=False):
     )
 
 
-@pytest.fixture(scope="module")
-def iteration():
+def run_iteration(dtype: str = "float64") -> dict:
+    """One iteration of both implementations from the same state, in `dtype`."""
     ref = ar.load()
     torch = ref.torch
     monkeypatch = pytest.MonkeyPatch()
     try:
         queue = ar.patch_latents(monkeypatch, ref.functions)
-        with ar.precision("float64"), ar.keras_dtype_policy("float64"):
+        with ar.precision(dtype), ar.keras_dtype_policy(dtype):
             torch.manual_seed(0)
             # Keras keeps a learning rate in a float32 variable: 2e-4 is 2.0000000949949e-4
             # there. The reference gets the same float32 values (else DG, which one Adam step
@@ -193,12 +193,13 @@ def iteration():
             theirs_d = ref.model_search_gan.Discriminator(args)
             theirs_g.cur_stage = theirs_d.cur_stage = 2  # what search.py sets: all four D blocks
             rng = np.random.RandomState(5)
+            draw = lambda values: np.asarray(values, dtype)  # noqa: E731
             for alpha in theirs_g.arch_parameters():  # away from uniform: alpha matters
-                alpha.data.copy_(torch.from_numpy(0.3 * rng.normal(size=tuple(alpha.shape))))
+                alpha.data.copy_(torch.from_numpy(draw(0.3 * rng.normal(size=tuple(alpha.shape)))))
             with torch.no_grad():  # spectral-norm vectors as after some training
                 theirs_d.train()
                 for _ in range(3):
-                    theirs_d(torch.from_numpy(rng.uniform(-1, 1, (BATCH, 3, 32, 32))))
+                    theirs_d(torch.from_numpy(draw(rng.uniform(-1, 1, (BATCH, 3, 32, 32)))))
 
             ours_g = SearchGenerator(gf=GF, latent_dim=LATENT, bottom_width=4)
             ours_d = Discriminator(df=DF)
@@ -210,25 +211,31 @@ def iteration():
                                     batch_size=BATCH, latent_dim=LATENT, g_lr=args.g_lr,
                                     d_lr=args.d_lr,
                                     arch=ArchOptimizerConfig(learning_rate=args.arch_learning_rate)),
+                latent_dtype=dtype,
             )
             alpha_names = list(bridge.search_generator_alphas(ours_g))
             bridge.load_state_dict(ours_g, _torch_state(theirs_g, alpha_names), alphas="required")
             bridge.load_state_dict(ours_d, _torch_state(theirs_d))
 
-            batches = {"weight": rng.uniform(-1, 1, (BATCH, 32, 32, 3)),
-                       "arch": rng.uniform(-1, 1, (BATCH, 32, 32, 3))}
-            latents = [rng.normal(size=(BATCH, LATENT)) for _ in range(6)]
+            batches = {"weight": draw(rng.uniform(-1, 1, (BATCH, 32, 32, 3))),
+                       "arch": draw(rng.uniform(-1, 1, (BATCH, 32, 32, 3)))}
+            latents = [draw(rng.normal(size=(BATCH, LATENT))) for _ in range(6)]
             queue.push(*latents)
             g_worst, d_worst, dg = _reference_iteration(ref, theirs_g, theirs_d, args, batches,
                                                         queue)
             ours = _our_iteration(searcher, batches, latents)
-        yield {
+        return {
             "ref": ref, "args": args, "alpha_names": alpha_names, "searcher": searcher,
             "theirs": {"g": theirs_g, "d": theirs_d, "g_worst": g_worst, "d_worst": d_worst},
             "dg": dg, "ours": ours,
         }
     finally:
         monkeypatch.undo()
+
+
+@pytest.fixture(scope="module")
+def iteration():
+    return run_iteration("float64")
 
 
 def test_alphas_after_one_search_iteration_equal_the_authors(iteration):
