@@ -8,7 +8,7 @@ already done). Prints one JSON object on the last line of stdout:
     uneven_batch     the error for a batch that two replicas cannot share
     one, two         genotype_history.json of a 2-epoch tiny search: one device;
                      two replicas (1 epoch, then resumed from its checkpoint for the 2nd)
-    *_variables      every generator / discriminator variable after the search
+    *_variables      every generator / discriminator variable after the search, by path
     alphas_initial   the alphas both searches started from
 """
 
@@ -65,7 +65,7 @@ def arch_optimizer_steps(strategy):
 
 
 def variables(model):
-    return [np.asarray(v.numpy()).ravel().tolist() for v in model.variables]
+    return {v.path: np.asarray(v.numpy()).ravel().tolist() for v in model.variables}
 
 
 def main(workdir):

@@ -53,13 +53,37 @@ def test_two_replicas_give_the_one_device_search(runs):
     assert np.abs(moved).max() > 1e-4
 
 
+# Biases whose gradient is mathematically zero: what cell 3's normal[1], normal[2] and x2 skip
+# edges add goes straight into the head's training-mode batch norm, which removes any
+# per-channel shift (tests/test_parity_networks.py::_shift_only, the same edges). Their
+# gradients are float noise, which Adam turns into steps of about +-lr whatever its size, so
+# the two runs' summation orders send them different ways; the head batch norm's moving mean
+# averages them in. Both runs are right; what is compared there is the size of the walk.
+SHIFT_ONLY = tuple(f"search_generator/cell3/{edge}/" for edge in ("normal1", "normal2", "skip1"))
+ABSORBS_SHIFTS = "search_generator/head/bn/moving_mean"
+
+
 def test_two_replicas_train_the_same_weights(runs):
+    # The tiny search's G learning rate and G steps (2 epochs of 5 D steps, n_critic 5). One
+    # Adam step (beta1 0, beta2 0.9) moves a weight by at most sqrt(1.9) lr: two runs walking
+    # opposite ways differ by at most twice that per step.
+    lr, steps = 2e-4, 2
+    walk = 2 * np.sqrt(1.9) * lr * steps
     for player in ("generator", "discriminator"):
-        one = flat(runs["one_variables"][player])
-        two = flat(runs["two_variables"][player])
-        assert one.shape == two.shape
-        # Adam moves each weight ~1e-3 per step; replicas differ only by summation order.
-        np.testing.assert_allclose(two, one, rtol=0, atol=1e-4)
+        one, two = runs["one_variables"][player], runs["two_variables"][player]
+        assert sorted(one) == sorted(two)
+        compared = 0
+        for path in one:
+            a, b = np.asarray(one[path]), np.asarray(two[path])
+            if path.endswith("/bias") and path.startswith(SHIFT_ONLY):
+                assert np.abs(b - a).max() <= walk, path
+            elif path == ABSORBS_SHIFTS:
+                assert np.abs(b - a).max() <= walk, path
+            else:
+                # Adam moves each weight ~lr per step; replicas differ only by summation order.
+                np.testing.assert_allclose(b, a, rtol=0, atol=5e-5, err_msg=path)
+                compared += a.size
+        assert compared > 0.99 * sum(np.size(v) for v in one.values())
 
 
 def test_arch_optimizer_decay_is_shared_between_replicas(runs):

@@ -33,7 +33,7 @@ from alphagan_tf.gan.discriminator import Discriminator
 from alphagan_tf.gan.search_generator import SearchGenerator
 from alphagan_tf.gan.searcher import BilevelSearcher, SearchConfig
 from alphagan_tf.nas.architecture import softmax
-from alphagan_tf.utils import distribution, files, images, plots
+from alphagan_tf.utils import distribution, files, images, plots, seeding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +193,7 @@ def run_search(
     config_path = os.path.join(workdir, "search_config.json")
     if not os.path.exists(config_path):
         files.write_json_atomic(config_path, dataclasses.asdict(config))
-    keras.utils.set_random_seed(config.seed)
+    seeding.seed_everything(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 

@@ -32,7 +32,7 @@ from alphagan_tf.gan.discriminator import Discriminator
 from alphagan_tf.gan.generator import Generator
 from alphagan_tf.gan.genotypes import Genotype, load_genotype
 from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
-from alphagan_tf.utils import files, images
+from alphagan_tf.utils import files, images, seeding
 
 EvaluateFn = Callable[[keras.Model], dict]
 
@@ -135,7 +135,7 @@ def run_training(
     if not os.path.exists(config_path):
         files.write_json_atomic(config_path, dataclasses.asdict(config))
         files.write_text_atomic(os.path.join(workdir, "genotype.json"), genotype.to_json())
-    keras.utils.set_random_seed(config.seed)
+    seeding.seed_everything(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 

@@ -48,6 +48,7 @@ from alphagan_tf.textnas.architecture import OPS, TextArchitecture
 from alphagan_tf.textnas.model import NetworkConfig
 from alphagan_tf.textnas.selection import op_removal_scores, select_by_removal
 from alphagan_tf.textnas.supernet import TextNASSupernet
+from alphagan_tf.utils import seeding
 from alphagan_tf.textnas.training import (
     BATCH_SIGNATURE,
     classification_loss_fn,
@@ -183,7 +184,7 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
         verbose: progress bar and epoch summaries on stdout.
     """
     os.makedirs(workdir, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
+    seeding.seed_everything(config.seed)
     split = sst.load_search_split(
         config.sst_dir, config.task, config.held_out_fraction, seed=config.seed,
         max_length=config.max_length, dedup_phrases=config.dedup_phrases,

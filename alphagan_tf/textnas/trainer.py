@@ -41,6 +41,7 @@ from alphagan_tf.textnas.training import (
     make_predict_fn,
     write_json,
 )
+from alphagan_tf.utils import seeding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +149,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         the contents of results.json, or None when stopped early by max_steps.
     """
     os.makedirs(workdir, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
+    seeding.seed_everything(config.seed)
     dataset = sst.load_sst(config.sst_dir, config.task, config.max_length,
                            config.dedup_phrases, config.max_train_trees)
     network = NetworkConfig(
