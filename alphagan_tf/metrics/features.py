@@ -102,19 +102,25 @@ def inception_graph_input(images: Any) -> Any:
     the FID Inception of `alphagan_tf.metrics.inception` start after this step)
     takes pixel values v in [0, 255], resizes them to 299x299 with TF1's
     ResizeBilinear (align_corners=False, half_pixel_centers=False: source pixel
-    i * in / out) and maps them by (v - 128) / 128. Here v = 127.5 (x + 1), so
-    uint8 images (through `as_unit_range_images`) reach the network exactly as
-    in TTUR, and [-1, 1] images as their unquantized pixel values would.
+    i * in / out) and maps them by (v - 128) / 128. uint8 images are those v,
+    so they reach the network as in TTUR; [-1, 1] images x are taken as
+    v = 127.5 (x + 1), their unquantized pixel values (a uint8 image through
+    `as_unit_range_images` comes back to within float32 rounding).
 
     Args:
-        images: float32 tf.Tensor [B, H, W, 3] in [-1, 1].
+        images: tf.Tensor (or numpy) [B, H, W, 3], float in [-1, 1] or uint8
+            in [0, 255] (taken as the pixel values v themselves).
 
     Returns:
         float32 tf.Tensor [B, 299, 299, 3] in [-1, 127/128].
     """
     import tensorflow as tf
 
-    pixels = (tf.cast(images, tf.float32) + 1.0) * 127.5
+    images = tf.convert_to_tensor(images)
+    if images.dtype == tf.uint8:
+        pixels = tf.cast(images, tf.float32)
+    else:
+        pixels = (tf.cast(images, tf.float32) + 1.0) * 127.5
     size = INCEPTION_IMAGE_SIZE
     if pixels.shape[1] != size or pixels.shape[2] != size:
         pixels = tf.raw_ops.ResizeBilinear(
