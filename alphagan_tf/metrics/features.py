@@ -10,10 +10,13 @@ statistics, so FID is never computed across two different extractors).
 Any function with that shape works, so tests never download anything.
 
 Two implementations:
-- `InceptionFeatures`: the standard TF-GAN Inception (the 2015-12-05 graph the
-  papers report with), as a TF-Hub handle or a local SavedModel directory;
-  images are resized to 299x299 (bilinear, as TF-GAN's CIFAR example does)
-  and passed in [-1, 1]; pool_3 [B, 2048] and logits [B, 1008] come out.
+- `InceptionFeatures`: the standard Inception (the 2015-12-05 graph the papers
+  report with), as a TF-Hub handle (TF-GAN's module: pool_3 [B, 2048] and
+  logits [B, 1008]) or a local SavedModel directory: TF-GAN's module unpacked,
+  or the FID Inception converted from TorchScript by
+  `python -m alphagan_tf.metrics.inception` (pool_3 only: no IS from it).
+  Images go in as the graph's own preprocessing takes them
+  (`inception_graph_input`: TF1's 299x299 bilinear resize, (v - 128) / 128).
 - `ClassifierFeatures`: any classifier SavedModel given by path, e.g. the small
   CIFAR CNN of `alphagan_tf.metrics.classifier` for a fully offline
   "classifier FID".
@@ -25,6 +28,7 @@ import os
 import socket
 import threading
 import urllib.parse
+import warnings
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -91,13 +95,49 @@ def _check_images(images) -> None:
         raise ValueError(f"images must be [batch, H, W, 3]. Received: shape={shape}")
 
 
+def inception_graph_input(images: Any) -> Any:
+    """[-1, 1] images -> the Inception graph's input, as the graph itself prepares it.
+
+    The 2015-12-05 graph (TTUR's and the papers' FID; TF-GAN's TF-Hub module and
+    the FID Inception of `alphagan_tf.metrics.inception` start after this step)
+    takes pixel values v in [0, 255], resizes them to 299x299 with TF1's
+    ResizeBilinear (align_corners=False, half_pixel_centers=False: source pixel
+    i * in / out) and maps them by (v - 128) / 128. uint8 images are those v,
+    so they reach the network as in TTUR; [-1, 1] images x are taken as
+    v = 127.5 (x + 1), their unquantized pixel values (a uint8 image through
+    `as_unit_range_images` comes back to within float32 rounding).
+
+    Args:
+        images: tf.Tensor (or numpy) [B, H, W, 3], float in [-1, 1] or uint8
+            in [0, 255] (taken as the pixel values v themselves).
+
+    Returns:
+        float32 tf.Tensor [B, 299, 299, 3] in [-1, 127/128].
+    """
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(images)
+    if images.dtype == tf.uint8:
+        pixels = tf.cast(images, tf.float32)
+    else:
+        pixels = (tf.cast(images, tf.float32) + 1.0) * 127.5
+    size = INCEPTION_IMAGE_SIZE
+    if pixels.shape[1] != size or pixels.shape[2] != size:
+        pixels = tf.raw_ops.ResizeBilinear(
+            images=pixels, size=[size, size], align_corners=False, half_pixel_centers=False
+        )
+    return (pixels - 128.0) / 128.0
+
+
 class InceptionFeatures:
-    """The standard TF-GAN Inception as a feature extractor.
+    """The standard Inception as a feature extractor.
 
     Args:
         handle_or_path: the TF-Hub handle (default, needs internet or a filled
             TF-Hub cache; uses `tensorflow_hub`, imported here only) or a local
-            SavedModel directory (offline machines, no tensorflow_hub needed).
+            SavedModel directory (offline machines, no tensorflow_hub needed):
+            TF-GAN's module unpacked, or the FID Inception written by
+            `python -m alphagan_tf.metrics.inception` (pool_3 only).
         connect_timeout: seconds allowed to reach the handle's host before
             giving up with `WeightsNotFoundError`.
 
@@ -105,10 +145,14 @@ class InceptionFeatures:
         WeightsNotFoundError: within seconds, when the directory does not hold
             a SavedModel or the handle's host cannot be reached and the module
             is not cached; the message says how to get the weights.
+        ValueError: the model does not return a dict with "pool_3".
 
-    The model is called as TF-GAN does, `model(images)`, on images resized to
-    299x299 (bilinear) in [-1, 1]; it must return a dict with "pool_3" and
-    "logits" (flattened to [B, -1] here).
+    The model is called as TF-GAN does, `model(images)`, on
+    `inception_graph_input(images)` ([B, 299, 299, 3]); it must return a dict
+    with "pool_3" and may return "logits" (both flattened to [B, -1] here).
+    Without "logits" (`has_logits` False) the extractor returns "pool" only, so
+    FID and KID work and the Inception Score is left out; a warning says so
+    once, at load.
     """
 
     name = "tfgan_inception"
@@ -119,28 +163,38 @@ class InceptionFeatures:
         self.handle_or_path = os.fspath(handle_or_path)
         self._model = _load_inception(self.handle_or_path, connect_timeout)
         self._forward = tf.function(self._forward_graph, reduce_retracing=True, autograph=False)
+        probe = self._model(tf.zeros([1, INCEPTION_IMAGE_SIZE, INCEPTION_IMAGE_SIZE, 3]))
+        if not isinstance(probe, dict) or INCEPTION_POOL_KEY not in probe:
+            keys = sorted(probe) if isinstance(probe, dict) else type(probe).__name__
+            raise ValueError(
+                f"The Inception model must return a dict with '{INCEPTION_POOL_KEY}' (and "
+                f"'{INCEPTION_LOGITS_KEY}' for IS). Received: {keys} from {self.handle_or_path}"
+            )
+        self.has_logits = INCEPTION_LOGITS_KEY in probe
+        if not self.has_logits:
+            warnings.warn(
+                f"The Inception at {self.handle_or_path} has no '{INCEPTION_LOGITS_KEY}' output "
+                "(the FID Inception of alphagan_tf.metrics.inception has none): FID and KID only. The Inception "
+                f"Score needs TF-Hub's Inception ({INCEPTION_TFHUB_HANDLE}) or a classifier's "
+                "logits (--feature_extractor=classifier:DIR).",
+                stacklevel=2,
+            )
 
     def _forward_graph(self, images):
         import tensorflow as tf
 
-        size = INCEPTION_IMAGE_SIZE
-        if images.shape[1] != size or images.shape[2] != size:
-            images = tf.image.resize(images, [size, size], method="bilinear")
-        outputs = self._model(images)
-        if not isinstance(outputs, dict) or not {INCEPTION_POOL_KEY, INCEPTION_LOGITS_KEY} <= set(outputs):
-            keys = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
-            raise ValueError(
-                f"The Inception model must return a dict with '{INCEPTION_POOL_KEY}' and "
-                f"'{INCEPTION_LOGITS_KEY}'. Received: {keys} from {self.handle_or_path}"
-            )
+        outputs = self._model(inception_graph_input(images))
         batch = tf.shape(images)[0]
-        return {
-            "pool": tf.reshape(outputs[INCEPTION_POOL_KEY], [batch, -1]),
-            "logits": tf.reshape(outputs[INCEPTION_LOGITS_KEY], [batch, -1]),
-        }
+        result = {"pool": tf.reshape(outputs[INCEPTION_POOL_KEY], [batch, -1])}
+        if self.has_logits:
+            result["logits"] = tf.reshape(outputs[INCEPTION_LOGITS_KEY], [batch, -1])
+        return result
 
     def __call__(self, images: Any) -> dict[str, np.ndarray]:
-        """images float32 [B, H, W, 3] in [-1, 1] -> {"pool": [B, 2048], "logits": [B, 1008]}."""
+        """images float32 [B, H, W, 3] in [-1, 1] (or uint8) -> {"pool": [B, 2048], "logits": [B, 1008]}.
+
+        "logits" only when `has_logits`.
+        """
         import tensorflow as tf
 
         images = tf.convert_to_tensor(as_unit_range_images(images), dtype=tf.float32)
