@@ -1,6 +1,12 @@
 """alphagan_tf: AlphaGAN and TextNAS differentiable architecture search on TF2 / Keras 3."""
 
+import os
+import runpy
+
 from setuptools import find_packages, setup
+
+# The command table, read without importing the package (its dependencies may not be installed).
+_COMMANDS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "alphagan_tf", "commands.py"))
 
 INSTALL_REQUIRES = [
     "tensorflow>=2.21,<2.22",
@@ -66,9 +72,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={
-        "console_scripts": [
-            "alphagan-search=alphagan_tf.search:run",
-            "alphagan-convert=alphagan_tf.convert:run",
-        ]
+        # Every command of alphagan_tf/commands.py as alphagan-NAME, and `alphagan NAME`.
+        "console_scripts": ["alphagan=alphagan_tf.commands:run", *_COMMANDS["console_scripts"]()]
     },
 )

@@ -136,15 +136,17 @@ def make_stats_from_flags() -> str:
 def real_stats_from_flags(feature_fn, generator: _Generator):
     """--real_stats, else the training workdir's cache, else computed from the dataset."""
     from alphagan_tf.metrics import generator_eval
-    from alphagan_tf.utils import files
 
     cache_path = None
     dataset = FLAGS.dataset
     if FLAGS.checkpoint:
         cache_path = generator_eval.real_stats_cache_path(FLAGS.checkpoint, feature_fn)
-        train_config = files.read_json(os.path.join(FLAGS.checkpoint, "train_config.json"), {})
-        if not FLAGS["dataset"].present and train_config.get("dataset"):
-            dataset = train_config["dataset"]
+        if not FLAGS["dataset"].present and os.path.exists(
+            os.path.join(FLAGS.checkpoint, "train_config.json")
+        ):
+            from alphagan_tf.gan.train_loop import read_train_config
+
+            dataset = read_train_config(FLAGS.checkpoint).dataset
     return generator_eval.real_statistics(
         feature_fn, dataset=dataset, image_size=generator.image_size,
         stats_path=FLAGS.real_stats, cache_path=cache_path, max_examples=FLAGS.max_examples,

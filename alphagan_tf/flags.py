@@ -31,6 +31,13 @@ def _define_shared(define, name: str, *args, **kwargs) -> None:
         define(name, *args, allow_override=True, **kwargs)
 
 
+def _define_old_names(**old_to_new: str) -> None:
+    """Names flagfiles used before the flags took Keras' names (beta1 -> beta_1): still accepted."""
+    for old, new in old_to_new.items():
+        if old not in FLAGS:
+            flags.DEFINE_alias(old, new)
+
+
 @_once
 def define_data_flags() -> None:
     """Where the training images come from."""
@@ -65,8 +72,9 @@ def define_gan_optimizer_flags() -> None:
     """The GAN players' Adam and schedule (search inner level and retraining)."""
     flags.DEFINE_float("g_lr", 2e-4, "Generator Adam learning rate.")
     flags.DEFINE_float("d_lr", 2e-4, "Discriminator Adam learning rate.")
-    flags.DEFINE_float("beta1", 0.0, "Adam beta_1 of G and D.")
-    flags.DEFINE_float("beta2", 0.9, "Adam beta_2 of G and D.")
+    flags.DEFINE_float("beta_1", 0.0, "Adam beta_1 of G and D.")
+    flags.DEFINE_float("beta_2", 0.9, "Adam beta_2 of G and D.")
+    _define_old_names(beta1="beta_1", beta2="beta_2")
     flags.DEFINE_integer("n_critic", 5, "Discriminator steps per generator step.")
 
 
@@ -103,9 +111,10 @@ def define_search_flags() -> None:
         "The worst-case players train at g_lr/d_lr up to this epoch, at half after it "
         "(the reference's train_gan_alpha; 0: never halve).",
     )
-    flags.DEFINE_float("arch_lr", 3e-4, "Architecture Adam learning rate.")
-    flags.DEFINE_float("arch_beta1", 0.5, "Architecture Adam beta_1.")
-    flags.DEFINE_float("arch_beta2", 0.999, "Architecture Adam beta_2.")
+    _define_shared(flags.DEFINE_float, "arch_learning_rate", 3e-4, "Architecture Adam learning rate.")
+    _define_shared(flags.DEFINE_float, "arch_beta_1", 0.5, "Architecture Adam beta_1.")
+    _define_shared(flags.DEFINE_float, "arch_beta_2", 0.999, "Architecture Adam beta_2.")
+    _define_old_names(arch_lr="arch_learning_rate", arch_beta1="arch_beta_1", arch_beta2="arch_beta_2")
     _define_shared(flags.DEFINE_float, "arch_weight_decay", 1e-3, "Architecture L2 weight decay (coupled, as in PyTorch Adam).")
     flags.DEFINE_boolean(
         "fuse_convs", True,
@@ -194,7 +203,7 @@ def retrain_run_config_from_flags(genotype: str, **overrides):
         g_iterations=FLAGS.g_iterations, n_critic=FLAGS.n_critic,
         g_batch_size=FLAGS.g_batch_size, d_batch_size=FLAGS.d_batch_size,
         latent_dim=FLAGS.latent_dim, g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
-        beta1=FLAGS.beta1, beta2=FLAGS.beta2, ema_decay=FLAGS.ema_decay,
+        beta1=FLAGS.beta_1, beta2=FLAGS.beta_2, ema_decay=FLAGS.ema_decay,
     )
     return TrainRunConfig(
         train=train, genotype=genotype, dataset=FLAGS.dataset,

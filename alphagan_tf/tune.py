@@ -93,6 +93,21 @@ def check_resumable(path: str, config: dict) -> None:
         )
 
 
+def _build_demo_classifier_if_missing(dataset: str, feature_extractor: str, image_size: int) -> None:
+    """The demo builds what it needs: its digits classifier, when the features name a missing one."""
+    if dataset != "demo" or not feature_extractor.startswith("classifier:"):
+        return
+    out_dir = feature_extractor.split(":", 1)[1]
+    if os.path.exists(os.path.join(out_dir, "saved_model.pb")):
+        return
+    from alphagan_tf.tuner.demo_classifier import train_demo_classifier
+
+    print(f"No digits classifier at {out_dir}: training it once (the demo's FID features, "
+          "about 30 s; `python -m alphagan_tf.tuner.demo_classifier` does the same).")
+    report = train_demo_classifier(out_dir, image_size=image_size, verbose=0)
+    print(f"classifier: {report.out_dir}  test accuracy {report.test_accuracy:.4f}")
+
+
 def run_tuning(workdir: str) -> int:
     from alphagan_tf.tuner import report
     from alphagan_tf.tuner.objective import objective_from_spec
@@ -119,6 +134,9 @@ def run_tuning(workdir: str) -> int:
         objective = None
     else:
         os.makedirs(workdir, exist_ok=True)
+        _build_demo_classifier_if_missing(
+            FLAGS.dataset, FLAGS.feature_extractor, image_size=8 * FLAGS.bottom_width
+        )
         objective = objective_from_spec(
             objective_config, FLAGS.feature_extractor, inception_path=FLAGS.inception_path,
             real_stats_path=FLAGS.real_stats, cache_dir=workdir,

@@ -29,7 +29,7 @@ def test_search_help_lists_the_papers_flags_with_defaults():
     result = run("-m", "alphagan_tf.search", "--help")
     assert result.returncode in (0, 1), result.stderr  # absl's --help exits with 1
     for flag, default in (("inner_steps", "20"), ("worst_steps", "20"), ("outer_steps", "20"),
-                          ("arch_lr", "0.0003"), ("g_lr", "0.0002"), ("beta2", "0.9"),
+                          ("arch_learning_rate", "0.0003"), ("g_lr", "0.0002"), ("beta_2", "0.9"),
                           ("n_critic", "5"), ("gf", "256"), ("df", "128"), ("batch_size", "64")):
         assert re.search(rf"--{flag}: .*?\(default: '{re.escape(default)}'\)", result.stdout,
                          re.S), flag

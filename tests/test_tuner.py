@@ -267,3 +267,27 @@ def test_time_budget_spans_resumed_runs(tmp_path):
     used = tuner.budget_used()
     assert used["wall_seconds"] > 0 and used["cpu_seconds"] > 0
     assert len(report.trial_rows(tuner)) == 1
+
+
+def test_the_demo_builds_its_missing_digits_classifier_once(tmp_path, tiny_classifier, monkeypatch):
+    import shutil
+
+    from alphagan_tf import tune
+    from alphagan_tf.tuner import demo_classifier
+
+    calls = []
+
+    def fake_train(out_dir, image_size, verbose):
+        calls.append((out_dir, image_size))
+        shutil.copytree(tiny_classifier, out_dir)
+        return type("Report", (), {"out_dir": out_dir, "test_accuracy": 0.5})()
+
+    monkeypatch.setattr(demo_classifier, "train_demo_classifier", fake_train)
+    target = str(tmp_path / "runs" / "demo_classifier")
+    tune._build_demo_classifier_if_missing("npz:x.npz", f"classifier:{target}", 32)
+    tune._build_demo_classifier_if_missing("demo", "inception", 16)
+    assert calls == []  # only the demo's own classifier is built
+    tune._build_demo_classifier_if_missing("demo", f"classifier:{target}", 16)
+    tune._build_demo_classifier_if_missing("demo", f"classifier:{target}", 16)
+    assert calls == [(target, 16)]
+    assert os.path.exists(os.path.join(target, "saved_model.pb"))

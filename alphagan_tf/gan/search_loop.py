@@ -34,10 +34,11 @@ from alphagan_tf.gan.search_generator import SearchGenerator
 from alphagan_tf.gan.searcher import BilevelSearcher, SearchConfig
 from alphagan_tf.nas.architecture import softmax
 from alphagan_tf.utils import distribution, files, images, plots, seeding
+from alphagan_tf.utils.typed_config import TypedConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class SearchRunConfig:
+class SearchRunConfig(TypedConfig):
     """Everything one search run needs (built from flags by alphagan_tf.search)."""
 
     search: SearchConfig = SearchConfig()
@@ -67,6 +68,20 @@ class SearchRunConfig:
     @property
     def image_size(self) -> int:
         return 8 * self.bottom_width
+
+
+def read_search_config(workdir: str) -> SearchRunConfig:
+    """The typed SearchRunConfig a search wrote to WORKDIR/search_config.json.
+
+    Raises:
+        FileNotFoundError: no search_config.json (not a search workdir).
+        ConfigError: a key this version does not know, named with the file.
+    """
+    path = os.path.join(workdir, "search_config.json")
+    data = files.read_json(path)
+    if data is None:
+        raise FileNotFoundError(f"{workdir} is not a search workdir: search_config.json is missing.")
+    return SearchRunConfig.from_dict(data, where=path)
 
 
 @dataclasses.dataclass

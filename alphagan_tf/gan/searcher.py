@@ -61,10 +61,11 @@ from alphagan_tf.gan import losses
 from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
 from alphagan_tf.utils.distribution import StrategyError
+from alphagan_tf.utils.typed_config import TypedConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class SearchConfig:
+class SearchConfig(TypedConfig):
     """Hyperparameters of one search (defaults: the paper's alphaGAN(s))."""
 
     inner_steps: int = 20

@@ -33,12 +33,13 @@ from alphagan_tf.gan.generator import Generator
 from alphagan_tf.gan.genotypes import Genotype, load_genotype
 from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
 from alphagan_tf.utils import files, images, seeding
+from alphagan_tf.utils.typed_config import TypedConfig
 
 EvaluateFn = Callable[[keras.Model], dict]
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainRunConfig:
+class TrainRunConfig(TypedConfig):
     """Everything one retraining run needs (built from flags by alphagan_tf.train)."""
 
     train: TrainConfig = TrainConfig()
@@ -82,24 +83,42 @@ def build_trainer(config: TrainRunConfig, genotype: Genotype) -> GANTrainer:
     )
 
 
+def read_train_config(workdir: str) -> TrainRunConfig:
+    """The typed TrainRunConfig a retraining (or `convert`) wrote to WORKDIR/train_config.json.
+
+    Raises:
+        FileNotFoundError: no train_config.json (not a training workdir).
+        ConfigError: a key this version does not know, named with the file.
+    """
+    path = os.path.join(workdir, "train_config.json")
+    data = files.read_json(path)
+    if data is None:
+        raise FileNotFoundError(
+            f"{workdir} is not a training workdir: train_config.json is missing "
+            "(train one with python -m alphagan_tf.train)."
+        )
+    return TrainRunConfig.from_dict(data, where=path)
+
+
 def initialize_from_search(generator: Generator, search_workdir: str) -> None:
     """Start retraining from a search's supernet weights (shared-weights transfer)."""
     from alphagan_tf.gan.generator import transfer_search_weights
     from alphagan_tf.gan.search_generator import SearchGenerator
 
-    search_config = files.read_json(os.path.join(search_workdir, "search_config.json"))
-    if search_config is None:
-        raise FileNotFoundError(
-            f"--init_from={search_workdir} is not a search workdir: search_config.json missing."
-        )
+    from alphagan_tf.gan.search_loop import read_search_config
+
+    try:
+        search_config = read_search_config(search_workdir)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--init_from: {error}") from None
     latest = tf.train.latest_checkpoint(os.path.join(search_workdir, "checkpoints"))
     if latest is None:
         raise FileNotFoundError(f"--init_from={search_workdir} holds no search checkpoint.")
+    latent_dim = search_config.search.latent_dim
     supernet = SearchGenerator(
-        gf=search_config["gf"], latent_dim=search_config["search"]["latent_dim"],
-        bottom_width=search_config["bottom_width"],
+        gf=search_config.gf, latent_dim=latent_dim, bottom_width=search_config.bottom_width
     )
-    supernet(tf.zeros([1, search_config["search"]["latent_dim"]]), training=False)
+    supernet(tf.zeros([1, latent_dim]), training=False)
     tf.train.Checkpoint(generator=supernet).restore(latest).expect_partial()
     transfer_search_weights(supernet, generator)
 
@@ -247,12 +266,7 @@ def load_trained_generator(workdir: str, which: str = "latest") -> Generator:
     Returns:
         A built Generator holding the EMA weights (no alpha, no discriminator).
     """
-    config = files.read_json(os.path.join(workdir, "train_config.json"))
-    if config is None:
-        raise FileNotFoundError(
-            f"{workdir} is not a training workdir: train_config.json is missing "
-            "(train one with python -m alphagan_tf.train)."
-        )
+    config = read_train_config(workdir)
     genotype = Genotype.load(os.path.join(workdir, "genotype.json"))
     checkpoint_path = None
     if which == "best":
@@ -261,9 +275,9 @@ def load_trained_generator(workdir: str, which: str = "latest") -> Generator:
         checkpoint_path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if checkpoint_path is None:
         raise FileNotFoundError(f"{workdir} holds no checkpoint yet.")
-    latent_dim = config["train"]["latent_dim"]
+    latent_dim = config.train.latent_dim
     generator = Generator.from_genotype(
-        genotype, gf=config["gf"], latent_dim=latent_dim, bottom_width=config["bottom_width"]
+        genotype, gf=config.gf, latent_dim=latent_dim, bottom_width=config.bottom_width
     )
     generator(tf.zeros([1, latent_dim]), training=False)
     tf.train.Checkpoint(ema_generator=generator).restore(checkpoint_path).expect_partial()

@@ -18,10 +18,11 @@ import tensorflow as tf
 from alphagan_tf.gan import losses
 from alphagan_tf.gan.ema import WeightEMA
 from alphagan_tf.nas.adam import PyTorchAdam
+from alphagan_tf.utils.typed_config import TypedConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(TypedConfig):
     """Retraining hyperparameters (defaults: the paper's CIFAR-10 protocol)."""
 
     g_iterations: int = 50_000

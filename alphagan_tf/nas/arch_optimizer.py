@@ -16,10 +16,11 @@ import keras
 import tensorflow as tf
 
 from alphagan_tf.nas.adam import PyTorchAdam
+from alphagan_tf.utils.typed_config import TypedConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class ArchOptimizerConfig:
+class ArchOptimizerConfig(TypedConfig):
     learning_rate: float = 3e-4
     beta_1: float = 0.5
     beta_2: float = 0.999

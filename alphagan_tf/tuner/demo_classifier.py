@@ -64,6 +64,10 @@ def main(argv) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
     define_flags()
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()
