@@ -13,7 +13,7 @@ by the receiving cell: cell 2 has one (cell 1's node1, x2), cell 3 has two
 `skip_scales` and their inputs are passed to `call` in that order.
 
 `SearchCell` puts a `MixedOp` on every edge (alphas inside); `FixedCell` puts
-only the op a `CellGenotype` chose. Both share the wiring in `_cell_forward`.
+only the op a `CellGenotype` chose. Both share the wiring (`_CellBase`).
 
 `GeneratorStem` (Dense -> [bw, bw, gf]) and `GeneratorHead` (BN, ReLU, conv3x3
 to RGB, tanh) are the parts around the cells, shared by both generators. The
@@ -67,6 +67,29 @@ def _skip_shapes(input_shape, skip_scales):
 
 
 class _CellBase:
+    """The wiring both cells share; subclasses set channels, skip_scales and the edge lists."""
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        b, h, w, _ = input_shape
+        node_shape = (b, 2 * h, 2 * w, self.channels)
+        for edge in self.up_edges:
+            edge.build(input_shape)
+        for edge in self.normal_edges:
+            edge.build(node_shape)
+        for edge, shape in zip(self.skip_edges, _skip_shapes(input_shape, self.skip_scales)):
+            edge.build(shape)
+
+    @property
+    def cell_edges(self) -> list:
+        """The cell's own edges: up[0], up[1], normal[0], normal[1], normal[2]."""
+        return self.up_edges + self.normal_edges
+
+    def call(self, inputs, skip_inputs=None, training=None):
+        return _cell_forward(
+            self.up_edges, self.normal_edges, self.skip_edges, inputs, skip_inputs, training
+        )
+
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape
         shape = (b, 2 * h, 2 * w, self.channels)
@@ -148,31 +171,10 @@ class SearchCell(_CellBase, ArchitectureLayer):
             name=name,
         )
 
-    def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        b, h, w, _ = input_shape
-        node_shape = (b, 2 * h, 2 * w, self.channels)
-        for edge in self.up_edges:
-            edge.build(input_shape)
-        for edge in self.normal_edges:
-            edge.build(node_shape)
-        for edge, shape in zip(self.skip_edges, _skip_shapes(input_shape, self.skip_scales)):
-            edge.build(shape)
-
-    @property
-    def cell_edges(self) -> list:
-        """The cell's own edges: up[0], up[1], normal[0], normal[1], normal[2]."""
-        return self.up_edges + self.normal_edges
-
     @property
     def arch_variables(self) -> list:
         """Alphas of up[0], up[1], normal[0..2], then of the skip edges."""
         return [e.alpha for e in self.cell_edges + self.skip_edges]
-
-    def call(self, inputs, skip_inputs=None, training=None):
-        return _cell_forward(
-            self.up_edges, self.normal_edges, self.skip_edges, inputs, skip_inputs, training
-        )
 
     def get_config(self):
         return {
@@ -238,27 +240,6 @@ class FixedCell(_CellBase, keras.layers.Layer):
             for i, (n, s) in enumerate(zip(self.skip_ops, self.skip_scales))
         ])
 
-    def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        b, h, w, _ = input_shape
-        node_shape = (b, 2 * h, 2 * w, self.channels)
-        for edge in self.up_edges:
-            edge.build(input_shape)
-        for edge in self.normal_edges:
-            edge.build(node_shape)
-        for edge, shape in zip(self.skip_edges, _skip_shapes(input_shape, self.skip_scales)):
-            edge.build(shape)
-
-    @property
-    def cell_edges(self) -> list:
-        """The cell's own edges: up[0], up[1], normal[0], normal[1], normal[2]."""
-        return self.up_edges + self.normal_edges
-
-    def call(self, inputs, skip_inputs=None, training=None):
-        return _cell_forward(
-            self.up_edges, self.normal_edges, self.skip_edges, inputs, skip_inputs, training
-        )
-
     def get_config(self):
         return {
             **super().get_config(),
@@ -268,7 +249,6 @@ class FixedCell(_CellBase, keras.layers.Layer):
             "skip_ops": list(self.skip_ops),
             "skip_scales": list(self.skip_scales),
         }
-
 
 
 # -- The parts around the cells (shared by the search and the fixed generator) --

@@ -1,6 +1,6 @@
 """The fixed generator derived from a genotype, and the supernet -> fixed transfer.
 
-`Generator` has the wiring of the supernet (`search_generator.py`) with only the
+`Generator` has the wiring of the supernet (`cell_generator.CellGenerator`) with only the
 chosen op on each edge and no architecture weight anywhere: it is the only
 network that is retrained and exported. The separable convs' batch norms are
 affine here (gamma, beta), as in DARTS' derived networks.
@@ -24,7 +24,8 @@ from typing import Mapping
 
 import keras
 
-from alphagan_tf.gan.cells import FixedCell, GeneratorHead, GeneratorStem
+from alphagan_tf.gan.cell_generator import CellGenerator
+from alphagan_tf.gan.cells import FixedCell, GeneratorHead
 from alphagan_tf.gan.genotypes import (
     EDGES,
     SKIP_2_SCALES,
@@ -32,11 +33,10 @@ from alphagan_tf.gan.genotypes import (
     Genotype,
 )
 from alphagan_tf.gan.operations import SepConv
-from alphagan_tf.nas.tracking import track_layers
 
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")
-class Generator(keras.Model):
+class Generator(CellGenerator):
     """A generator of the AlphaGAN space with one op per edge (no alpha).
 
     Args:
@@ -62,29 +62,25 @@ class Generator(keras.Model):
         **kwargs,
     ):
         kwargs.setdefault("name", "generator")
-        super().__init__(**kwargs)
+        super().__init__(gf=gf, latent_dim=latent_dim, bottom_width=bottom_width, **kwargs)
         if not isinstance(genotype, Genotype):
             genotype = Genotype.from_dict(genotype)
         self.genotype = genotype
-        self.gf = int(gf)
-        self.latent_dim = int(latent_dim)
-        self.bottom_width = int(bottom_width)
-        self.stem = GeneratorStem(self.gf, self.bottom_width, name="stem")
         skips = [((), ()), (genotype.skip_2, SKIP_2_SCALES), (genotype.skip_3, SKIP_3_SCALES)]
-        # Lists of layers are invisible to tf.train.Checkpoint: see nas/tracking.py.
-        self.gen_cells = track_layers(self, "cell", [
-            FixedCell(
-                self.gf,
-                normal_ops=cell.normal,
-                up_ops=cell.up,
-                skip_ops=skip_ops,
-                skip_scales=skip_scales,
-                name=f"cell{i + 1}",
-            )
-            for i, (cell, (skip_ops, skip_scales)) in enumerate(zip(genotype.cells, skips))
-        ])
-        self.head = GeneratorHead(name="head")
-        self.build((None, self.latent_dim))
+        self._set_cells(
+            [
+                FixedCell(
+                    self.gf,
+                    normal_ops=cell.normal,
+                    up_ops=cell.up,
+                    skip_ops=skip_ops,
+                    skip_scales=skip_scales,
+                    name=f"cell{i + 1}",
+                )
+                for i, (cell, (skip_ops, skip_scales)) in enumerate(zip(genotype.cells, skips))
+            ],
+            GeneratorHead(name="head"),
+        )
 
     @classmethod
     def from_genotype(
@@ -98,49 +94,8 @@ class Generator(keras.Model):
         """The fixed generator of `genotype` (freshly initialised weights)."""
         return cls(genotype, gf=gf, latent_dim=latent_dim, bottom_width=bottom_width, **kwargs)
 
-    def build(self, input_shape):
-        self.stem.build(input_shape)
-        shape = self.stem.compute_output_shape(tuple(input_shape))
-        for cell in self.gen_cells:
-            cell.build(shape)
-            shape = cell.compute_output_shape(shape)[0]
-        self.head.build(shape)
-
-    def call(self, inputs, training=None):
-        x = self.stem(inputs)
-        cell1, cell2, cell3 = self.gen_cells
-        x, skip1 = cell1(x, training=training)
-        x, skip2 = cell2(x, skip_inputs=[skip1], training=training)
-        x, _ = cell3(x, skip_inputs=[skip1, skip2], training=training)
-        return self.head(x, training=training)
-
-    def compute_output_shape(self, input_shape):
-        side = 8 * self.bottom_width
-        return (input_shape[0], side, side, 3)
-
-    def edge_layers(self) -> list[keras.layers.Layer]:
-        """The op layer of every edge, in `genotypes.EDGE_NAMES` order."""
-        cell1, cell2, cell3 = self.gen_cells
-        return (
-            cell1.cell_edges
-            + cell2.cell_edges
-            + cell3.cell_edges
-            + cell2.skip_edges
-            + cell3.skip_edges
-        )
-
     def get_config(self):
-        return {
-            **super().get_config(),
-            "genotype": self.genotype.to_dict(),
-            "gf": self.gf,
-            "latent_dim": self.latent_dim,
-            "bottom_width": self.bottom_width,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return {**super().get_config(), "genotype": self.genotype.to_dict()}
 
 
 def _assign(target, source, what: str) -> None:

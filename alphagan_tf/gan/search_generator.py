@@ -28,7 +28,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from alphagan_tf.gan.cells import GeneratorHead, GeneratorStem, SearchCell
+from alphagan_tf.gan.cell_generator import CellGenerator
+from alphagan_tf.gan.cells import GeneratorHead, SearchCell
 from alphagan_tf.gan.genotypes import (
     EDGES,
     SKIP_2_SCALES,
@@ -38,11 +39,10 @@ from alphagan_tf.gan.genotypes import (
 )
 from alphagan_tf.nas.architecture import weight_variables_excluding
 from alphagan_tf.nas.mixed_op import MixedOp
-from alphagan_tf.nas.tracking import track_layers
 
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")
-class SearchGenerator(keras.Model):
+class SearchGenerator(CellGenerator):
     """The continuous relaxation of the AlphaGAN generator space.
 
     Args:
@@ -76,62 +76,31 @@ class SearchGenerator(keras.Model):
         **kwargs,
     ):
         kwargs.setdefault("name", "search_generator")
-        super().__init__(**kwargs)
+        super().__init__(gf=gf, latent_dim=latent_dim, bottom_width=bottom_width, **kwargs)
         self.fuse_convs = bool(fuse_convs)
         self.synchronized_bn = bool(synchronized_bn)
-        self.gf = int(gf)
-        self.latent_dim = int(latent_dim)
-        self.bottom_width = int(bottom_width)
         self.alpha_stddev = float(alpha_stddev)
-        self.stem = GeneratorStem(self.gf, self.bottom_width, name="stem")
         skip_scales = [(), SKIP_2_SCALES, SKIP_3_SCALES]
-        # Lists of layers are invisible to tf.train.Checkpoint: see nas/tracking.py.
-        self.gen_cells = track_layers(self, "cell", [
-            SearchCell(
-                self.gf,
-                skip_scales=scales,
-                affine=False,
-                alpha_stddev=self.alpha_stddev,
-                fuse_convs=self.fuse_convs,
-                synchronized_bn=self.synchronized_bn,
-                name=f"cell{i + 1}",
-            )
-            for i, scales in enumerate(skip_scales)
-        ])
-        self.head = GeneratorHead(synchronized_bn=self.synchronized_bn, name="head")
-        self.build((None, self.latent_dim))
-
-    def build(self, input_shape):
-        self.stem.build(input_shape)
-        shape = self.stem.compute_output_shape(tuple(input_shape))
-        for cell in self.gen_cells:
-            cell.build(shape)
-            shape = cell.compute_output_shape(shape)[0]
-        self.head.build(shape)
-
-    def call(self, inputs, training=None):
-        x = self.stem(inputs)
-        cell1, cell2, cell3 = self.gen_cells
-        x, skip1 = cell1(x, training=training)
-        x, skip2 = cell2(x, skip_inputs=[skip1], training=training)
-        x, _ = cell3(x, skip_inputs=[skip1, skip2], training=training)
-        return self.head(x, training=training)
-
-    def compute_output_shape(self, input_shape):
-        side = 8 * self.bottom_width
-        return (input_shape[0], side, side, 3)
+        self._set_cells(
+            [
+                SearchCell(
+                    self.gf,
+                    skip_scales=scales,
+                    affine=False,
+                    alpha_stddev=self.alpha_stddev,
+                    fuse_convs=self.fuse_convs,
+                    synchronized_bn=self.synchronized_bn,
+                    name=f"cell{i + 1}",
+                )
+                for i, scales in enumerate(skip_scales)
+            ],
+            GeneratorHead(synchronized_bn=self.synchronized_bn, name="head"),
+        )
 
     # -- architecture ------------------------------------------------------------
     def mixed_ops(self) -> list[MixedOp]:
         """The 18 `MixedOp`s, in `genotypes.EDGE_NAMES` order."""
-        cell1, cell2, cell3 = self.gen_cells
-        return (
-            cell1.cell_edges
-            + cell2.cell_edges
-            + cell3.cell_edges
-            + cell2.skip_edges
-            + cell3.skip_edges
-        )
+        return self.edge_layers()
 
     @property
     def arch_variables(self) -> list:
@@ -168,14 +137,7 @@ class SearchGenerator(keras.Model):
     def get_config(self):
         return {
             **super().get_config(),
-            "gf": self.gf,
-            "latent_dim": self.latent_dim,
-            "bottom_width": self.bottom_width,
             "alpha_stddev": self.alpha_stddev,
             "fuse_convs": self.fuse_convs,
             "synchronized_bn": self.synchronized_bn,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

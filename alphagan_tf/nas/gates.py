@@ -18,72 +18,25 @@ import keras
 import numpy as np
 from keras import ops
 
-from alphagan_tf.nas.architecture import ArchitectureLayer
-from alphagan_tf.nas.mixed_op import alpha_initializer
+from alphagan_tf.nas.candidate_sum import CandidateSum
 
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")
-class SigmoidGates(ArchitectureLayer):
-    """Sum of `num_candidates` same-shaped tensors, each scaled by its sigmoid gate.
+class SigmoidGates(CandidateSum):
+    """Sum of `num_candidates` same-shaped tensors, each scaled by its sigmoid gate (`CandidateSum`)."""
 
-    Args:
-        num_candidates: how many tensors the call receives (>= 1).
-        alpha_stddev: standard deviation of the gate-logit initialisation
-            (logits near 0, i.e. gates near 0.5).
-
-    Call args:
-        inputs: list of `num_candidates` tensors of one shape.
-
-    Returns:
-        a tensor of that shape.
-    """
-
-    def __init__(self, num_candidates: int, alpha_stddev: float = 1e-3, **kwargs):
-        super().__init__(**kwargs)
-        if num_candidates < 1:
-            raise ValueError(f"num_candidates must be >= 1. Received: {num_candidates}")
-        self.num_candidates = int(num_candidates)
-        self.alpha_stddev = float(alpha_stddev)
-        self.supports_masking = True
-
-    def build(self, input_shape):
-        self.logits = self.add_weight(
-            name="gate_logits",
-            shape=(self.num_candidates,),
-            initializer=alpha_initializer(self.alpha_stddev),
-            trainable=True,
-        )
-        self.built = True
+    logits_name = "gate_logits"
 
     @property
-    def arch_variables(self) -> list:
-        return [self.logits]
+    def logits(self):
+        """The architecture weight: one gate logit per candidate."""
+        return self.candidate_logits
 
-    def gate_values(self):
+    def candidate_weights(self):
         """sigmoid(logits): float32 [num_candidates] in (0, 1)."""
         return ops.sigmoid(ops.convert_to_tensor(self.logits))
 
-    def call(self, inputs):
-        if len(inputs) != self.num_candidates:
-            raise ValueError(
-                f"SigmoidGates expects {self.num_candidates} inputs. Received: {len(inputs)}"
-            )
-        gates = self.gate_values()
-        output = None
-        for j, x in enumerate(inputs):
-            term = gates[j] * x
-            output = term if output is None else output + term
-        return output
-
-    def compute_mask(self, inputs, mask=None):
-        return None  # masks travel as explicit arguments
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
-
-    def get_config(self):
-        return {**super().get_config(), "num_candidates": self.num_candidates,
-                "alpha_stddev": self.alpha_stddev}
+    gate_values = candidate_weights
 
 
 def gated_choices(logits: np.ndarray | Sequence[float], threshold: float = 0.5) -> list[int]:

@@ -11,6 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from alphagan_tf.nas.candidate_sum import weighted_sum
+
 
 def float_mask(mask, like) -> "keras.KerasTensor":
     """bool [B, T] -> float [B, T, 1] in the dtype of `like` (ones if mask is None)."""
@@ -261,11 +263,7 @@ class ClassifierHead(ExplicitMask, keras.layers.Layer):
                 f"ClassifierHead expects {self.num_layers} layer outputs. "
                 f"Received: {len(layer_outputs)}"
             )
-        weights = self.combination_weights()
-        combined = None
-        for i, out in enumerate(layer_outputs):
-            term = weights[i] * out
-            combined = term if combined is None else combined + term
+        combined = weighted_sum(self.combination_weights(), layer_outputs)
         pooled = masked_pool(combined, mask, self.pooling)
         pooled = self.dropout(pooled, training=training)
         return self.classifier(pooled)

@@ -48,14 +48,13 @@ from alphagan_tf.textnas.architecture import OPS, TextArchitecture
 from alphagan_tf.textnas.model import NetworkConfig
 from alphagan_tf.textnas.selection import op_removal_scores, select_by_removal
 from alphagan_tf.textnas.supernet import TextNASSupernet
-from alphagan_tf.utils import seeding
+from alphagan_tf.utils import files, seeding
 from alphagan_tf.textnas.training import (
     BATCH_SIGNATURE,
     classification_loss_fn,
     evaluate,
     make_checkpoint,
     make_predict_fn,
-    write_json,
 )
 
 
@@ -228,7 +227,7 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
             print(f"resumed from {manager.latest_checkpoint} (step {int(global_step.numpy())})")
     # The config of the latest session: a resumed run may change settings that the
     # steps still to come use (e.g. the skip penalty after a weights-only warm-up).
-    write_json(os.path.join(workdir, "search_config.json"), dataclasses.asdict(config))
+    files.write_json_atomic(os.path.join(workdir, "search_config.json"), dataclasses.asdict(config))
 
     weight_batches = sst.BucketBatcher(split.weight_phrases, config.batch_size, config.seed)
     arch_batches = sst.BucketBatcher(split.arch_phrases, config.batch_size, config.seed + 1)
@@ -312,10 +311,10 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
             return SearchResult(None, step, held_out_accuracy)
 
     architecture = model.architecture(config.max_skips)
-    write_json(os.path.join(workdir, "probabilities.json"), model.probabilities())
+    files.write_json_atomic(os.path.join(workdir, "probabilities.json"), model.probabilities())
     if config.op_selection == "removal":
         scores = op_removal_scores(model, predict_fn, held_out_eval)
-        write_json(os.path.join(workdir, "op_removal_scores.json"),
+        files.write_json_atomic(os.path.join(workdir, "op_removal_scores.json"),
                    {"ops": list(OPS), "scores": scores.tolist()})
         architecture = select_by_removal(architecture, scores)
     architecture.save(os.path.join(workdir, "architecture.json"))

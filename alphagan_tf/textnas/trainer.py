@@ -39,9 +39,8 @@ from alphagan_tf.textnas.training import (
     evaluate,
     make_checkpoint,
     make_predict_fn,
-    write_json,
 )
-from alphagan_tf.utils import seeding
+from alphagan_tf.utils import files, seeding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +198,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         if verbose:
             print(f"resumed from {manager.latest_checkpoint} (step {int(global_step.numpy())})")
     dataset.vocab.save(os.path.join(workdir, "vocab.txt"))
-    write_json(os.path.join(workdir, "model_config.json"), {
+    files.write_json_atomic(os.path.join(workdir, "model_config.json"), {
         "architecture": architecture.to_dict(),
         "network": network.to_dict(),
         "max_length": config.max_length,
@@ -223,7 +222,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
                         "dev_accuracy": dev["accuracy"], "dev_loss": dev["loss"]})
         if dev["accuracy"] > best_before:
             model.save_weights(best_path)
-        write_json(history_path, history)
+        files.write_json_atomic(history_path, history)
         with writer.as_default(step=step):
             tf.summary.scalar("dev/sentence_accuracy", dev["accuracy"])
             tf.summary.scalar("dev/sentence_loss", dev["loss"])
@@ -292,7 +291,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         "config": dataclasses.asdict(config),
         "ops": list(architecture.ops),
     }
-    write_json(os.path.join(workdir, "results.json"), results)
+    files.write_json_atomic(os.path.join(workdir, "results.json"), results)
     if verbose:
         print(f"best dev: epoch {best['epoch']} step {best.get('step')}: dev {best['dev_accuracy']:.4f}; "
               f"test {test['accuracy']:.4f} (evaluated once)")

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Callable, Sequence
 
@@ -86,15 +85,6 @@ def make_checkpoint(model: keras.Model, optimizers: dict[str, Any], step: tf.Var
         model=list(model.variables),
         **{name: list(opt.variables) for name, opt in optimizers.items()},
     )
-
-
-def write_json(path: str, data: Any) -> None:
-    """Writes JSON via a temporary file, then renames (never leaves half a file)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def set_threads(num_threads: int) -> None:
