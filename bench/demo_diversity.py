@@ -6,7 +6,8 @@ r"""Digit classes and diversity of the demo's samples (search supernet and retra
 
 For each workdir given, rebuilds the generator from its last checkpoint, draws the 64
 fixed latents its `samples.png` shows (search: the supernet, stateless seed
-[seed, 1234]; retraining: the EMA generator, [seed, 4321]) and prints, for inference
+[seed, 1234]; retraining: the EMA generator, [seed, 4321], and the trained
+generator it averages) and prints, for inference
 mode (moving batch-norm statistics: what samples.png shows) and training mode (batch
 statistics): the number of digit classes the demo classifier predicts among the 64
 (all predictions, and those with softmax >= 0.9), the class histogram, and the
@@ -59,12 +60,15 @@ def search_generator(workdir: str, checkpoint: str | None = None):
     return generator, latents
 
 
-def trained_generator(workdir: str):
-    """The EMA generator of a training workdir, and its sample latents."""
+def trained_generator(workdir: str, live: bool = False):
+    """The EMA generator (or with `live`, the trained one) of a training workdir, and latents."""
     from alphagan_tf.gan.train_loop import load_trained_generator
 
     config = files.read_json(os.path.join(workdir, "train_config.json"))
     generator = load_trained_generator(workdir)
+    if live:  # the same structure, restored from the checkpoint's `generator` instead
+        checkpoint = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+        tf.train.Checkpoint(generator=generator).restore(checkpoint).expect_partial()
     latents = tf.random.stateless_normal(
         [SAMPLES, config["train"]["latent_dim"]], seed=[config["seed"], 4321]
     )
@@ -124,7 +128,8 @@ def main(argv=None) -> int:
         kept = search_checkpoints(workdir) if args.every_checkpoint else [None]
         runs += [(f"search {os.path.basename(c) if c else ''}".strip(), workdir,
                   lambda w, c=c: search_generator(w, c)) for c in kept]
-    runs += [("train", w, trained_generator) for w in args.train]
+    runs += [("train EMA", w, trained_generator) for w in args.train]
+    runs += [("train live G", w, lambda w: trained_generator(w, live=True)) for w in args.train]
     for kind, workdir, load in runs:
         generator, latents = load(workdir)
         for mode, training in (("inference", False), ("training", True)):
