@@ -213,6 +213,9 @@ def test_search_writes_its_results(searcher, tmp_path):
     uniform = 1 / 6
     normal_edge = next(e for e, s in history[-1]["alphas"].items() if s["kind"] == "normal")
     assert np.abs(np.array(history[-1]["alphas"][normal_edge]["softmax"]) - uniform).max() > 0
+    # The diversity signal of every epoch: the fixed-latent samples against real images.
+    ratios = [h["diversity_ratio"] for h in history]
+    assert len(ratios) == 2 and all(np.isfinite(r) and r > 0 for r in ratios), ratios
 
     # `train --init_from=<this workdir>`: the fixed generator starts from the final supernet.
     from alphagan_tf.gan.generator import Generator, transfer_search_weights

@@ -117,6 +117,10 @@ def test_resume_is_exact(tmp_path):
     assert summary["best_fid"] == min(h["fid"] for h in history_a)
     for name in ("samples.png", "train_summary.json"):
         assert os.path.exists(os.path.join(resumed, name)), name
+    # The diversity signal of the final EMA samples, the same after an exact resume.
+    resumed_summary = json.load(open(os.path.join(resumed, "train_summary.json")))
+    assert summary["diversity_ratio"] > 0
+    assert resumed_summary["diversity_ratio"] == pytest.approx(summary["diversity_ratio"], rel=1e-6)
 
     # load_trained_generator gives the EMA generator that was evaluated (at 4, and the best).
     assert _fake_evaluate(load_trained_generator(resumed))["fid"] == pytest.approx(

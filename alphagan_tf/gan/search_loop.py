@@ -7,11 +7,18 @@ it writes in `workdir`:
     checkpoints/            tf.train.CheckpointManager: weights, alphas, every optimizer,
                             data iterators, latent RNG, epoch (one per epoch)
     genotype_history.json   the derived genotype and softmax(alpha) of every epoch
-    tensorboard/            losses, duality gap, alpha heatmaps, genotype text, samples
+    tensorboard/            losses, duality gap, diversity ratio, alpha heatmaps,
+                            genotype text, samples
     genotype.json           the final derived genotype (load with --genotype=PATH)
     alpha_history.png       how each edge's op weights moved
     samples.png             a grid from the final supernet
     search_summary.json     the final numbers
+
+Every epoch the supernet draws the 64 fixed latents of samples.png (inference
+mode) and their diversity ratio against 64 real images of the architecture half
+(`metrics.diversity`: 1 = as spread as the data, 0 = one image) goes to the
+epoch line, TensorBoard (`search/diversity_ratio`) and the history; below
+`diversity.COLLAPSE_THRESHOLD` a warning says the generator may have collapsed.
 
 Re-running with the same workdir resumes from the last checkpoint. Files are
 written atomically (temporary file + rename), so a kill at any moment leaves
@@ -32,6 +39,7 @@ from absl import logging
 from alphagan_tf.gan.discriminator import Discriminator
 from alphagan_tf.gan.search_generator import SearchGenerator
 from alphagan_tf.gan.searcher import BilevelSearcher, SearchConfig
+from alphagan_tf.metrics import diversity
 from alphagan_tf.nas.architecture import softmax
 from alphagan_tf.utils import distribution, files, images, plots, seeding
 from alphagan_tf.utils.typed_config import TypedConfig
@@ -177,12 +185,6 @@ class _Summaries:
         self.writer.flush()
 
 
-def sample_grid(generator: keras.Model, latents: tf.Tensor) -> np.ndarray:
-    """A uint8 picture of the generator's images for fixed latents."""
-    fake = np.asarray(generator(latents, training=False), np.float32)
-    return images.make_grid(fake)
-
-
 def run_search(
     config: SearchRunConfig,
     workdir: str,
@@ -246,6 +248,9 @@ def run_search(
     fixed_latents = tf.random.stateless_normal(
         [64, config.search.latent_dim], seed=[config.seed, 1234]
     )
+    # The diversity reference: 64 real images of the architecture half, from a fresh
+    # iterator (the checkpointed data iterators do not move).
+    real_reference = diversity.first_images(data.arch, 64)
     generator = searcher.generator
     metrics: dict = {}
     start_epoch = int(epoch.numpy())
@@ -266,19 +271,22 @@ def run_search(
         if verbose:
             print(f"Epoch {e}/{config.epochs}")
         metrics = searcher.run_epoch(weight_batches, arch_batches, progbar, epoch=e)
+        fake = np.asarray(generator(fixed_latents, training=False), np.float32)
+        metrics["diversity_ratio"] = diversity.check_and_warn(fake, real_reference, f"epoch {e}").ratio
         genotype = generator.genotype()
         snapshot = alpha_snapshot(generator)
         history.append({"epoch": e, "genotype": genotype.to_dict(), "alphas": snapshot, **metrics})
         files.write_json_atomic(history_path, history)
         summaries.epoch(e, metrics, snapshot, genotype)
         if e % config.sample_every == 0 or e == config.epochs:
-            summaries.samples(e, sample_grid(generator, fixed_latents))
+            summaries.samples(e, images.make_grid(fake))
         epoch.assign(e)
         manager.save(checkpoint_number=e)
         if verbose:
             print(
                 f"epoch {e}: d_loss {metrics['d_loss']:.4f}  g_loss {metrics['g_loss']:.4f}  "
-                f"DG {metrics['duality_gap']:.4f}  ({time.time() - started:.1f}s)  "
+                f"DG {metrics['duality_gap']:.4f}  diversity {metrics['diversity_ratio']:.3f}  "
+                f"({time.time() - started:.1f}s)  "
                 f"ops: {' '.join(genotype.ops())}"
             )
 

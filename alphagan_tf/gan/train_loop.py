@@ -9,8 +9,15 @@ calls. What it writes in `workdir`:
                          latent RNG, iteration; every `checkpoint_every` G iterations
     best/                the checkpoint with the best FID so far (when evaluating)
     eval_history.json    every periodic evaluation (FID, IS, KID, iteration)
-    tensorboard/         losses, sample grids, metrics
+    tensorboard/         losses, sample grids, diversity ratio, metrics
     samples.png          a grid from the EMA generator at the end
+
+Every `sample_every` G iterations and at the end, the EMA generator's 64
+fixed-latent samples (inference mode, what samples.png shows) are compared with
+64 real images (`metrics.diversity`: 1 = as spread as the data, 0 = one image):
+the ratio goes to TensorBoard (`train/diversity_ratio`), a printed line and
+train_summary.json; below `diversity.COLLAPSE_THRESHOLD` a warning says the
+generator may have collapsed.
 
 Re-running the same command resumes exactly where the last checkpoint was.
 """
@@ -32,6 +39,7 @@ from alphagan_tf.gan.discriminator import Discriminator
 from alphagan_tf.gan.generator import Generator
 from alphagan_tf.gan.genotypes import Genotype, load_genotype
 from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
+from alphagan_tf.metrics import diversity
 from alphagan_tf.utils import files, images, seeding
 from alphagan_tf.utils.typed_config import TypedConfig
 
@@ -203,7 +211,22 @@ def run_training(
     if progbar is not None and done:
         progbar.update(min(done, total))
     metrics = {}
+    samples, diversity_ratio = None, None
+    # 64 real images from a fresh iterator (the checkpointed one does not move).
+    real_reference = diversity.first_images(data.dataset, 64)
     started = time.time()
+
+    def sample(iteration: int) -> None:
+        """The EMA generator's fixed-latent samples: diversity check, TensorBoard, a line."""
+        nonlocal samples, diversity_ratio
+        samples = np.asarray(trainer.ema_generator(fixed_latents, training=False), np.float32)
+        diversity_ratio = diversity.check_and_warn(
+            samples, real_reference, f"iteration {iteration}").ratio
+        with writer.as_default(step=iteration):
+            tf.summary.scalar("train/diversity_ratio", diversity_ratio)
+            tf.summary.image("samples_ema", images.make_grid(samples)[None])
+        if verbose:
+            print(f"\niteration {iteration}: diversity ratio {diversity_ratio:.3f}")
 
     def evaluate(iteration: int) -> None:
         result = {k: float(v) for k, v in evaluate_fn(trainer.ema_generator).items()}
@@ -230,17 +253,16 @@ def run_training(
                 for name, value in metrics.items():
                     tf.summary.scalar(f"train/{name}", value)
         if iteration % config.sample_every == 0 or iteration == total:
-            with writer.as_default(step=iteration):
-                grid = images.make_grid(trainer.ema_generator(fixed_latents, training=False).numpy())
-                tf.summary.image("samples_ema", grid[None])
+            sample(iteration)
         if evaluate_fn is not None and (iteration % config.eval_every == 0 or iteration == total):
             evaluate(iteration)
         if iteration % config.checkpoint_every == 0 or iteration == total:
             manager.save(checkpoint_number=iteration)
+    if samples is None:  # nothing left to train (a re-run): the samples of the last checkpoint
+        sample(max(total, done))
     writer.flush()
 
-    images.save_grid(trainer.ema_generator(fixed_latents, training=False).numpy(),
-                     os.path.join(workdir, "samples.png"))
+    images.save_grid(samples, os.path.join(workdir, "samples.png"))
     summary_path = os.path.join(workdir, "train_summary.json")
     summary = {
         "iterations": max(total, done),
@@ -248,6 +270,7 @@ def run_training(
         "final_losses": metrics or files.read_json(summary_path, {}).get("final_losses", {}),
         "evaluations": eval_history,
         "best_fid": float(best_fid.numpy()) if np.isfinite(best_fid.numpy()) else None,
+        "diversity_ratio": diversity_ratio,
         "seconds": time.time() - started,
     }
     files.write_json_atomic(summary_path, summary)
