@@ -26,6 +26,8 @@ EXTRAS = {
     "serving": ["tensorflow-serving-api>=2.21,<2.22", "grpcio>=1.60"],
     # TF-Hub handle for the standard Inception feature extractor.
     "hub": ["tensorflow-hub>=0.16"],
+    # Reading the authors' PyTorch checkpoints (python -m alphagan_tf.convert); CPU is enough.
+    "torch": ["torch>=2.1"],
 }
 EXTRAS["test"] = sorted(
     {
@@ -38,6 +40,9 @@ EXTRAS["test"] = sorted(
         # metric maths through alphagan_tf/metrics/tfgan_compat.py as the
         # reference our IS / FID / KID are checked against.
         "tensorflow-gan==2.1.0",
+        # The parity tests run the authors' PyTorch implementation (../shared/ref) on CPU;
+        # 2.13.0 is the CPU build these machines hold (a range would fetch a CUDA build).
+        "torch==2.13.0",
         *EXTRAS["tflite"],
         *EXTRAS["serving"],
     }
@@ -57,6 +62,7 @@ setup(
     entry_points={
         "console_scripts": [
             "alphagan-search=alphagan_tf.search:run",
+            "alphagan-convert=alphagan_tf.convert:run",
         ]
     },
 )

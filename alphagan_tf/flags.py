@@ -98,6 +98,11 @@ def define_search_flags() -> None:
     flags.DEFINE_integer("inner_steps", 20, "Weight (D) steps per epoch: 20 for alphaGAN(s), 390 for (l).")
     flags.DEFINE_integer("worst_steps", 20, "Worst-case player steps per epoch: 20 (s), 390 (l).")
     flags.DEFINE_integer("outer_steps", 20, "Architecture steps per epoch.")
+    flags.DEFINE_integer(
+        "worst_lr_halving_epoch", 30,
+        "The worst-case players train at g_lr/d_lr up to this epoch, at half after it "
+        "(the reference's train_gan_alpha; 0: never halve).",
+    )
     flags.DEFINE_float("arch_lr", 3e-4, "Architecture Adam learning rate.")
     flags.DEFINE_float("arch_beta1", 0.5, "Architecture Adam beta_1.")
     flags.DEFINE_float("arch_beta2", 0.999, "Architecture Adam beta_2.")
@@ -358,3 +363,22 @@ def define_evaluate_flags() -> None:
     flags.DEFINE_integer(
         "max_examples", None, "--make_stats / real statistics: use at most this many images."
     )
+
+
+@_once
+def define_convert_flags() -> None:
+    """Converting the authors' PyTorch retraining checkpoint into a training workdir."""
+    flags.DEFINE_string(
+        "pytorch_checkpoint", None,
+        "checkpoint.pth written by the authors' train_geno_gan.py (or a generator state dict).",
+    )
+    _define_shared(
+        flags.DEFINE_string, "genotype", None,
+        "The genotype the checkpoint was trained with: a preset (alphaGAN_l, alphaGAN_s) or a "
+        "genotype.json path.",
+    )
+    _define_shared(
+        flags.DEFINE_integer, "bottom_width", 4,
+        "The authors' --bottom_width: 4 for 32x32 (CIFAR-10), 6 for 48x48 (STL-10).",
+    )
+    _define_shared(flags.DEFINE_string, "out", None, "The new training workdir (must not exist).")

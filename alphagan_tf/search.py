@@ -38,6 +38,7 @@ def config_from_flags():
         d_lr=FLAGS.d_lr,
         beta1=FLAGS.beta1,
         beta2=FLAGS.beta2,
+        worst_lr_halving_epoch=FLAGS.worst_lr_halving_epoch,
         arch=ArchOptimizerConfig(
             learning_rate=FLAGS.arch_lr,
             beta_1=FLAGS.arch_beta1,

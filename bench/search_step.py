@@ -93,7 +93,7 @@ def main() -> None:
         searcher.g_step()
         searcher.make_worst_players()
         searcher.worst_d_step(real)
-        searcher.worst_g_step(real)
+        searcher.worst_g_step()
         return searcher.arch_step(real, worst_value)["duality_gap"].numpy()
 
     # DG's second term, V(G_worst, D), is measured once per epoch (not in every alpha
@@ -113,7 +113,7 @@ def main() -> None:
     per_step = {}
     steps = {
         "d_step": (real,), "g_step": (), "worst_d_step": (real,),
-        "worst_g_step": (real,), "arch_step": (real, worst_value), "worst_value_step": (real,),
+        "worst_g_step": (), "arch_step": (real, worst_value), "worst_value_step": (real,),
     }
     for name, step_args in steps.items():
         step = getattr(searcher, name)

@@ -40,8 +40,12 @@ def test_full_size_parameter_count_matches_the_paper(spectral_norm):
     assert abs(count - 1.05e6) / 1.05e6 < 0.01
     # 151,680 + 311,680 + 2 * 295,168 + 128 (linear, no bias).
     assert count == 1_053_824
-    # Only the spectral-norm u vectors are non-trainable (one [1, 128] per conv, [1, 1] for the linear).
-    assert _count(d.non_trainable_variables) == 10 * 128 + 1
+    # Only the spectral-norm vectors are non-trainable: u [1, 128] per conv and [1, 1] for the
+    # linear; the reference semantics also keep v [1, fan_in] (PyTorch's weight_v).
+    u_count = 10 * 128 + 1
+    v_count = (27 + 1152 + 3) + (1152 + 1152 + 128) + 2 * 1152 + 2 * 1152 + 128
+    expected = u_count + (v_count if spectral_norm == "reference" else 0)
+    assert _count(d.non_trainable_variables) == expected
 
 
 @BOTH

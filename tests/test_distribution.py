@@ -42,7 +42,7 @@ def test_two_replicas_give_the_one_device_search(runs):
     one, two = runs["one"], runs["two"]
     assert [h["epoch"] for h in one] == [h["epoch"] for h in two] == [1, 2]
     for a, b in zip(one, two):
-        for name in ("d_loss", "g_loss", "worst_d_value", "worst_g_value", "duality_gap"):
+        for name in ("d_loss", "g_loss", "worst_d_value", "worst_g_loss", "duality_gap"):
             assert b[name] == pytest.approx(a[name], rel=1e-5, abs=1e-5), name
         assert b["genotype"] == a["genotype"]
         alphas_one = flat([e["alpha"] for e in a["alphas"].values()])

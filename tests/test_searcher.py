@@ -84,7 +84,7 @@ def test_worst_players_are_assigned_copies_and_leave_g_d_untouched(searcher):
     assert int(searcher.worst_d_optimizer.optimizer.iterations.numpy()) == 0
     real = next(batches(5))
     searcher.worst_d_step(real)
-    searcher.worst_g_step(real)
+    searcher.worst_g_step()
     assert int(searcher.worst_d_optimizer.optimizer.iterations.numpy()) == 1
     for a, b in zip(values(searcher.discriminator.trainable_variables), d_trainable_before):
         np.testing.assert_array_equal(a, b)
@@ -103,6 +103,16 @@ def _np_value(real_logits, fake_logits):
     return -(np.maximum(0, 1 - real_logits).mean() + np.maximum(0, 1 + fake_logits).mean())
 
 
+def _snapshot(*models):
+    return [[v.numpy() for v in m.variables] for m in models]
+
+
+def _restore(snapshot, *models):
+    for values_, m in zip(snapshot, models):
+        for v, value in zip(m.variables, values_):
+            v.assign(value)
+
+
 def test_duality_gap_of_the_step_equals_its_formula(searcher):
     searcher.run_epoch(batches(1), batches(2))
     real = next(batches(7))
@@ -111,8 +121,12 @@ def test_duality_gap_of_the_step_equals_its_formula(searcher):
     z = rng.normal([TINY.batch_size, TINY.latent_dim])  # the latents the step will draw
     g, d = searcher.generator, searcher.discriminator
     gw, dw = searcher.worst_generator, searcher.worst_discriminator
-    v_g_dworst = _np_value(dw(real, training=False), dw(g(z, training=True), training=False))
-    v_gworst_d = _np_value(d(real, training=False), d(gw(z, training=True), training=False))
+    # Every network in training mode, D called on real then on fake (each call one
+    # spectral-norm power iteration): the expectations are computed from the same state.
+    before = _snapshot(g, d, gw, dw)
+    v_g_dworst = _np_value(dw(real, training=True), dw(g(z, training=True), training=True))
+    v_gworst_d = _np_value(d(real, training=True), d(gw(z, training=True), training=True))
+    _restore(before, g, d, gw, dw)
     rng.reset(state)
     v_worst = searcher.worst_value_step(real)
     np.testing.assert_allclose(float(v_worst), v_gworst_d, rtol=1e-5, atol=1e-6)
@@ -252,3 +266,15 @@ def test_mixed_precision_search_keeps_alphas_and_losses_float32():
     out = searcher.arch_step(next(batches(3)), searcher.worst_value_step(next(batches(4))))
     assert out["duality_gap"].dtype == tf.float32
     assert float(searcher.arch_optimizer.optimizer.dynamic_scale.numpy()) > 1.0
+
+
+def test_worst_case_learning_rates_halve_after_epoch_30_as_the_reference(searcher):
+    c = searcher.config
+    assert c.worst_lr_halving_epoch == 30
+    assert searcher.worst_learning_rates(30) == (c.g_lr, c.d_lr)
+    assert searcher.worst_learning_rates(31) == (c.g_lr / 2, c.d_lr / 2)
+    searcher.make_worst_players(31)
+    np.testing.assert_allclose(float(searcher.worst_g_optimizer.optimizer.learning_rate), c.g_lr / 2)
+    np.testing.assert_allclose(float(searcher.worst_d_optimizer.optimizer.learning_rate), c.d_lr / 2)
+    searcher.make_worst_players(1)
+    np.testing.assert_allclose(float(searcher.worst_d_optimizer.optimizer.learning_rate), c.d_lr)

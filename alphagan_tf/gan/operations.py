@@ -14,13 +14,15 @@ Up candidates (`channels` in and out, spatial size x `scale`, scale 2 or 4):
 
 - ``deconv``: Conv2DTranspose(kernel 2, stride 2, bias) (`TransposedConvUp`); at
   x4 the SAME transposed conv (one set of weights) is applied twice.
-- ``nearest``, ``bilinear``: `keras.layers.UpSampling2D(size=scale)` with that
-  interpolation (bilinear = half-pixel centres, as PyTorch's
-  ``align_corners=False``), no weights.
+- ``nearest``, ``bilinear``: resize x2 with that interpolation (bilinear =
+  half-pixel centres, as PyTorch's ``align_corners=False``), applied log2(scale)
+  times, no weights (`InterpolationUp`). At x4 bilinear is two x2 resizes, as in
+  the reference (`Interpolate_wrapper`), which is not one x4 bilinear resize.
 
 Conventions shared by every op: conv kernels (also depthwise and transposed)
 use glorot_uniform (xavier-uniform) init, biases zeros; batch norms use
-PyTorch's defaults (momentum 0.1 -> Keras momentum 0.9, epsilon 1e-5).
+PyTorch's defaults (momentum 0.1 -> Keras momentum 0.9, epsilon 1e-5) and its
+moving-variance update (`batch_norm.BatchNormalization`).
 
 The registries `NORMAL_OP_FACTORIES` / `UP_OP_FACTORIES` map a name of
 `genotypes.NORMAL_OPS` / `genotypes.UP_OPS` to a factory; `make_normal_op` and
@@ -34,6 +36,7 @@ from typing import Callable
 import keras
 from keras import ops
 
+from alphagan_tf.gan.batch_norm import BatchNormalization
 from alphagan_tf.gan.depthwise import DepthwiseConv2D
 from alphagan_tf.gan.genotypes import NORMAL_OPS, UP_OPS
 from alphagan_tf.nas.tracking import track_layers
@@ -48,6 +51,7 @@ __all__ = [
     "ReLUConv",
     "SepConv",
     "TransposedConvUp",
+    "InterpolationUp",
     "NORMAL_OP_FACTORIES",
     "UP_OP_FACTORIES",
     "make_normal_op",
@@ -59,13 +63,14 @@ __all__ = [
 def batch_norm(
     affine: bool = True, name: str | None = None, synchronized: bool = False
 ) -> keras.layers.Layer:
-    """BatchNormalization with PyTorch's defaults; no gamma/beta if not affine.
+    """BatchNormalization with PyTorch's defaults and moving statistics (`batch_norm.py`);
+    no gamma/beta if not affine.
 
     `synchronized`: under a multi-replica `tf.distribute` strategy, batch
     statistics over the global batch (all replicas), so that N replicas compute
     what one device computes on the whole batch.
     """
-    return keras.layers.BatchNormalization(
+    return BatchNormalization(
         momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON,
         center=affine,
@@ -259,12 +264,89 @@ class TransposedConvUp(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels, "scale": self.scale}
 
 
-def _resize(interpolation: str) -> Callable[[int, int], keras.layers.Layer]:
+def _interleave(even, odd, axis: int):
+    """[..., n, ...] x 2 -> [..., 2n, ...] with even[i] at 2i and odd[i] at 2i + 1 along `axis`."""
+    stacked = ops.stack([even, odd], axis=axis + 1)
+    shape = ops.shape(even)
+    new_shape = [shape[d] for d in range(axis)] + [2 * shape[axis]] + [
+        shape[d] for d in range(axis + 1, len(even.shape))
+    ]
+    return ops.reshape(stacked, new_shape)
+
+
+def upsample2x(x, interpolation: str):
+    """x [B, H, W, C] -> [B, 2H, 2W, C], nearest or bilinear (half-pixel centres).
+
+    Bilinear x2 with half-pixel centres (PyTorch's ``align_corners=False``,
+    `tf.image.resize`'s default) is a fixed two-tap filter along each axis:
+    out[2i] = 0.75 x[i] + 0.25 x[i-1], out[2i+1] = 0.75 x[i] + 0.25 x[i+1], the
+    edge sample repeated at the borders. Written with plain ops it runs in the
+    input's dtype (`tf.image.resize` computes in float32 whatever the input) and
+    its gradient is exact.
+    """
+    for axis in (1, 2):
+        if interpolation == "nearest":
+            x = _interleave(x, x, axis)
+            continue
+        lead = (slice(None),) * axis
+        previous = ops.concatenate([x[lead + (slice(0, 1),)], x[lead + (slice(0, -1),)]], axis=axis)
+        following = ops.concatenate([x[lead + (slice(1, None),)], x[lead + (slice(-1, None),)]],
+                                    axis=axis)
+        x = _interleave(0.75 * x + 0.25 * previous, 0.75 * x + 0.25 * following, axis)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class InterpolationUp(keras.layers.Layer):
+    """The ``nearest`` / ``bilinear`` up ops: a x2 resize applied log2(scale) times.
+
+    Args:
+        interpolation: "nearest" or "bilinear" (half-pixel centres, PyTorch's
+            ``F.interpolate(..., scale_factor=2, align_corners=False)``; `upsample2x`).
+        scale: upsampling factor, a power of two (2 or 4 in this space).
+
+    Call args:
+        inputs: [batch, H, W, C] (H, W known). Returns [batch, H*scale, W*scale, C].
+    """
+
+    def __init__(self, interpolation: str, scale: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        scale = int(scale)
+        if scale < 2 or scale & (scale - 1):
+            raise ValueError(
+                f"InterpolationUp scale must be a power of two >= 2. Received: scale={scale}"
+            )
+        if interpolation not in ("nearest", "bilinear"):
+            raise ValueError(
+                "InterpolationUp interpolation must be 'nearest' or 'bilinear'. "
+                f"Received: interpolation={interpolation!r}"
+            )
+        self.interpolation = interpolation
+        self.scale = scale
+        self.repeats = scale.bit_length() - 1
+
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x = inputs
+        for _ in range(self.repeats):
+            x = upsample2x(x, self.interpolation)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        up = lambda d: None if d is None else d * self.scale  # noqa: E731
+        return (b, up(h), up(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "interpolation": self.interpolation, "scale": self.scale}
+
+
+def _interpolation(interpolation: str) -> Callable[..., keras.layers.Layer]:
     def factory(channels: int, scale: int, name: str | None = None) -> keras.layers.Layer:
         del channels  # resizing keeps the channels
-        return keras.layers.UpSampling2D(
-            size=int(scale), interpolation=interpolation, name=name
-        )
+        return InterpolationUp(interpolation, int(scale), name=name)
 
     return factory
 
@@ -296,8 +378,8 @@ NORMAL_OP_FACTORIES: dict[str, Callable[..., keras.layers.Layer]] = {
 
 UP_OP_FACTORIES: dict[str, Callable[..., keras.layers.Layer]] = {
     "deconv": lambda channels, scale, name=None: TransposedConvUp(channels, scale, name=name),
-    "nearest": _resize("nearest"),
-    "bilinear": _resize("bilinear"),
+    "nearest": _interpolation("nearest"),
+    "bilinear": _interpolation("bilinear"),
 }
 """name -> factory(channels, scale, name=None) -> Layer."""
 

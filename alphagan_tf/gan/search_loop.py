@@ -250,7 +250,7 @@ def run_search(
         )
         if verbose:
             print(f"Epoch {e}/{config.epochs}")
-        metrics = searcher.run_epoch(weight_batches, arch_batches, progbar)
+        metrics = searcher.run_epoch(weight_batches, arch_batches, progbar, epoch=e)
         genotype = generator.genotype()
         snapshot = alpha_snapshot(generator)
         history.append({"epoch": e, "genotype": genotype.to_dict(), "alphas": snapshot, **metrics})

@@ -3,13 +3,16 @@
 One search epoch (spec "Search"):
 
 1. Inner level: `inner_steps` discriminator steps on the weight half of the
-   data, a generator step every `n_critic`-th of them (hinge loss; only network
-   weights move, never alpha).
+   data, each followed by a generator step when the number of discriminator
+   steps taken before it is a multiple of `n_critic` (so the first D step of a
+   search is followed by a G step, as in the reference's `train_gan_parameter`;
+   hinge loss; only network weights move, never alpha).
 2. Worst-case players: the current G and D are *assigned* into two persistent
    copies (G_worst, D_worst), whose optimizers get fresh state; then
-   `worst_steps` steps: D_worst maximises V(G, D_worst) against the current G,
-   G_worst (weights only, its alphas frozen) minimises V(G_worst, D) against the
-   current D.
+   `worst_steps` steps: D_worst maximises V(G, D_worst) (descends the hinge
+   discriminator loss) against the current G, G_worst (weights only, its alphas
+   frozen) descends the hinge generator loss -E[D(G_worst(z))] against the
+   current D, as the reference's `find_worst` does.
 3. Outer level: `outer_steps` architecture steps on the architecture half:
    minimise DG(alpha) = V(G_alpha, D_worst) - V(G_worst, D). Only the first term
    depends on alpha; the second is constant during the outer level (G_worst and
@@ -19,10 +22,17 @@ One search epoch (spec "Search"):
    costs a G_worst forward each time and changes no alpha.)
 
 V(G, D) = -(hinge discriminator loss), for every player (`losses.game_value`).
-Worst-case training uses the weight half of the data; the gap is measured on
-architecture-half batches. The generator runs in training mode (batch
-statistics) throughout the search, as in DARTS; a discriminator runs in
-training mode (one spectral-norm power iteration) only in its own update.
+The inner level uses the weight half of the data; D_worst and the gap use the
+architecture half, as the reference does (`find_worst` and the architect both
+take its `valid_queue`). The worst-case players train at g_lr / d_lr up to epoch
+`worst_lr_halving_epoch` (30) and at half of them after it, as in the
+reference's `train_gan_alpha`. Every network runs in training mode throughout the
+search, as every module of the reference does: generators use batch
+statistics, and every discriminator forward pass (real and fake batches are
+separate calls) advances its spectral-norm power iteration once, as a PyTorch
+`spectral_norm` module in train() mode does. The optimizers are Adam with
+PyTorch's update (`nas/adam.py`). A parity test runs one whole search iteration
+of the authors' code beside this one (tests/test_parity_search.py).
 
 Every step is a `tf.function` compiled once: all variables and optimizer slots
 exist before the first trace, steps take fixed-shape batches and return
@@ -48,6 +58,7 @@ import tensorflow as tf
 import keras
 
 from alphagan_tf.gan import losses
+from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
 from alphagan_tf.utils.distribution import StrategyError
 
@@ -66,6 +77,9 @@ class SearchConfig:
     d_lr: float = 2e-4
     beta1: float = 0.0
     beta2: float = 0.9
+    # The reference's train_gan_alpha: the worst-case players train at g_lr / d_lr up to
+    # this epoch and at half of them after it (0: never halve).
+    worst_lr_halving_epoch: int = 30
     arch: ArchOptimizerConfig = ArchOptimizerConfig()
     jit_compile: bool = False  # XLA-compile the compiled steps (for GPUs; measured on CPU in the README)
     # Players built under Keras' mixed_float16 policy (search_loop.build_searcher) need loss
@@ -87,13 +101,16 @@ class _FreshOptimizer:
         self.optimizer.build(variables)
         self._initial = [v.numpy() for v in self.optimizer.variables]
 
-    def reset(self) -> None:
+    def reset(self, learning_rate: float | None = None) -> None:
+        """Back to 'just built'; optionally with another learning rate."""
         for variable, value in zip(self.optimizer.variables, self._initial):
             variable.assign(value)
+        if learning_rate is not None:
+            self.optimizer.learning_rate.assign(learning_rate)
 
 
 def _adam(learning_rate, beta1, beta2, name, loss_scaling):
-    adam = keras.optimizers.Adam(learning_rate, beta_1=beta1, beta_2=beta2, name=name)
+    adam = PyTorchAdam(learning_rate, beta_1=beta1, beta_2=beta2, name=name)
     return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_loss_scale") if loss_scaling else adam
 
 
@@ -246,18 +263,15 @@ class BilevelSearcher:
 
     @staticmethod
     def _generate(generator, z) -> tf.Tensor:
-        """G(z) in training mode, as float32 (whatever the compute dtype)."""
-        return tf.cast(generator(z, training=True), tf.float32)
+        """G(z) in training mode, as float32 (float16/bfloat16 compute) or float64."""
+        images = generator(z, training=True)
+        return tf.cast(images, keras.backend.result_type(images.dtype, "float32"))
 
     @staticmethod
-    def _logits(discriminator, images, training=False) -> tf.Tensor:
-        return tf.cast(discriminator(images, training=training), tf.float32)
-
-    @classmethod
-    def _real_fake_logits(cls, discriminator, real, fake, training):
-        """One discriminator call on [real; fake] (one power iteration per step)."""
-        logits = cls._logits(discriminator, tf.concat([real, fake], axis=0), training=training)
-        return tf.split(logits, 2, axis=0)
+    def _logits(discriminator, images) -> tf.Tensor:
+        """D(images) in training mode (one spectral-norm power iteration), float32 or float64."""
+        logits = discriminator(images, training=True)
+        return tf.cast(logits, keras.backend.result_type(logits.dtype, "float32"))
 
     def _d_step(self, real: tf.Tensor) -> tf.Tensor:
         loss = self._run(self._d_replica, real, self._latents())
@@ -269,9 +283,8 @@ class BilevelSearcher:
         fake = self._generate(self.generator, z)
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
-            real_logits, fake_logits = self._real_fake_logits(
-                self.discriminator, real, fake, training=True
-            )
+            real_logits = self._logits(self.discriminator, real)
+            fake_logits = self._logits(self.discriminator, fake)
             loss = self._share(losses.hinge_discriminator_loss(real_logits, fake_logits))
             scaled = self.d_optimizer.scale_loss(loss)
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
@@ -299,26 +312,26 @@ class BilevelSearcher:
         variables = self.worst_discriminator.trainable_variables
         optimizer = self.worst_d_optimizer.optimizer
         with tf.GradientTape() as tape:
-            real_logits, fake_logits = self._real_fake_logits(
-                self.worst_discriminator, real, fake, training=True
-            )
+            real_logits = self._logits(self.worst_discriminator, real)
+            fake_logits = self._logits(self.worst_discriminator, fake)
             value = self._share(losses.game_value(real_logits, fake_logits))
             scaled = optimizer.scale_loss(-value)
         optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return value
 
-    def _worst_g_step(self, real: tf.Tensor) -> tf.Tensor:
-        return self._run(self._worst_g_replica, real, self._latents())
+    def _worst_g_step(self) -> tf.Tensor:
+        return self._run(self._worst_g_replica, self._latents())
 
-    def _worst_g_replica(self, real, z):
-        """G_worst's weights minimise V(G_worst, D) against the current D. Returns V."""
+    def _worst_g_replica(self, z):
+        """G_worst's weights descend the hinge G loss against the current D. Returns the loss."""
         variables = self.worst_generator.weight_variables
         optimizer = self.worst_g_optimizer.optimizer
         with tf.GradientTape() as tape:
-            value = self._worst_value_replica(real, z)
-            scaled = optimizer.scale_loss(value)
+            fake = self._generate(self.worst_generator, z)
+            loss = self._share(losses.hinge_generator_loss(self._logits(self.discriminator, fake)))
+            scaled = optimizer.scale_loss(loss)
         optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        return value
+        return loss
 
     def _worst_value_step(self, real: tf.Tensor) -> tf.Tensor:
         return self._run(self._worst_value_replica, real, self._latents())
@@ -356,12 +369,22 @@ class BilevelSearcher:
 
     # -- one epoch ---------------------------------------------------------------
 
-    def make_worst_players(self) -> None:
-        """Assign the current G and D into the worst-case players; fresh optimizers."""
+    def worst_learning_rates(self, epoch: int | None) -> tuple[float, float]:
+        """(G_worst, D_worst) learning rates of `epoch` (1-based): halved after the halving epoch."""
+        c = self.config
+        factor = 0.5 if epoch and c.worst_lr_halving_epoch and epoch > c.worst_lr_halving_epoch else 1.0
+        return c.g_lr * factor, c.d_lr * factor
+
+    def make_worst_players(self, epoch: int | None = None) -> None:
+        """Assign the current G and D into the worst-case players; fresh optimizers.
+
+        `epoch` (1-based) sets their learning rates (`worst_learning_rates`).
+        """
         _assign_all(self.generator, self.worst_generator)
         _assign_all(self.discriminator, self.worst_discriminator)
-        self.worst_g_optimizer.reset()
-        self.worst_d_optimizer.reset()
+        g_lr, d_lr = self.worst_learning_rates(epoch)
+        self.worst_g_optimizer.reset(g_lr)
+        self.worst_d_optimizer.reset(d_lr)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -373,8 +396,12 @@ class BilevelSearcher:
         weight_batches: Iterator[tf.Tensor],
         arch_batches: Iterator[tf.Tensor],
         progbar: keras.utils.Progbar | None = None,
+        epoch: int | None = None,
     ) -> dict[str, float]:
-        """One search epoch. Returns the epoch's mean losses and duality gap."""
+        """One search epoch (`epoch`, 1-based, sets the worst-case learning rates).
+
+        Returns the epoch's mean losses and duality gap.
+        """
         c = self.config
         d_losses, g_losses, worst_d, worst_g, gaps = [], [], [], [], []
         done = 0
@@ -386,18 +413,20 @@ class BilevelSearcher:
                 progbar.update(done, [(k, float(v)) for k, v in values.items()])
 
         for _ in range(c.inner_steps):
+            g_step_due = int(self.d_steps_done.numpy()) % c.n_critic == 0
             d_losses.append(float(self.d_step(next(weight_batches))))
             values = {"d_loss": d_losses[-1]}
-            if int(self.d_steps_done.numpy()) % c.n_critic == 0:
+            if g_step_due:
                 g_losses.append(float(self.g_step()))
                 values["g_loss"] = g_losses[-1]
             tick(**values)
 
-        self.make_worst_players()
+        self.make_worst_players(epoch)
         for _ in range(c.worst_steps):
-            worst_d.append(float(self.worst_d_step(next(weight_batches))))
-            worst_g.append(float(self.worst_g_step(next(weight_batches))))
-            tick(v_g_dworst=worst_d[-1], v_gworst_d=worst_g[-1])
+            # As the reference's find_worst: D_worst trains on the architecture half.
+            worst_d.append(float(self.worst_d_step(next(arch_batches))))
+            worst_g.append(float(self.worst_g_step()))
+            tick(v_g_dworst=worst_d[-1], g_worst_loss=worst_g[-1])
 
         # G_worst and D stay fixed during the outer level: DG's second term is measured
         # once, on one architecture batch, and each alpha step measures the first.
@@ -414,7 +443,7 @@ class BilevelSearcher:
             "d_loss": mean(d_losses),
             "g_loss": mean(g_losses),
             "worst_d_value": mean(worst_d),
-            "worst_g_value": mean(worst_g),
+            "worst_g_loss": mean(worst_g),
             "duality_gap": mean(gaps),
         }
 

@@ -1,15 +1,27 @@
-"""Spectral normalization (Miyato et al., 2018) as in the reference PyTorch code.
+"""Spectral normalization (Miyato et al., 2018) with PyTorch's `spectral_norm` semantics.
 
 Keras 3 ships `keras.layers.SpectralNormalization`, but it *assigns* W / sigma
 back into the kernel on every training call, so the optimizer updates an
 already-normalised kernel and no gradient flows through sigma. PyTorch's
-`spectral_norm` (used by SNGAN / AutoGAN / AlphaGAN) keeps the raw weight W and
-uses W / sigma(W) in the forward pass, with one power iteration per training
-step on a persistent vector u (u and v are constants for the gradient). These
-layers do the latter.
+`torch.nn.utils.spectral_norm` (used by SNGAN / AutoGAN / AlphaGAN, and so by
+the authors' discriminators) keeps the raw weight W and uses W / sigma(W) in
+the forward pass. These layers compute exactly what it computes (a parity test
+runs the authors' discriminator side by side):
 
-`u` is a non-trainable weight: it is not counted as a parameter, but it is part
-of the layer's state (checkpoints and worst-case copies carry it).
+- state: two non-trainable vectors, `u` [1, out] and `v` [1, fan_in], where
+  W is the kernel reshaped to [fan_in, out] (PyTorch's [out, fan_in] matrix,
+  transposed; fan_in in Keras' kernel order (kh, kw, in), not PyTorch's
+  (in, kh, kw): `alphagan_tf.interop` permutes v when converting);
+- every call with training=True runs `power_iterations` power iterations,
+  v = normalize(W u), u = normalize(W^T v), and stores u and v; every call
+  (training or not) then uses sigma = u . (W^T v), with u and v constant for
+  the gradient. So each training-mode forward pass advances the iteration once,
+  as each forward of a PyTorch module in train() mode does;
+- inference calls (training=False/None) use the stored u and v as they are,
+  without iterating (PyTorch's eval() mode);
+- normalize(x) = x / max(||x||, eps), eps = 1e-12 (`torch.nn.functional.normalize`).
+
+The power iteration runs in float32 for float16 / bfloat16 kernels (float64 for float64).
 """
 
 from __future__ import annotations
@@ -19,35 +31,43 @@ from keras import ops
 
 
 def _l2_normalize(x, eps: float):
-    return x / (ops.sqrt(ops.sum(ops.square(x))) + eps)
+    """x / max(||x||, eps), as `torch.nn.functional.normalize`."""
+    return x / ops.maximum(ops.sqrt(ops.sum(ops.square(x))), eps)
 
 
 class _SpectralMixin:
     """Shared power iteration for layers that own a `kernel` of [..., out]."""
 
-    def _build_u(self):
-        out_dim = self.kernel.shape[-1]
+    def _build_vectors(self):
+        shape = tuple(self.kernel.shape)
+        fan_in = 1
+        for d in shape[:-1]:
+            fan_in *= int(d)
+        normal = keras.initializers.RandomNormal(stddev=1.0)
         self.u = self.add_weight(
-            name="sn_u",
-            shape=(1, out_dim),
-            initializer=keras.initializers.RandomNormal(stddev=1.0),
-            trainable=False,
+            name="sn_u", shape=(1, shape[-1]), initializer=normal, trainable=False,
+            autocast=False,
+        )
+        self.v = self.add_weight(
+            name="sn_v", shape=(1, fan_in), initializer=normal, trainable=False,
             autocast=False,
         )
 
     def normalized_kernel(self, training=None):
-        """W / sigma(W), with sigma from one power iteration (u updated if training)."""
-        # float32 power iteration whatever the compute dtype (mixed precision).
+        """W / sigma(W); with training, `power_iterations` iterations first (u, v stored)."""
         kernel = ops.convert_to_tensor(self.kernel)
-        w = ops.reshape(ops.cast(kernel, "float32"), (-1, kernel.shape[-1]))  # [fan_in, out]
-        u = ops.cast(ops.convert_to_tensor(self.u), "float32")
-        for _ in range(self.power_iterations):
-            v = _l2_normalize(ops.matmul(u, ops.transpose(w)), self.eps)  # [1, fan_in]
-            u = _l2_normalize(ops.matmul(v, w), self.eps)  # [1, out]
-        u = ops.stop_gradient(u)
-        v = ops.stop_gradient(v)
+        dtype = keras.backend.result_type(kernel.dtype, "float32")  # float32, or float64
+        w = ops.reshape(ops.cast(kernel, dtype), (-1, kernel.shape[-1]))  # [fan_in, out]
+        u = ops.cast(ops.convert_to_tensor(self.u), dtype)  # [1, out]
+        v = ops.cast(ops.convert_to_tensor(self.v), dtype)  # [1, fan_in]
         if training:
+            for _ in range(self.power_iterations):
+                v = _l2_normalize(ops.matmul(u, ops.transpose(w)), self.eps)
+                u = _l2_normalize(ops.matmul(v, w), self.eps)
+            u = ops.stop_gradient(u)
+            v = ops.stop_gradient(v)
             self.u.assign(u)
+            self.v.assign(v)
         sigma = ops.sum(ops.matmul(v, w) * u)
         return kernel / ops.cast(sigma, kernel.dtype)
 
@@ -63,7 +83,7 @@ class SpectralConv2D(_SpectralMixin, keras.layers.Conv2D):
 
     def build(self, input_shape):
         super().build(input_shape)
-        self._build_u()
+        self._build_vectors()
 
     def call(self, inputs, training=None):
         outputs = self.convolution_op(inputs, self.normalized_kernel(training))
@@ -88,7 +108,7 @@ class SpectralDense(_SpectralMixin, keras.layers.Dense):
 
     def build(self, input_shape):
         super().build(input_shape)
-        self._build_u()
+        self._build_vectors()
 
     def call(self, inputs, training=None):
         outputs = ops.matmul(inputs, self.normalized_kernel(training))

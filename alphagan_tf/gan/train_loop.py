@@ -104,6 +104,11 @@ def initialize_from_search(generator: Generator, search_workdir: str) -> None:
     transfer_search_weights(supernet, generator)
 
 
+def _has_data_iterator(checkpoint_path: str) -> bool:
+    """Whether a training checkpoint holds the data iterator (a converted one does not)."""
+    return any(name.startswith("real_batches/") for name, _ in tf.train.list_variables(checkpoint_path))
+
+
 def run_training(
     config: TrainRunConfig,
     workdir: str,
@@ -150,7 +155,11 @@ def run_training(
     best_manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "best"),
                                               max_to_keep=1)
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        status = checkpoint.restore(manager.latest_checkpoint)
+        if _has_data_iterator(manager.latest_checkpoint):
+            status.assert_existing_objects_matched()
+        else:  # converted from the authors' PyTorch checkpoint (alphagan_tf.convert): new data order
+            status.expect_partial()
         if verbose:
             print(f"Resuming from {manager.latest_checkpoint}.")
     elif config.init_from:

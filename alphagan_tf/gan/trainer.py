@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from alphagan_tf.gan import losses
 from alphagan_tf.gan.ema import WeightEMA
+from alphagan_tf.nas.adam import PyTorchAdam
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,8 +83,8 @@ class GANTrainer:
         discriminator(tf.zeros([2, *image_shape]), training=False)
 
         adam = dict(beta_1=config.beta1, beta_2=config.beta2)
-        self.g_optimizer = keras.optimizers.Adam(config.g_lr, name="g_adam", **adam)
-        self.d_optimizer = keras.optimizers.Adam(config.d_lr, name="d_adam", **adam)
+        self.g_optimizer = PyTorchAdam(config.g_lr, name="g_adam", **adam)
+        self.d_optimizer = PyTorchAdam(config.d_lr, name="d_adam", **adam)
         self.g_optimizer.build(generator.trainable_variables)
         self.d_optimizer.build(discriminator.trainable_variables)
         self.ema = WeightEMA(generator, ema_generator, config.ema_decay)
@@ -101,8 +102,9 @@ class GANTrainer:
         fake = self.generator(self._latents(self.config.d_batch_size), training=True)
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
-            logits = self.discriminator(tf.concat([real, fake], axis=0), training=True)
-            real_logits, fake_logits = tf.split(logits, [tf.shape(real)[0], tf.shape(fake)[0]])
+            # Two training-mode calls, each one spectral-norm power iteration, as the reference.
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
             loss = losses.hinge_discriminator_loss(real_logits, fake_logits)
         self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
@@ -111,7 +113,7 @@ class GANTrainer:
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generator(self._latents(self.config.g_batch_size), training=True)
-            loss = losses.hinge_generator_loss(self.discriminator(fake, training=False))
+            loss = losses.hinge_generator_loss(self.discriminator(fake, training=True))
         self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         self.ema.update()
         self.g_iterations_done.assign_add(1)

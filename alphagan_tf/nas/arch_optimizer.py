@@ -3,7 +3,8 @@
 The papers use Adam(lr 3e-4, betas (0.5, 0.999), weight_decay 1e-3) in PyTorch,
 where weight decay is *coupled* L2: the gradient becomes g + wd * alpha before
 the Adam moments see it. Keras' `weight_decay` is decoupled (AdamW), so we add
-the L2 term to the gradients ourselves and keep the paper's semantics.
+the L2 term to the gradients ourselves and keep the paper's semantics; the Adam
+is PyTorch's update (`nas/adam.py`: epsilon 1e-8 after the bias correction).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Sequence
 
 import keras
 import tensorflow as tf
+
+from alphagan_tf.nas.adam import PyTorchAdam
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +36,7 @@ class ArchitectureOptimizer:
     def __init__(self, config: ArchOptimizerConfig = ArchOptimizerConfig(),
                  loss_scaling: bool = False):
         self.config = config
-        self.adam = keras.optimizers.Adam(
+        self.adam = PyTorchAdam(
             learning_rate=config.learning_rate,
             beta_1=config.beta_1,
             beta_2=config.beta_2,

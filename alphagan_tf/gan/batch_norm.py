@@ -1,0 +1,51 @@
+"""Batch normalization with PyTorch's moving statistics.
+
+`torch.nn.BatchNorm2d` (the authors' generators) normalizes a training batch
+with its biased variance, as Keras does, but updates the running variance with
+the *unbiased* one (Bessel's correction, n / (n - 1), n = batch x height x
+width); Keras' `BatchNormalization` uses the biased one for both. This layer is
+Keras' with PyTorch's update, so that moving statistics (used in inference mode:
+sampling, the exported generator) follow the reference's after training (a
+parity test runs the authors' generator side by side). Everything else is
+Keras' layer: arguments, weights, inference, synchronized batch statistics
+(then n counts the elements of every replica).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="alphagan_tf")
+class BatchNormalization(keras.layers.BatchNormalization):
+    """keras.layers.BatchNormalization; the moving variance takes the unbiased batch variance."""
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None or self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+        mean, variance = self._moments(x, mask)
+        shape = tf.shape(x)
+        count = tf.cast(
+            tf.reduce_prod(tf.gather(shape, list(self._reduction_axes))), variance.dtype
+        )
+        replica_context = tf.distribute.get_replica_context()
+        if self.synchronized and replica_context is not None:
+            count = count * replica_context.num_replicas_in_sync
+        unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
+        momentum = self.momentum
+        self.moving_mean.assign(
+            ops.cast(self.moving_mean, x.dtype) * momentum + mean * (1.0 - momentum)
+        )
+        self.moving_variance.assign(
+            ops.cast(self.moving_variance, x.dtype) * momentum + unbiased * (1.0 - momentum)
+        )
+        gamma = ops.cast(self.gamma, x.dtype) if self.scale else None
+        beta = ops.cast(self.beta, x.dtype) if self.center else None
+        outputs = ops.batch_normalization(
+            x=x, mean=mean, variance=variance, axis=self.axis, offset=beta, scale=gamma,
+            epsilon=self.epsilon,
+        )
+        return ops.cast(outputs, self.compute_dtype)

@@ -1,0 +1,1 @@
+"""Interoperability with the authors' PyTorch implementation (weights by name, checkpoints)."""
