@@ -231,6 +231,23 @@ def test_enas_search_resumes_exactly_and_derives_a_trainable_architecture(sst_di
     assert stopped.architecture is None
     resumed = run_search(_enas_config(sst_dir), str(tmp_path / "resumed"), verbose=False)
     assert resumed.global_step == straight.global_step
+    # Exact resume: every checkpointed tensor (child weights and Adam, controller weights and Adam,
+    # reward baseline, controller step count) equals the uninterrupted run's.
+    a = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "straight" / "checkpoints")))
+    b = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "resumed" / "checkpoints")))
+    def values(reader):  # the variables (not the object graph, whose layer names differ per run)
+        return sorted(n for n in reader.get_variable_to_shape_map()
+                      if n.endswith("VARIABLE_VALUE") and not n.startswith("save_counter"))
+
+    names = values(a)
+    assert values(b) == names
+    groups = {g: [n for n in names if n.startswith(g + "/")]
+              for g in ("model", "controller", "controller_state", "weight_optimizer")}
+    assert all(groups.values()), {g: len(v) for g, v in groups.items()}
+    baseline = [n for n in groups["controller_state"] if n.startswith("controller_state/0/")]
+    assert len(baseline) == 1 and a.get_tensor(baseline[0]) != 0  # trained, not the initial 0
+    for name in names:
+        np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
     scores = json.loads((tmp_path / "straight" / "derive_scores.json").read_text())
     assert scores == json.loads((tmp_path / "resumed" / "derive_scores.json").read_text())
     assert len(scores) == 4
