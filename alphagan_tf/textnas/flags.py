@@ -40,6 +40,12 @@ _define("integer", "checkpoint_every", 500, "Steps between checkpoints (also at 
 _define("integer", "max_steps", 0, "Stop (resumably) after this many steps (0 = run to the end).")
 
 # Search.
+_define("enum", "algorithm", "darts",
+        "How textnas.search explores the space: darts (softmax relaxation + first-order "
+        "bi-level steps; our design), enas (TextNAS's own: LSTM controller trained by REINFORCE, "
+        "one sampled architecture per step on shared weights) or random_ws (enas with uniform "
+        "sampling and no controller: the control).",
+        enum_values=["darts", "enas", "random_ws"])
 _define("integer", "search_layers", 24, "Layers L of the search network.")
 _define("integer", "search_units", 32, "Width H during the search.")
 _define("float", "search_embedding_dropout", 0.3, "Dropout on the embeddings during the search.")
@@ -61,6 +67,20 @@ _define("float", "search_skip_penalty", 0.0,
         "Weight of the mean skip gate added to the architecture loss (0 = none; our design).")
 _define("integer", "search_max_skips", 0,
         "Derive at most this many skips per layer, the largest gates (0 = every gate > 0.5).")
+
+# ENAS (--algorithm=enas; random_ws uses only --derive_samples).
+_define("integer", "controller_units", 64, "Hidden units of the controller LSTM.")
+_define("float", "controller_learning_rate", 2e-3, "Adam learning rate of the controller.")
+_define("float", "controller_entropy_weight", 1e-4, "Weight of the sample entropy added to the reward.")
+_define("float", "controller_baseline_decay", 0.99, "Decay of the moving-average reward baseline.")
+_define("float", "controller_skip_target", 0.4, "Skip probability the skip penalty pulls toward.")
+_define("float", "controller_skip_weight", 0.8, "Weight of the skip penalty (KL to the target).")
+_define("float", "controller_clipnorm", 5.0, "Global gradient-norm clip of the controller (0 = none).")
+_define("integer", "controller_every", 50, "Child steps between controller phases (after warm-up).")
+_define("integer", "controller_steps", 10, "Controller steps per phase, each on one held-out batch.")
+_define("integer", "derive_samples", 50,
+        "enas / random_ws: architectures sampled at the end and scored on the held-out sentences "
+        "with the shared weights; the best is the result.")
 
 # Retraining.
 _define("string", "architecture", None,
@@ -105,10 +125,12 @@ def _optional(value: int) -> int | None:
 def search_config_from_flags():
     """The search's typed config from the parsed flags."""
     from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
+    from alphagan_tf.textnas.controller import ControllerConfig
     from alphagan_tf.textnas.searcher import SearchConfig
 
     return SearchConfig(
         sst_dir=FLAGS.sst_dir,
+        algorithm=FLAGS.algorithm,
         task=FLAGS.task,
         max_length=FLAGS.max_length,
         held_out_fraction=FLAGS.held_out_fraction,
@@ -136,6 +158,18 @@ def search_config_from_flags():
         skip_penalty=FLAGS.search_skip_penalty,
         max_skips=FLAGS.search_max_skips,
         op_selection=FLAGS.search_op_selection,
+        controller=ControllerConfig(
+            units=FLAGS.controller_units,
+            learning_rate=FLAGS.controller_learning_rate,
+            entropy_weight=FLAGS.controller_entropy_weight,
+            baseline_decay=FLAGS.controller_baseline_decay,
+            skip_target=FLAGS.controller_skip_target,
+            skip_weight=FLAGS.controller_skip_weight,
+            clipnorm=FLAGS.controller_clipnorm,
+        ),
+        controller_every=FLAGS.controller_every,
+        controller_steps=FLAGS.controller_steps,
+        derive_samples=FLAGS.derive_samples,
         seed=FLAGS.seed,
         log_every=FLAGS.log_every,
         checkpoint_every=FLAGS.checkpoint_every,

@@ -1,7 +1,11 @@
 """TextNAS search on SST: `python -m alphagan_tf.textnas.search --flagfile=configs/sst2.cfg --workdir=DIR`.
 
-Writes DIR/architecture.json (plus checkpoints, TensorBoard scalars, per-epoch
-architectures); rerunning the same command resumes from the last checkpoint.
+`--algorithm` chooses how: darts (the softmax relaxation, our design), enas
+(TextNAS's own: an LSTM controller trained by REINFORCE on shared weights) or
+random_ws (the same shared-weight training on uniform samples: the control).
+Writes DIR/architecture.json (plus checkpoints, TensorBoard scalars); rerunning
+the same command resumes from the last checkpoint, or derives again when the
+search is finished.
 """
 
 from absl import app, flags

@@ -1,4 +1,10 @@
-"""Differentiable TextNAS search on SST (first-order, alternating).
+"""TextNAS search on SST: the config, the dispatch, and the differentiable search (darts).
+
+`run_search` runs `config.algorithm`: "darts" (below, our relaxation) or the
+sampling searches on shared weights, "enas" (TextNAS's own) and "random_ws"
+(its uniform control), in `sampling_search.py`.
+
+The differentiable search (first-order, alternating):
 
 The train trees are split (seeded) into a weight part and a held-out
 architecture part (`data.load_search_split`; dev and test are never touched).
@@ -45,6 +51,7 @@ from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerC
 from alphagan_tf.nas.bilevel import AlternatingSteps
 from alphagan_tf.textnas import data as sst
 from alphagan_tf.textnas.architecture import OPS, TextArchitecture
+from alphagan_tf.textnas.controller import ControllerConfig
 from alphagan_tf.textnas.model import NetworkConfig
 from alphagan_tf.textnas.selection import op_removal_scores, select_by_removal
 from alphagan_tf.textnas.supernet import TextNASSupernet
@@ -61,6 +68,10 @@ from alphagan_tf.textnas.training import (
 #: How the final op of each layer is read from the trained supernet.
 OP_SELECTIONS = ("argmax", "removal")
 
+#: How the space is searched: the differentiable relaxation (ours), ENAS (the
+#: paper's), uniform sampling on shared weights (ENAS's control).
+ALGORITHMS = ("darts", "enas", "random_ws")
+
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
@@ -68,6 +79,7 @@ class SearchConfig:
 
     Attributes:
         sst_dir: folder with train.txt (dev/test are not read by the search).
+        algorithm: one of `ALGORITHMS`.
         task: "sst2" or "sst5".
         max_length: tokens kept per phrase.
         held_out_fraction: share of train trees held out for the architecture step.
@@ -93,13 +105,19 @@ class SearchConfig:
         op_selection: "argmax" (largest op alpha) or "removal" (the op whose
             removal raises the held-out loss most; `selection.py`, our
             adaptation of perturbation-based selection).
-        seed: initialisation, split and batch order.
+        controller: enas: the controller and its REINFORCE settings.
+        controller_every: enas: child steps between controller phases (after warm-up).
+        controller_steps: enas: controller steps per phase.
+        derive_samples: enas, random_ws: architectures sampled and scored on
+            the held-out sentences at the end; the best is the result.
+        seed: initialisation, split, batch order and sampling.
         log_every: steps between TensorBoard scalar writes.
         checkpoint_every: steps between checkpoints (also at every epoch end).
         max_steps: stop (resumably) after this many global steps; None = run out.
     """
 
     sst_dir: str
+    algorithm: str = "darts"
     task: str = "sst2"
     max_length: int = 64
     held_out_fraction: float = 0.1
@@ -122,12 +140,18 @@ class SearchConfig:
     skip_penalty: float = 0.0
     max_skips: int = 0
     op_selection: str = "argmax"
+    controller: ControllerConfig = ControllerConfig()
+    controller_every: int = 50
+    controller_steps: int = 10
+    derive_samples: int = 50
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 500
     max_steps: int | None = None
 
     def __post_init__(self):
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}. Received: {self.algorithm!r}")
         sst.check_task(self.task)
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1. Received: {self.epochs}")
@@ -142,6 +166,10 @@ class SearchConfig:
         if self.skip_penalty < 0 or self.max_skips < 0:
             raise ValueError(f"skip_penalty and max_skips must be >= 0. Received: "
                              f"skip_penalty={self.skip_penalty}, max_skips={self.max_skips}")
+        if min(self.controller_every, self.controller_steps, self.derive_samples) < 1:
+            raise ValueError(
+                "controller_every, controller_steps and derive_samples must be >= 1. Received: "
+                f"{self.controller_every}, {self.controller_steps}, {self.derive_samples}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,13 +203,17 @@ def skip_penalised_loss_fn(model: TextNASSupernet, loss_fn, skip_penalty: float)
 
 
 def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> SearchResult:
-    """Runs (or resumes) a search; returns the derived architecture.
+    """Runs (or resumes) a search of `config.algorithm`; returns the derived architecture.
 
     Args:
         config: the run's settings.
         workdir: output folder (created); an existing checkpoint there is resumed.
         verbose: progress bar and epoch summaries on stdout.
     """
+    if config.algorithm != "darts":
+        from alphagan_tf.textnas.sampling_search import run_sampling_search
+
+        return run_sampling_search(config, workdir, verbose)
     os.makedirs(workdir, exist_ok=True)
     seeding.seed_everything(config.seed)
     split = sst.load_search_split(

@@ -10,16 +10,25 @@ Relaxation (our design; TextNAS itself searches with ENAS, see the spec):
 Layer i output = MaskedBN( MixedOp(InputChoice(candidates)) + SigmoidGates(skips) ).
 Derivation: argmax op, argmax input, skips whose gate > 0.5.
 
+Sampled path (ENAS-style weight sharing, `call(ids, architecture=...)`): the same
+weights run as ONE discrete architecture given as tensors (`encoding.py`):
+layer i reads its chosen input, runs only its chosen candidate
+(`tf.switch_case`: the other seven are not executed, their weights get zero
+gradients and their batch statistics are not updated), adds its chosen skips
+and applies its batch normalisation. The alphas are not used on this path.
+
 `arch_variables` order: for layer 0 .. L-1: [op alpha, input alpha (layers >= 1),
 skip gate logits (layers >= 1)].
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from alphagan_tf.nas.architecture import (
@@ -70,6 +79,9 @@ class SearchLayer(ExplicitMask, ArchitectureLayer):
             each float [B, T, H].
         skips: list of the outputs of layers 0 .. i-1.
         mask: bool [B, T].
+        choice: None (the relaxed layer) or one discrete choice as tensors
+            (op index int32 [], input position int32 [] into `inputs`,
+            skip indicators [i] (0/1)): only that path is computed.
     """
 
     def __init__(self, layer_index: int, units: int, alpha_stddev: float = 1e-3, **kwargs):
@@ -111,11 +123,27 @@ class SearchLayer(ExplicitMask, ArchitectureLayer):
             out += self.skip_gates.arch_variables
         return out
 
-    def call(self, inputs, skips=(), mask=None, training=None):
+    def call(self, inputs, skips=(), mask=None, training=None, choice=None):
+        if choice is not None:
+            return self._sampled_call(inputs, skips, mask, training, *choice)
         x = inputs[0] if self.input_choice is None else self.input_choice(list(inputs))
         y = self.mixed_op(x, training=training, mask=mask)
         if self.skip_gates is not None:
             y = y + self.skip_gates(list(skips))
+        return self.norm(y, mask=mask, training=training)
+
+    def _run_candidate(self, index: int, x, mask, training):
+        return self.mixed_op.candidates[index](x, training=training, mask=mask)
+
+    def _sampled_call(self, inputs, skips, mask, training, op_index, input_position, skip_row):
+        x = inputs[0] if len(inputs) == 1 else tf.gather(tf.stack(list(inputs)), input_position)
+        y = tf.switch_case(op_index, [
+            functools.partial(self._run_candidate, k, x, mask, training)
+            for k in range(len(OPS))
+        ])
+        if self.num_skips:
+            weights = tf.cast(skip_row, y.dtype)
+            y = tf.add_n([y] + [weights[j] * skips[j] for j in range(self.num_skips)])
         return self.norm(y, mask=mask, training=training)
 
     def probabilities(self) -> dict[str, Any]:
@@ -153,6 +181,10 @@ class TextNASSupernet(keras.Model):
 
     Call args:
         ids: int32 [B, T], 0 = padding.
+        architecture: None (the relaxed network: every candidate, weighted by
+            the alphas) or one architecture as tensors `(ops int32 [L],
+            inputs int32 [L], skips int [L, L])` (`encoding.py`): the sampled
+            path, one candidate per layer.
 
     Returns:
         logits float32 [B, num_classes].
@@ -187,12 +219,18 @@ class TextNASSupernet(keras.Model):
         model(ops.ones((1, 2), dtype="int32"), training=False)
         return model
 
-    def call(self, ids, training=None):
+    def call(self, ids, training=None, architecture=None):
         mask = ops.not_equal(ids, 0)
         outputs = [self.stem(ids, training=training)]  # outputs[j + 1] = layer j
         for i, layer in enumerate(self.search_layers):
-            inputs = [outputs[j + 1] for j in input_candidates(i)]
-            outputs.append(layer(inputs, skips=outputs[1:], mask=mask, training=training))
+            candidates = input_candidates(i)
+            inputs = [outputs[j + 1] for j in candidates]
+            choice = None
+            if architecture is not None:
+                op_indices, sources, skips = architecture
+                choice = (op_indices[i], sources[i] - candidates[0], skips[i, :i])
+            outputs.append(layer(inputs, skips=outputs[1:], mask=mask, training=training,
+                                 choice=choice))
         return self.head(outputs[1:], mask=mask, training=training)
 
     @property

@@ -42,20 +42,31 @@ def smoothed_cross_entropy(labels, logits, label_smoothing: float = 0.0):
         one_hot, logits, from_logits=True, label_smoothing=label_smoothing))
 
 
-def classification_loss_fn(model: keras.Model, label_smoothing: float = 0.0) -> Callable:
-    """loss_fn(ids, labels) -> (mean cross-entropy, {"accuracy": ...}) in training mode.
+def batch_accuracy(logits, labels):
+    """Share of argmax(logits) == labels: float32 scalar in [0, 1].
 
-    With `label_smoothing` > 0 the loss is `smoothed_cross_entropy` (the
-    reported accuracy is unaffected).
+    Args:
+        logits: float [B, num_classes].
+        labels: int [B].
+    """
+    correct = keras.ops.equal(keras.ops.argmax(logits, axis=-1), keras.ops.cast(labels, "int64"))
+    return keras.ops.mean(keras.ops.cast(correct, "float32"))
+
+
+def classification_loss_fn(model: keras.Model, label_smoothing: float = 0.0) -> Callable:
+    """loss_fn(ids, labels, **call_kwargs) -> (mean cross-entropy, {"accuracy": ...}) in training mode.
+
+    `call_kwargs` go to the model (e.g. the supernet's `architecture=`). With
+    `label_smoothing` > 0 the loss is `smoothed_cross_entropy` (the reported
+    accuracy is unaffected).
     """
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1). Received: {label_smoothing}")
 
-    def loss_fn(ids, labels):
-        logits = model(ids, training=True)
+    def loss_fn(ids, labels, **call_kwargs):
+        logits = model(ids, training=True, **call_kwargs)
         loss = smoothed_cross_entropy(labels, logits, label_smoothing)
-        correct = keras.ops.equal(keras.ops.argmax(logits, axis=-1), keras.ops.cast(labels, "int64"))
-        return loss, {"accuracy": keras.ops.mean(keras.ops.cast(correct, "float32"))}
+        return loss, {"accuracy": batch_accuracy(logits, labels)}
 
     return loss_fn
 
@@ -78,12 +89,18 @@ def evaluate(predict_fn: Callable, batches: Sequence[tuple[np.ndarray, np.ndarra
     return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1)}
 
 
-def make_checkpoint(model: keras.Model, optimizers: dict[str, Any], step: tf.Variable) -> tf.train.Checkpoint:
-    """A checkpoint of every model variable, every optimizer variable and the step."""
+def make_checkpoint(model: keras.Model, optimizers: dict[str, Any], step: tf.Variable,
+                    **more_variables: Sequence[tf.Variable]) -> tf.train.Checkpoint:
+    """A checkpoint of every model variable, every optimizer variable and the step.
+
+    `more_variables` (name -> variables) adds further state, e.g. a search
+    controller's variables and its reward baseline.
+    """
     return tf.train.Checkpoint(
         step=step,
         model=list(model.variables),
         **{name: list(opt.variables) for name, opt in optimizers.items()},
+        **{name: list(variables) for name, variables in more_variables.items()},
     )
 
 
