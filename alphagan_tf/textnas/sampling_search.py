@@ -55,7 +55,8 @@ from alphagan_tf.textnas.encoding import EncodedArchitecture, decode, encode
 from alphagan_tf.textnas.model import NetworkConfig
 from alphagan_tf.textnas.reinforce import ReinforceTrainer
 from alphagan_tf.textnas.supernet import TextNASSupernet
-from alphagan_tf.textnas.training import make_checkpoint, write_json
+from alphagan_tf.textnas.training import make_checkpoint
+from alphagan_tf.utils import files, seeding
 
 #: Seed streams: what a stateless draw is for.
 CHILD, CONTROLLER, DERIVE, EPOCH_EVAL = range(4)
@@ -121,7 +122,7 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
     if config.algorithm not in ("enas", "random_ws"):
         raise ValueError(f"run_sampling_search runs enas or random_ws. Received: {config.algorithm!r}")
     os.makedirs(workdir, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
+    seeding.seed_everything(config.seed)
     split = sst.load_search_split(
         config.sst_dir, config.task, config.held_out_fraction, seed=config.seed,
         max_length=config.max_length, dedup_phrases=config.dedup_phrases,
@@ -164,7 +165,7 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
         checkpoint.restore(manager.latest_checkpoint).assert_consumed()
         if verbose:
             print(f"resumed from {manager.latest_checkpoint} (step {int(global_step.numpy())})")
-    write_json(os.path.join(workdir, "search_config.json"), dataclasses.asdict(config))
+    files.write_json_atomic(os.path.join(workdir, "search_config.json"), dataclasses.asdict(config))
 
     weight_batches = sst.BucketBatcher(split.weight_phrases, config.batch_size, config.seed)
     arch_batches = sst.BucketBatcher(split.arch_phrases, config.batch_size, config.seed + 1)
@@ -236,7 +237,7 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
 
     architecture, scores = derive_by_sampling(sampler, child, held_out_eval, config.seed,
                                               config.derive_samples)
-    write_json(os.path.join(workdir, "derive_scores.json"), scores)
+    files.write_json_atomic(os.path.join(workdir, "derive_scores.json"), scores)
     best = max(s["accuracy"] for s in scores)
     architecture.save(os.path.join(workdir, "architecture.json"))
     if verbose:
