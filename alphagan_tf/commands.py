@@ -6,12 +6,12 @@ setup.py from this table) or `alphagan NAME` (`python -m alphagan_tf NAME`).
 `alphagan` alone lists them. This module imports nothing heavy: setup.py reads
 it without importing the package.
 
-Flag convention, every command: flags are defined only by the command that reads
-them (an unknown flag, e.g. one meant for another command, is an error before
-any work starts); a flagfile serves one command; shared values go in a shared
-flagfile that each command's flagfile includes with `--flagfile=`. Names are
-Keras' (`learning_rate`, `beta_1`, `beta_2`) prefixed by what they tune
-(`arch_learning_rate`, `search_learning_rate`).
+Flags: the GAN commands define only the flags they read (an unknown flag, e.g.
+one meant for another command, is an error before any work starts; a flagfile
+serves one command). The TextNAS commands still share one flag set, so that
+one flagfile (configs/sst2.cfg) serves search and train; making them strict too
+is open. Names are Keras' (`learning_rate`, `beta_1`, `beta_2`) prefixed by
+what they tune (`arch_learning_rate`, `search_learning_rate`).
 """
 
 from __future__ import annotations
