@@ -85,11 +85,10 @@ def read_search_config(workdir: str) -> SearchRunConfig:
         FileNotFoundError: no search_config.json (not a search workdir).
         ConfigError: a key this version does not know, named with the file.
     """
-    path = os.path.join(workdir, "search_config.json")
-    data = files.read_json(path)
-    if data is None:
-        raise FileNotFoundError(f"{workdir} is not a search workdir: search_config.json is missing.")
-    return SearchRunConfig.from_dict(data, where=path)
+    return SearchRunConfig.read(
+        os.path.join(workdir, "search_config.json"),
+        missing=f"{workdir} is not a search workdir: search_config.json is missing.",
+    )
 
 
 @dataclasses.dataclass

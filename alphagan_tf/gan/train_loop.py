@@ -98,14 +98,11 @@ def read_train_config(workdir: str) -> TrainRunConfig:
         FileNotFoundError: no train_config.json (not a training workdir).
         ConfigError: a key this version does not know, named with the file.
     """
-    path = os.path.join(workdir, "train_config.json")
-    data = files.read_json(path)
-    if data is None:
-        raise FileNotFoundError(
-            f"{workdir} is not a training workdir: train_config.json is missing "
-            "(train one with python -m alphagan_tf.train)."
-        )
-    return TrainRunConfig.from_dict(data, where=path)
+    return TrainRunConfig.read(
+        os.path.join(workdir, "train_config.json"),
+        missing=f"{workdir} is not a training workdir: train_config.json is missing "
+        "(train one with python -m alphagan_tf.train).",
+    )
 
 
 def initialize_from_search(generator: Generator, search_workdir: str) -> None:

@@ -52,11 +52,9 @@ from alphagan_tf.textnas.architecture import random_architecture
 from alphagan_tf.textnas.child import ChildSteps, SampledPathAdam
 from alphagan_tf.textnas.controller import TextNASController
 from alphagan_tf.textnas.encoding import EncodedArchitecture, decode, encode
-from alphagan_tf.textnas.model import NetworkConfig
 from alphagan_tf.textnas.reinforce import ReinforceTrainer
-from alphagan_tf.textnas.supernet import TextNASSupernet
 from alphagan_tf.textnas.training import make_checkpoint
-from alphagan_tf.utils import files, seeding
+from alphagan_tf.utils import files
 
 #: Seed streams: what a stateless draw is for.
 CHILD, CONTROLLER, DERIVE, EPOCH_EVAL = range(4)
@@ -117,30 +115,11 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
         workdir: output folder (created); an existing checkpoint there is resumed.
         verbose: progress bar and epoch summaries on stdout.
     """
-    from alphagan_tf.textnas.searcher import SearchResult
+    from alphagan_tf.textnas.searcher import SearchResult, prepare_search
 
     if config.algorithm not in ("enas", "random_ws"):
         raise ValueError(f"run_sampling_search runs enas or random_ws. Received: {config.algorithm!r}")
-    os.makedirs(workdir, exist_ok=True)
-    seeding.seed_everything(config.seed)
-    split = sst.load_search_split(
-        config.sst_dir, config.task, config.held_out_fraction, seed=config.seed,
-        max_length=config.max_length, dedup_phrases=config.dedup_phrases,
-        max_train_trees=config.max_train_trees,
-    )
-    network = NetworkConfig(
-        vocab_size=len(split.vocab), num_classes=sst.TASKS[config.task], units=config.units,
-        embedding_dim=config.embedding_dim, embedding_dropout=config.embedding_dropout,
-        output_dropout=config.output_dropout, pooling=config.pooling,
-        word_dropout=config.word_dropout,
-    )
-    model = TextNASSupernet.create(network, config.num_layers)
-    if config.embeddings_path:
-        matrix, found = sst.load_glove(config.embeddings_path, split.vocab,
-                                       config.embedding_dim, seed=config.seed)
-        model.stem.set_embeddings(matrix)
-        if verbose:
-            print(f"embeddings: {found}/{len(split.vocab) - 2} words found in {config.embeddings_path}")
+    split, model = prepare_search(config, workdir, verbose)
     child = ChildSteps(model, SampledPathAdam(config.learning_rate,
                                               global_clipnorm=config.clipnorm or None,
                                               name="weight_adam"))

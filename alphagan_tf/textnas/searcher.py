@@ -202,18 +202,13 @@ def skip_penalised_loss_fn(model: TextNASSupernet, loss_fn, skip_penalty: float)
     return penalised
 
 
-def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> SearchResult:
-    """Runs (or resumes) a search of `config.algorithm`; returns the derived architecture.
+def prepare_search(config: SearchConfig, workdir: str, verbose: bool = True):
+    """What every search algorithm starts from: the workdir, the seed, the SST split
+    (weights / architecture parts) and the supernet (with GloVe vectors if given).
 
-    Args:
-        config: the run's settings.
-        workdir: output folder (created); an existing checkpoint there is resumed.
-        verbose: progress bar and epoch summaries on stdout.
+    Returns:
+        (split, model): `sst.load_search_split`'s split and a `TextNASSupernet`.
     """
-    if config.algorithm != "darts":
-        from alphagan_tf.textnas.sampling_search import run_sampling_search
-
-        return run_sampling_search(config, workdir, verbose)
     os.makedirs(workdir, exist_ok=True)
     seeding.seed_everything(config.seed)
     split = sst.load_search_split(
@@ -234,6 +229,22 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
         model.stem.set_embeddings(matrix)
         if verbose:
             print(f"embeddings: {found}/{len(split.vocab) - 2} words found in {config.embeddings_path}")
+    return split, model
+
+
+def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> SearchResult:
+    """Runs (or resumes) a search of `config.algorithm`; returns the derived architecture.
+
+    Args:
+        config: the run's settings.
+        workdir: output folder (created); an existing checkpoint there is resumed.
+        verbose: progress bar and epoch summaries on stdout.
+    """
+    if config.algorithm != "darts":
+        from alphagan_tf.textnas.sampling_search import run_sampling_search
+
+        return run_sampling_search(config, workdir, verbose)
+    split, model = prepare_search(config, workdir, verbose)
 
     weight_optimizer = keras.optimizers.Adam(
         config.learning_rate, global_clipnorm=config.clipnorm or None, name="weight_adam"

@@ -17,6 +17,8 @@ knows nothing of flags.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import typing
 from typing import Any, Mapping, TypeVar
 
@@ -71,3 +73,11 @@ class TypedConfig:
                 value = tuple(value)
             kwargs[name] = value
         return cls(**kwargs)
+
+    @classmethod
+    def read(cls: type[T], path: str, missing: str) -> T:
+        """`from_dict` of the JSON file at `path`; FileNotFoundError(`missing`) when it is absent."""
+        if not os.path.exists(path):
+            raise FileNotFoundError(missing)
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f), where=path)
