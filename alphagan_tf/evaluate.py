@@ -146,7 +146,7 @@ def real_stats_from_flags(feature_fn, generator: _Generator):
         ):
             from alphagan_tf.gan.train_loop import read_train_config
 
-            dataset = read_train_config(FLAGS.checkpoint).dataset
+            dataset = read_train_config(FLAGS.checkpoint).data.dataset
     return generator_eval.real_statistics(
         feature_fn, dataset=dataset, image_size=generator.image_size,
         stats_path=FLAGS.real_stats, cache_path=cache_path, max_examples=FLAGS.max_examples,

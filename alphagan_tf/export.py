@@ -83,6 +83,13 @@ def export_from_flags() -> str:
     if FLAGS.max_batch < 1:
         raise app.UsageError(f"--max_batch must be >= 1. Received: {FLAGS.max_batch}")
     generator, info = generator_from_flags()
+    from alphagan_tf.utils.guards import nonfinite_variables
+
+    diverged = nonfinite_variables(generator.variables)
+    if diverged:  # a diverged run's weights would serve black or NaN images
+        raise app.UsageError(
+            f"--checkpoint: the generator holds non-finite weights ({len(diverged)} variables, "
+            f"e.g. {diverged[0]}); it diverged in training and is not exported.")
     if FLAGS.format == "savedmodel":
         from alphagan_tf.serving.savedmodel import export_saved_model
 

@@ -187,6 +187,22 @@ def define_retrain_flags() -> None:
     flags.DEFINE_integer("eval_samples", 50_000, "Generated samples per periodic evaluation (tune: per trial).")
 
 
+def generator_config_from_flags():
+    """--gf, --df, --latent_dim, --bottom_width -> a GeneratorConfig."""
+    from alphagan_tf.gan.generator_config import GeneratorConfig
+
+    return GeneratorConfig(gf=FLAGS.gf, df=FLAGS.df, latent_dim=FLAGS.latent_dim,
+                           bottom_width=FLAGS.bottom_width)
+
+
+def data_config_from_flags():
+    """--dataset, --data_dir, --manual_dir, --download -> a DataConfig."""
+    from alphagan_tf.data.config import DataConfig
+
+    return DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+                      manual_dir=FLAGS.manual_dir, download=FLAGS.download)
+
+
 def retrain_run_config_from_flags(genotype: str, **overrides):
     """The retrain group's flags -> a TrainRunConfig (train, and every tune trial).
 
@@ -198,17 +214,15 @@ def retrain_run_config_from_flags(genotype: str, **overrides):
     from alphagan_tf.gan.train_loop import TrainRunConfig
     from alphagan_tf.gan.trainer import TrainConfig
 
-    FLAGS = flags.FLAGS
     train = TrainConfig(
         g_iterations=FLAGS.g_iterations, n_critic=FLAGS.n_critic,
         g_batch_size=FLAGS.g_batch_size, d_batch_size=FLAGS.d_batch_size,
-        latent_dim=FLAGS.latent_dim, g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
-        beta1=FLAGS.beta_1, beta2=FLAGS.beta_2, ema_decay=FLAGS.ema_decay,
+        g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
+        beta_1=FLAGS.beta_1, beta_2=FLAGS.beta_2, ema_decay=FLAGS.ema_decay,
     )
     return TrainRunConfig(
-        train=train, genotype=genotype, dataset=FLAGS.dataset,
-        data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, download=FLAGS.download,
-        gf=FLAGS.gf, df=FLAGS.df, bottom_width=FLAGS.bottom_width, seed=FLAGS.seed,
+        train=train, genotype=genotype, model=generator_config_from_flags(),
+        data=data_config_from_flags(), seed=FLAGS.seed,
         deterministic=FLAGS.deterministic, checkpoint_every=FLAGS.checkpoint_every,
         sample_every=FLAGS.sample_every or 500, keep_checkpoints=FLAGS.keep_checkpoints,
         **overrides,

@@ -10,7 +10,6 @@ checkpoints into --workdir; re-running the same command resumes.
 from __future__ import annotations
 
 import logging
-import sys
 
 from absl import app, flags
 
@@ -33,11 +32,10 @@ def config_from_flags():
         outer_steps=FLAGS.outer_steps,
         n_critic=FLAGS.n_critic,
         batch_size=FLAGS.batch_size,
-        latent_dim=FLAGS.latent_dim,
         g_lr=FLAGS.g_lr,
         d_lr=FLAGS.d_lr,
-        beta1=FLAGS.beta_1,
-        beta2=FLAGS.beta_2,
+        beta_1=FLAGS.beta_1,
+        beta_2=FLAGS.beta_2,
         worst_lr_halving_epoch=FLAGS.worst_lr_halving_epoch,
         arch=ArchOptimizerConfig(
             learning_rate=FLAGS.arch_learning_rate,
@@ -49,13 +47,8 @@ def config_from_flags():
     )
     return SearchRunConfig(
         search=search,
-        dataset=FLAGS.dataset,
-        data_dir=FLAGS.data_dir,
-        manual_dir=FLAGS.manual_dir,
-        download=FLAGS.download,
-        gf=FLAGS.gf,
-        df=FLAGS.df,
-        bottom_width=FLAGS.bottom_width,
+        model=alphagan_flags.generator_config_from_flags(),
+        data=alphagan_flags.data_config_from_flags(),
         epochs=FLAGS.epochs,
         seed=FLAGS.seed,
         sample_every=FLAGS.sample_every or 5,
@@ -74,21 +67,14 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required (or set it in the flagfile).")
-    from alphagan_tf.data.sources import DatasetUnavailableError
+    from alphagan_tf.cli_errors import report_errors
     from alphagan_tf.gan.search_loop import run_search
-    from alphagan_tf.utils.distribution import StrategyError
 
     if FLAGS.strategy == "mirrored":
         # MirroredStrategy logs an INFO line for every all-reduce it traces (~1300 in one
         # demo epoch), burying the progress bar; its warnings still show.
         logging.getLogger("tensorflow").setLevel(logging.WARNING)
-    try:
-        config = config_from_flags()
-        run_search(config, FLAGS.workdir)
-    except (DatasetUnavailableError, FileNotFoundError, StrategyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return report_errors(lambda: run_search(config_from_flags(), FLAGS.workdir))
 
 
 def run():

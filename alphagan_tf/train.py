@@ -9,8 +9,6 @@ eval_history.json and samples.png into --workdir; re-running resumes.
 
 from __future__ import annotations
 
-import os
-import sys
 
 from absl import app, flags
 
@@ -38,15 +36,14 @@ def evaluate_fn_from_flags(config, workdir: str):
     if feature_fn is None:
         return None
     real_stats = generator_eval.real_statistics(
-        feature_fn, dataset=config.dataset, image_size=config.image_size,
+        feature_fn, dataset=config.data.dataset, image_size=config.image_size,
         stats_path=FLAGS.real_stats,
         cache_path=generator_eval.real_stats_cache_path(workdir, feature_fn),
-        batch_size=FLAGS.eval_batch_size, data_dir=config.data_dir,
-        manual_dir=config.manual_dir, download=config.download,
+        batch_size=FLAGS.eval_batch_size, **config.data.loader_kwargs(),
     )
     return generator_eval.make_evaluate_fn(
         feature_fn, real_stats, num_samples=FLAGS.eval_samples,
-        batch_size=FLAGS.eval_batch_size, latent_dim=config.train.latent_dim, seed=FLAGS.seed,
+        batch_size=FLAGS.eval_batch_size, latent_dim=config.model.latent_dim, seed=FLAGS.seed,
     )
 
 
@@ -55,20 +52,16 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required (or set it in the flagfile).")
-    from alphagan_tf.data.sources import DatasetUnavailableError
-    from alphagan_tf.gan.genotypes import GenotypeError
-    from alphagan_tf.gan.train_loop import run_training
-    from alphagan_tf.metrics.features import WeightsNotFoundError
+    from alphagan_tf.cli_errors import report_errors
+    from alphagan_tf.gan.train_loop import open_workdir, run_training
 
-    try:
+    def train():
         config = config_from_flags()
-        os.makedirs(FLAGS.workdir, exist_ok=True)
+        open_workdir(config, FLAGS.workdir)  # bad genotype or workdir: before evaluation setup
         evaluate_fn = evaluate_fn_from_flags(config, FLAGS.workdir)
         run_training(config, FLAGS.workdir, evaluate_fn=evaluate_fn)
-    except (DatasetUnavailableError, GenotypeError, WeightsNotFoundError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return report_errors(train)
 
 
 def run():

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from alphagan_tf.metrics import diversity  # noqa: E402
-from alphagan_tf.utils import files, images  # noqa: E402
+from alphagan_tf.utils import images  # noqa: E402
 
 SAMPLES = 64
 CONFIDENT = 0.9
@@ -42,35 +42,34 @@ def search_checkpoints(workdir: str) -> list[str]:
 def search_generator(workdir: str, checkpoint: str | None = None):
     """The supernet of a search workdir at a checkpoint (default: the last), and its latents."""
     from alphagan_tf.gan.search_generator import SearchGenerator
+    from alphagan_tf.gan.search_loop import read_search_config
 
-    config = files.read_json(os.path.join(workdir, "search_config.json"))
-    if config is None:
-        raise FileNotFoundError(f"{workdir}: no search_config.json (not a search workdir)")
-    latent_dim = config["search"]["latent_dim"]
+    config = read_search_config(workdir)
+    latent_dim = config.model.latent_dim
     generator = SearchGenerator(
-        gf=config["gf"], latent_dim=latent_dim, bottom_width=config["bottom_width"],
-        fuse_convs=config.get("fuse_convs", True),
+        gf=config.model.gf, latent_dim=latent_dim, bottom_width=config.model.bottom_width,
+        fuse_convs=config.fuse_convs,
     )
     generator(tf.zeros([2, latent_dim]), training=False)
     checkpoint = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if checkpoint is None:
         raise FileNotFoundError(f"{workdir}: no checkpoint")
     tf.train.Checkpoint(generator=generator).restore(checkpoint).expect_partial()
-    latents = tf.random.stateless_normal([SAMPLES, latent_dim], seed=[config["seed"], 1234])
+    latents = tf.random.stateless_normal([SAMPLES, latent_dim], seed=[config.seed, 1234])
     return generator, latents
 
 
 def trained_generator(workdir: str, live: bool = False):
     """The EMA generator (or with `live`, the trained one) of a training workdir, and latents."""
-    from alphagan_tf.gan.train_loop import load_trained_generator
+    from alphagan_tf.gan.train_loop import load_trained_generator, read_train_config
 
-    config = files.read_json(os.path.join(workdir, "train_config.json"))
+    config = read_train_config(workdir)
     generator = load_trained_generator(workdir)
     if live:  # the same structure, restored from the checkpoint's `generator` instead
         checkpoint = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
         tf.train.Checkpoint(generator=generator).restore(checkpoint).expect_partial()
     latents = tf.random.stateless_normal(
-        [SAMPLES, config["train"]["latent_dim"]], seed=[config["seed"], 4321]
+        [SAMPLES, config.model.latent_dim], seed=[config.seed, 4321]
     )
     return generator, latents
 

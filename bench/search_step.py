@@ -64,15 +64,17 @@ def main() -> None:
         depthwise.FAST_KERNEL_GRADIENT_MIN_SIZE = 1 << 30
 
     from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher
+    from alphagan_tf.gan.generator_config import GeneratorConfig
     from alphagan_tf.gan.searcher import SearchConfig
 
     config = SearchRunConfig(
         search=SearchConfig(
             inner_steps=1, worst_steps=1, outer_steps=1, n_critic=1,
-            batch_size=args.batch_size, latent_dim=args.latent_dim,
-            jit_compile=args.jit_compile,
+            batch_size=args.batch_size, jit_compile=args.jit_compile,
         ),
-        gf=args.gf, df=args.df, bottom_width=args.bottom_width, fuse_convs=args.fuse_convs,
+        model=GeneratorConfig(gf=args.gf, df=args.df, latent_dim=args.latent_dim,
+                              bottom_width=args.bottom_width),
+        fuse_convs=args.fuse_convs,
         mixed_precision=args.mixed_precision,
     )
     size = config.image_size

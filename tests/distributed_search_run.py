@@ -24,16 +24,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher, run_search  # noqa: E402
+from alphagan_tf.gan.generator_config import GeneratorConfig  # noqa: E402
 from alphagan_tf.gan.searcher import SearchConfig  # noqa: E402
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig  # noqa: E402
 
-TINY = SearchConfig(inner_steps=5, worst_steps=2, outer_steps=3, n_critic=5, batch_size=4,
-                    latent_dim=8)
+TINY = SearchConfig(inner_steps=5, worst_steps=2, outer_steps=3, n_critic=5, batch_size=4)
+TINY_MODEL = GeneratorConfig(gf=4, df=4, latent_dim=8, bottom_width=1)
 MIRRORED = dict(strategy="mirrored", devices=("/cpu:0", "/cpu:1"), cpu_devices=2)
 
 
 def run_config(**overrides):
-    base = dict(search=TINY, dataset="demo", gf=4, df=4, bottom_width=1, epochs=2, seed=3,
+    base = dict(search=TINY, model=TINY_MODEL, epochs=2, seed=3,
                 sample_every=1, keep_checkpoints=2, deterministic=True)
     base.update(overrides)
     return SearchRunConfig(**base)

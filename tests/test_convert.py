@@ -87,7 +87,7 @@ def converted(ref, tmp_path_factory):
 
 def test_convert_writes_a_training_workdir_with_every_part(ref, converted):
     from alphagan_tf.gan.discriminator import Discriminator
-    from alphagan_tf.gan.train_loop import load_trained_generator
+    from alphagan_tf.gan.train_loop import load_trained_generator, read_train_config
     from alphagan_tf.interop import bridge
 
     out = converted["out"]
@@ -96,8 +96,8 @@ def test_convert_writes_a_training_workdir_with_every_part(ref, converted):
     info = json.load(open(os.path.join(out, "converted_from.json")))
     assert (info["gf"], info["df"], info["latent_dim"], info["bottom_width"]) == (GF, DF, LATENT, 4)
     assert info["g_iterations"] == 3 and info["epoch"] == 1 and info["best_fid"] == 42.5
-    config = json.load(open(os.path.join(out, "train_config.json")))
-    assert (config["gf"], config["df"], config["train"]["latent_dim"]) == (GF, DF, LATENT)
+    config = read_train_config(out)
+    assert (config.model.gf, config.model.df, config.model.latent_dim) == (GF, DF, LATENT)
 
     ema = load_trained_generator(out)
     theirs = ar.to_numpy_state(converted["avg_gen"])
@@ -119,12 +119,12 @@ def test_converted_adam_state_continues_like_the_authors(ref, converted):
     from alphagan_tf.gan.train_loop import TrainRunConfig, build_trainer
     from alphagan_tf.gan.genotypes import load_genotype
     from alphagan_tf.interop import bridge
-    from alphagan_tf.gan.trainer import TrainConfig
+    from alphagan_tf.gan.generator_config import GeneratorConfig
 
     torch = ref.torch
     out = converted["out"]
     trainer = build_trainer(
-        TrainRunConfig(train=TrainConfig(latent_dim=LATENT), gf=GF, df=DF, bottom_width=4),
+        TrainRunConfig(model=GeneratorConfig(gf=GF, df=DF, latent_dim=LATENT, bottom_width=4)),
         load_genotype(os.path.join(out, "genotype.json")))
     latest = tf.train.latest_checkpoint(os.path.join(out, "checkpoints"))
     tf.train.Checkpoint(**trainer.checkpoint_items()).restore(latest).expect_partial()

@@ -319,3 +319,20 @@ def test_export_cli_needs_exactly_one_source(tmp_path):
         with pytest.raises(app.UsageError, match="train_config.json is missing"):
             export_cli.main(["export"])
     assert not os.path.exists(tmp_path / "out" / "1")
+
+
+def test_export_refuses_a_diverged_generator(tmp_path):
+    from absl import app
+
+    from alphagan_tf import export as export_cli
+
+    raw, ema = _fake_training_workdir(tmp_path / "train")
+    ema.trainable_variables[3].assign(tf.fill(ema.trainable_variables[3].shape, np.nan))
+    tf.train.Checkpoint(generator=raw, ema_generator=ema).save(
+        str(tmp_path / "train" / "checkpoints" / "ckpt"))
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+    with flagsaver.as_parsed(checkpoint=str(tmp_path / "train"), export_dir=str(tmp_path / "out")):
+        with pytest.raises(app.UsageError, match=r"non-finite weights \(1 variables"):
+            export_cli.main(["export"])
+    assert not os.path.exists(tmp_path / "out")

@@ -14,14 +14,15 @@ import pytest
 import tensorflow as tf
 
 from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher, run_search
+from alphagan_tf.gan.generator_config import GeneratorConfig
 from alphagan_tf.gan.searcher import SearchConfig
 
-TINY = SearchConfig(inner_steps=5, worst_steps=2, outer_steps=3, n_critic=5, batch_size=4,
-                    latent_dim=8)
+TINY = SearchConfig(inner_steps=5, worst_steps=2, outer_steps=3, n_critic=5, batch_size=4)
+TINY_MODEL = GeneratorConfig(gf=4, df=4, latent_dim=8, bottom_width=1)
 
 
 def tiny_run_config(**overrides) -> SearchRunConfig:
-    base = dict(search=TINY, dataset="demo", gf=4, df=4, bottom_width=1, epochs=2, seed=3,
+    base = dict(search=TINY, model=TINY_MODEL, epochs=2, seed=3,
                 sample_every=1, keep_checkpoints=2, deterministic=False)
     base.update(overrides)
     return SearchRunConfig(**base)
@@ -118,7 +119,7 @@ def test_duality_gap_of_the_step_equals_its_formula(searcher):
     real = next(batches(7))
     rng = searcher.latent_rng
     state = rng.state.numpy().copy()
-    z = rng.normal([TINY.batch_size, TINY.latent_dim])  # the latents the step will draw
+    z = rng.normal([TINY.batch_size, TINY_MODEL.latent_dim])  # the latents the step will draw
     g, d = searcher.generator, searcher.discriminator
     gw, dw = searcher.worst_generator, searcher.worst_discriminator
     # Every network in training mode, D called on real then on fake (each call one
@@ -143,7 +144,7 @@ def test_worst_discriminator_training_opens_the_gap(searcher):
     searcher.run_epoch(batches(1), batches(2))
     searcher.make_worst_players()
     real = next(batches(9))
-    z = tf.random.stateless_normal([TINY.batch_size, TINY.latent_dim], seed=[1, 2])
+    z = tf.random.stateless_normal([TINY.batch_size, TINY_MODEL.latent_dim], seed=[1, 2])
     g, d = searcher.generator, searcher.discriminator
     gw, dw = searcher.worst_generator, searcher.worst_discriminator
     gap0 = (_np_value(dw(real), dw(g(z, training=True))) - _np_value(d(real), d(gw(z, training=True))))

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from alphagan_tf.gan.ema import WeightEMA
+from alphagan_tf.gan.generator_config import GeneratorConfig
 from alphagan_tf.gan.train_loop import TrainRunConfig, load_trained_generator, run_training
 from alphagan_tf.gan.trainer import TrainConfig
 
@@ -56,8 +57,9 @@ def test_ema_rejects_bad_decay_and_structure():
 def _tiny_config(g_iterations: int) -> TrainRunConfig:
     return TrainRunConfig(
         train=TrainConfig(g_iterations=g_iterations, n_critic=2, g_batch_size=4, d_batch_size=4,
-                          latent_dim=8, ema_decay=0.5),
-        genotype="alphaGAN_s", dataset="demo", gf=8, df=8, bottom_width=2, seed=3,
+                          ema_decay=0.5),
+        genotype="alphaGAN_s", model=GeneratorConfig(gf=8, df=8, latent_dim=8, bottom_width=2),
+        seed=3,
         checkpoint_every=2, sample_every=2, eval_every=2, keep_checkpoints=5,
     )
 

@@ -90,12 +90,12 @@ def scale_images(images: Any) -> tf.Tensor:
 
 def _check_positive(name: str, value: int) -> None:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")
+        raise sources.DataSourceError(f"{name} must be a positive int. Received: {name}={value!r}")
 
 
 def _check_seed(seed: int) -> None:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int. Received: seed={seed!r}")
+        raise sources.DataSourceError(f"seed must be a non-negative int. Received: seed={seed!r}")
 
 
 def _derive_seed(seed: int, stream: int) -> int:
@@ -145,13 +145,13 @@ def images_pipeline(
     _check_seed(seed)
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(
+        raise sources.DataSourceError(
             "images must be uint8 [N, S, S, 3]. "
             f"Received: dtype={images.dtype}, shape={images.shape}"
         )
     num_examples = len(images)
     if num_examples < batch_size:
-        raise ValueError(
+        raise sources.DataSourceError(
             f"A pipeline needs at least batch_size={batch_size} images. "
             f"Received: {num_examples} images"
         )
@@ -200,9 +200,9 @@ def search_datasets_from_images(
     images = np.asarray(images)
     _check_positive("batch_size", batch_size)
     if images.ndim != 4:
-        raise ValueError(f"images must be uint8 [N, S, S, 3]. Received: shape={images.shape}")
+        raise sources.DataSourceError(f"images must be uint8 [N, S, S, 3]. Received: shape={images.shape}")
     if len(images) < 2 * batch_size:
-        raise ValueError(
+        raise sources.DataSourceError(
             f"The 50/50 search split needs at least 2 * batch_size = {2 * batch_size} images. "
             f"Received: {len(images)} images ({description})"
         )
@@ -231,7 +231,7 @@ def half_splits(split: str) -> tuple[Any, Any]:
     """
     parts = [part.strip() for part in str(split).split("+")]
     if not all(parts):
-        raise ValueError(f"Not a tfds split expression. Received: split={split!r}")
+        raise sources.DataSourceError(f"Not a tfds split expression. Received: split={split!r}")
     if all("[" not in part for part in parts):
         return (
             "+".join(f"{part}[:50%]" for part in parts),
@@ -316,7 +316,7 @@ def search_datasets(
             seed=stream_seed, builder=builder,
         )
         if images.num_examples < 1:
-            raise ValueError(f"The {role} half of {source_spec!r} is empty (split {split!r}).")
+            raise sources.DataSourceError(f"The {role} half of {source_spec!r} is empty (split {split!r}).")
         dataset = _tfds_pipeline(
             images, batch_size=batch_size, seed=stream_seed, shuffle_buffer=shuffle_buffer
         )

@@ -53,6 +53,10 @@ class DatasetUnavailableError(RuntimeError):
     """A tfds dataset is not prepared locally and cannot be downloaded now."""
 
 
+class DataSourceError(ValueError):
+    """The images a spec names cannot be used: a bad spec, file, folder, shape or count."""
+
+
 @dataclasses.dataclass(frozen=True)
 class SourceSpec:
     """A parsed source spec.
@@ -97,7 +101,7 @@ def parse_source(spec: str) -> SourceSpec:
         ValueError: the spec is not one of the accepted forms.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"Dataset spec must be one of {ACCEPTED_SPECS}. Received: {spec!r}")
+        raise DataSourceError(f"Dataset spec must be one of {ACCEPTED_SPECS}. Received: {spec!r}")
     spec = spec.strip()
     if spec == "demo":
         return SourceSpec("demo")
@@ -106,7 +110,7 @@ def parse_source(spec: str) -> SourceSpec:
     kind, sep, rest = spec.partition(":")
     if sep and kind in ("npz", "folder"):
         if not rest:
-            raise ValueError(f"Dataset spec {spec!r} names no path; expected '{kind}:/path'.")
+            raise DataSourceError(f"Dataset spec {spec!r} names no path; expected '{kind}:/path'.")
         return SourceSpec(kind, rest)
     if sep and kind == "tfds":
         parts = rest.split(":")
@@ -115,13 +119,13 @@ def parse_source(spec: str) -> SourceSpec:
             name = f"{name}:{parts[1]}"
             parts = [name, *parts[2:]]
         if not name or len(parts) > 2 or (len(parts) == 2 and not parts[1]):
-            raise ValueError(
+            raise DataSourceError(
                 f"Dataset spec must look like 'tfds:NAME[:SPLIT]'. Received: {spec!r}"
             )
         base = name.split(":")[0]
         split = parts[1] if len(parts) == 2 else _DEFAULT_TFDS_SPLITS.get(base, "train")
         return SourceSpec("tfds", name, split)
-    raise ValueError(
+    raise DataSourceError(
         f"Unknown dataset spec; accepted forms are {ACCEPTED_SPECS}. Received: {spec!r}"
     )
 
@@ -162,7 +166,7 @@ def square_resize(images, image_size: int):
     elif channels == 4:
         images = images[..., :3]
     elif channels != 3:
-        raise ValueError(f"Images must have 1, 3 or 4 channels. Received: shape={images.shape}")
+        raise DataSourceError(f"Images must have 1, 3 or 4 channels. Received: shape={images.shape}")
     height, width = tf.shape(images)[-3], tf.shape(images)[-2]
     side = tf.minimum(height, width)
     top, left = (height - side) // 2, (width - side) // 2
@@ -194,7 +198,7 @@ def _resize_array(images: np.ndarray, image_size: int, chunk: int = 512) -> np.n
 
 def _check_image_size(image_size: int) -> None:
     if not isinstance(image_size, (int, np.integer)) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int. Received: image_size={image_size!r}")
+        raise DataSourceError(f"image_size must be a positive int. Received: image_size={image_size!r}")
 
 
 # ----------------------------------------------------------------------------
@@ -240,24 +244,27 @@ def load_npz(path: str, image_size: int) -> np.ndarray:
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same message
-        raise ValueError(f"Could not read {path!r} as an .npz file: {e}") from e
+        raise DataSourceError(
+            f"Could not read {path!r} as an .npz file (numpy.savez output holding x_train, "
+            f"uint8 [N, H, W, 3]): {type(e).__name__}"
+        ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path!r} is a single .npy array, expected an .npz with 'x_train'.")
+        raise DataSourceError(f"{path!r} is a single .npy array, expected an .npz with 'x_train'.")
     with archive:
         if "x_train" not in archive.files:
-            raise ValueError(
+            raise DataSourceError(
                 f"{path!r} has no 'x_train' array; expected uint8 [N, H, W, 3]. "
                 f"Received: keys={sorted(archive.files)}"
             )
         images = archive["x_train"]
     if images.dtype != np.uint8:
-        raise ValueError(
+        raise DataSourceError(
             f"'x_train' in {path!r} must be uint8 in 0..255. Received: dtype={images.dtype}"
         )
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.shape[0] == 0:
-        raise ValueError(
+        raise DataSourceError(
             f"'x_train' in {path!r} must be a non-empty [N, H, W, 3], [N, H, W, 1] or "
             f"[N, H, W] array. Received: shape={images.shape}"
         )
@@ -294,7 +301,7 @@ def load_folder(folder: str, image_size: int) -> np.ndarray:
         raise FileNotFoundError(f"Image folder not found: {folder!r}")
     files = list_image_files(folder)
     if not files:
-        raise ValueError(
+        raise DataSourceError(
             f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {folder!r}."
         )
     images = np.zeros((len(files), image_size, image_size, 3), np.uint8)
@@ -303,7 +310,7 @@ def load_folder(folder: str, image_size: int) -> np.ndarray:
             with Image.open(file) as image:
                 rgb = np.asarray(image.convert("RGB"))
         except Exception as e:  # noqa: BLE001 - PIL raises several types
-            raise ValueError(f"Could not decode image {file!r}: {e}") from e
+            raise DataSourceError(f"Could not decode image {file!r}: {e}") from e
         images[i] = np.asarray(square_resize(rgb, image_size))
     return images
 
@@ -321,7 +328,7 @@ def load_in_memory(spec: str | SourceSpec, image_size: int) -> np.ndarray:
         return load_npz(source.location, image_size)
     if source.kind == "folder":
         return load_folder(source.location, image_size)
-    raise ValueError(f"Not an in-memory source (demo, npz:, folder:). Received: {source}")
+    raise DataSourceError(f"Not an in-memory source (demo, npz:, folder:). Received: {source}")
 
 
 # ----------------------------------------------------------------------------
@@ -409,7 +416,7 @@ def tfds_builder(
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as e:
         first_line = str(e).splitlines()[0]
-        raise ValueError(f"tfds has no dataset {name!r} ({first_line}).") from None
+        raise DataSourceError(f"tfds has no dataset {name!r} ({first_line}).") from None
     if builder.is_prepared():
         return builder
 
@@ -487,7 +494,7 @@ def load_tfds(
         )
     features = builder.info.features
     if "image" not in features:
-        raise ValueError(
+        raise DataSourceError(
             f"tfds dataset {name!r} has no 'image' feature. Received: features={list(features)}"
         )
     num_examples = int(builder.info.splits[split].num_examples)

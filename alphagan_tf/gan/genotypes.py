@@ -326,6 +326,11 @@ def load_genotype(name_or_path: str | os.PathLike) -> Genotype:
             f"Genotype must be a preset name {sorted(PRESETS)} or a JSON file path. "
             f"Received: {key!r}"
         )
+    if os.path.isdir(key):
+        raise GenotypeError(
+            f"Genotype must be a preset name {sorted(PRESETS)} or a JSON file path, not a "
+            f"folder (a search workdir holds genotype.json). Received: {key!r}"
+        )
     return Genotype.load(key)
 
 

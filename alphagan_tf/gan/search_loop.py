@@ -36,13 +36,16 @@ import tensorflow as tf
 import keras
 from absl import logging
 
+from alphagan_tf.data.config import DataConfig
 from alphagan_tf.gan.discriminator import Discriminator
+from alphagan_tf.gan.generator_config import GeneratorConfig, upgrade_run_layout
 from alphagan_tf.gan.search_generator import SearchGenerator
 from alphagan_tf.gan.searcher import BilevelSearcher, SearchConfig
 from alphagan_tf.metrics import diversity
 from alphagan_tf.nas.architecture import softmax
-from alphagan_tf.utils import distribution, files, images, plots, seeding
-from alphagan_tf.utils.typed_config import TypedConfig
+from alphagan_tf.utils import distribution, images, plots, seeding
+from alphagan_tf.utils.workdir import Workdir
+from alphagan_tf.utils.typed_config import TypedConfig, require, require_positive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +53,8 @@ class SearchRunConfig(TypedConfig):
     """Everything one search run needs (built from flags by alphagan_tf.search)."""
 
     search: SearchConfig = SearchConfig()
-    dataset: str = "demo"
-    data_dir: str | None = None
-    manual_dir: str | None = None
-    download: bool = False
-    gf: int = 256
-    df: int = 128
-    bottom_width: int = 4
+    model: GeneratorConfig = GeneratorConfig()
+    data: DataConfig = DataConfig()
     epochs: int = 100
     seed: int = 0
     sample_every: int = 5
@@ -73,9 +71,22 @@ class SearchRunConfig(TypedConfig):
     devices: tuple[str, ...] = ()
     cpu_devices: int = 0
 
+    # What a rerun in the same workdir may change (the rest must match its checkpoint).
+    RESUMABLE = ("epochs", "sample_every", "keep_checkpoints", "search.g_lr", "search.d_lr",
+                 "search.arch.learning_rate")
+
+    def __post_init__(self):
+        require_positive(self, "epochs", "sample_every", "keep_checkpoints")
+        require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
+                "must be an integer >= 0")
+
+    @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        return upgrade_run_layout(data, "search")
+
     @property
     def image_size(self) -> int:
-        return 8 * self.bottom_width
+        return self.model.image_size
 
 
 def read_search_config(workdir: str) -> SearchRunConfig:
@@ -116,11 +127,12 @@ def alpha_snapshot(generator: SearchGenerator) -> dict:
 def build_players(
     config: SearchRunConfig, synchronized_bn: bool = False
 ) -> tuple[SearchGenerator, Discriminator]:
+    model = config.model
     generator = SearchGenerator(
-        gf=config.gf, latent_dim=config.search.latent_dim, bottom_width=config.bottom_width,
+        gf=model.gf, latent_dim=model.latent_dim, bottom_width=model.bottom_width,
         fuse_convs=config.fuse_convs, synchronized_bn=synchronized_bn,
     )
-    return generator, Discriminator(df=config.df)
+    return generator, Discriminator(df=model.df)
 
 
 def make_search_strategy(config: SearchRunConfig) -> tf.distribute.Strategy:
@@ -159,8 +171,12 @@ def build_searcher(config: SearchRunConfig) -> BilevelSearcher:
 class _Summaries:
     """TensorBoard: scalars every epoch, alpha heatmaps, genotype text, samples."""
 
-    def __init__(self, logdir: str):
-        self.writer = tf.summary.create_file_writer(logdir)
+    def __init__(self, run: Workdir):
+        self.run = run
+
+    @property
+    def writer(self):
+        return self.run.writer
 
     def epoch(self, epoch: int, metrics: dict, snapshot: dict, genotype) -> None:
         with self.writer.as_default(step=epoch):
@@ -205,22 +221,18 @@ def run_search(
 
     if config.cpu_devices > 1:  # before the first TensorFlow op
         distribution.split_cpu(config.cpu_devices)
-    os.makedirs(workdir, exist_ok=True)
-    config_path = os.path.join(workdir, "search_config.json")
-    if not os.path.exists(config_path):
-        files.write_json_atomic(config_path, dataclasses.asdict(config))
+    run = Workdir.open(workdir, config, "search_config.json",
+                       resumable=SearchRunConfig.RESUMABLE, verbose=bool(verbose))
     seeding.seed_everything(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
     data = search_datasets(
-        config.dataset,
+        config.data.dataset,
         image_size=config.image_size,
         batch_size=config.search.batch_size,
         seed=config.seed,
-        data_dir=config.data_dir,
-        manual_dir=config.manual_dir,
-        download=config.download,
+        **config.data.loader_kwargs(),
     )
     if searcher is None:
         searcher = build_searcher(config)
@@ -230,22 +242,19 @@ def run_search(
         epoch=epoch, weight_batches=weight_batches, arch_batches=arch_batches,
         **searcher.checkpoint_items(),
     )
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
-    )
-    history_path = os.path.join(workdir, "genotype_history.json")
+    manager, restored = run.checkpoints(checkpoint, max_to_keep=config.keep_checkpoints)
     history = []
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    if restored:
         # Entries written after the last checkpoint (a kill in between) are redone.
-        history = [h for h in files.read_json(history_path, []) if h["epoch"] <= int(epoch.numpy())]
-        logging.info("Resumed from %s at epoch %d.", manager.latest_checkpoint, int(epoch.numpy()))
+        history = [h for h in run.read_json("genotype_history.json", [])
+                   if h["epoch"] <= int(epoch.numpy())]
+        logging.info("Resumed from %s at epoch %d.", restored, int(epoch.numpy()))
         if verbose:
-            print(f"Resuming from {manager.latest_checkpoint} (epoch {int(epoch.numpy())}).")
+            print(f"Resuming from {restored} (epoch {int(epoch.numpy())}).")
 
-    summaries = _Summaries(os.path.join(workdir, "tensorboard"))
+    summaries = _Summaries(run)
     fixed_latents = tf.random.stateless_normal(
-        [64, config.search.latent_dim], seed=[config.seed, 1234]
+        [64, config.model.latent_dim], seed=[config.seed, 1234]
     )
     # The diversity reference: 64 real images of the architecture half, from a fresh
     # iterator (the checkpointed data iterators do not move).
@@ -255,7 +264,7 @@ def run_search(
     start_epoch = int(epoch.numpy())
     if verbose:
         print(
-            f"Searching on {config.dataset} ({data.num_weight_examples} weight / "
+            f"Searching on {config.data.dataset} ({data.num_weight_examples} weight / "
             f"{data.num_arch_examples} architecture images, {config.image_size}x{config.image_size}), "
             f"epochs {start_epoch + 1}..{config.epochs}, "
             f"{searcher.steps_per_epoch} steps per epoch, "
@@ -274,13 +283,14 @@ def run_search(
         metrics["diversity_ratio"] = diversity.check_and_warn(fake, real_reference, f"epoch {e}").ratio
         genotype = generator.genotype()
         snapshot = alpha_snapshot(generator)
+        run.check(f"epoch {e}", metrics, searcher.checked_variables())
         history.append({"epoch": e, "genotype": genotype.to_dict(), "alphas": snapshot, **metrics})
-        files.write_json_atomic(history_path, history)
+        run.write_json("genotype_history.json", history)
         summaries.epoch(e, metrics, snapshot, genotype)
         if e % config.sample_every == 0 or e == config.epochs:
             summaries.samples(e, images.make_grid(fake))
         epoch.assign(e)
-        manager.save(checkpoint_number=e)
+        run.save(manager, e)
         if verbose:
             print(
                 f"epoch {e}: d_loss {metrics['d_loss']:.4f}  g_loss {metrics['g_loss']:.4f}  "
@@ -290,18 +300,18 @@ def run_search(
             )
 
     genotype = generator.genotype()
-    files.write_text_atomic(os.path.join(workdir, "genotype.json"), genotype.to_json())
+    run.write_text("genotype.json", genotype.to_json())
     if history:
-        plots.plot_alpha_history(history, os.path.join(workdir, "alpha_history.png"))
+        plots.plot_alpha_history(history, run.output("alpha_history.png"))
     images.save_grid(np.asarray(generator(fixed_latents, training=False), np.float32),
-                     os.path.join(workdir, "samples.png"))
+                     run.output("samples.png"))
     summary = {
         "epochs": config.epochs,
         "genotype": genotype.to_dict(),
         "final_metrics": history[-1] if history else {},
     }
     summary["final_metrics"] = {k: v for k, v in summary["final_metrics"].items() if k != "alphas"}
-    files.write_json_atomic(os.path.join(workdir, "search_summary.json"), summary)
+    run.write_json("search_summary.json", summary)
     if verbose:
         print(f"Search done: {os.path.join(workdir, 'genotype.json')}")
         print(genotype.table())

@@ -61,7 +61,9 @@ from alphagan_tf.gan import losses
 from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
 from alphagan_tf.utils.distribution import StrategyError
-from alphagan_tf.utils.typed_config import TypedConfig
+from alphagan_tf.utils.typed_config import (
+    TypedConfig, rename_keys, require, require_finite_positive, require_fraction, require_positive,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +75,10 @@ class SearchConfig(TypedConfig):
     outer_steps: int = 20
     n_critic: int = 5
     batch_size: int = 64
-    latent_dim: int = 128
     g_lr: float = 2e-4
     d_lr: float = 2e-4
-    beta1: float = 0.0
-    beta2: float = 0.9
+    beta_1: float = 0.0
+    beta_2: float = 0.9
     # The reference's train_gan_alpha: the worst-case players train at g_lr / d_lr up to
     # this epoch and at half of them after it (0: never halve).
     worst_lr_halving_epoch: int = 30
@@ -88,10 +89,17 @@ class SearchConfig(TypedConfig):
     loss_scaling: bool = False
 
     def __post_init__(self):
-        for name in ("inner_steps", "worst_steps", "outer_steps", "n_critic", "batch_size"):
-            value = getattr(self, name)
-            if value < 1:
-                raise ValueError(f"SearchConfig.{name} must be >= 1. Received: {name}={value}")
+        require_positive(self, "inner_steps", "worst_steps", "outer_steps", "n_critic", "batch_size")
+        require_finite_positive(self, "g_lr", "d_lr")
+        require_fraction(self, "beta_1", "beta_2", closed=False)
+        require(isinstance(self.worst_lr_halving_epoch, int) and self.worst_lr_halving_epoch >= 0,
+                "worst_lr_halving_epoch", self.worst_lr_halving_epoch, "must be an integer >= 0")
+
+    @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        """Before issue 18: Adam's betas were beta1/beta2, latent_dim lived here."""
+        data.pop("latent_dim", None)  # now GeneratorConfig.latent_dim (moved by the run config)
+        return rename_keys(data, beta1="beta_1", beta2="beta_2")
 
 
 class _FreshOptimizer:
@@ -197,7 +205,7 @@ class BilevelSearcher:
         worst_generator, worst_discriminator = self.worst_generator, self.worst_discriminator
 
         # Build every variable before the first trace.
-        z = tf.zeros([2, config.latent_dim])
+        z = tf.zeros([2, generator.latent_dim])
         images = tf.zeros([2, *image_shape])
         for g, d in ((generator, discriminator), (worst_generator, worst_discriminator)):
             fake = g(z, training=False)
@@ -215,16 +223,16 @@ class BilevelSearcher:
                 )
 
         scaling = config.loss_scaling
-        self.g_optimizer = _adam(config.g_lr, config.beta1, config.beta2, "g_adam", scaling)
-        self.d_optimizer = _adam(config.d_lr, config.beta1, config.beta2, "d_adam", scaling)
+        self.g_optimizer = _adam(config.g_lr, config.beta_1, config.beta_2, "g_adam", scaling)
+        self.d_optimizer = _adam(config.d_lr, config.beta_1, config.beta_2, "d_adam", scaling)
         self.g_optimizer.build(generator.weight_variables)
         self.d_optimizer.build(discriminator.trainable_variables)
         self.worst_g_optimizer = _FreshOptimizer(
-            worst_generator.weight_variables, config.g_lr, config.beta1, config.beta2, "g_worst_adam",
+            worst_generator.weight_variables, config.g_lr, config.beta_1, config.beta_2, "g_worst_adam",
             scaling,
         )
         self.worst_d_optimizer = _FreshOptimizer(
-            worst_discriminator.trainable_variables, config.d_lr, config.beta1, config.beta2,
+            worst_discriminator.trainable_variables, config.d_lr, config.beta_1, config.beta_2,
             "d_worst_adam", scaling,
         )
         self.arch_optimizer = ArchitectureOptimizer(config.arch, loss_scaling=scaling)
@@ -235,7 +243,7 @@ class BilevelSearcher:
     # and runs `_x_replica` on every replica with its slice of the batches.
 
     def _latents(self) -> tf.Tensor:
-        return self.latent_rng.normal([self.config.batch_size, self.config.latent_dim])
+        return self.latent_rng.normal([self.config.batch_size, self.generator.latent_dim])
 
     def _run(self, replica_fn, *global_batches):
         """replica_fn(*local slices) on every replica; its outputs summed over replicas.
@@ -459,6 +467,10 @@ class BilevelSearcher:
             "latent_rng": self.latent_rng,
             "d_steps_done": self.d_steps_done,
         }
+
+    def checked_variables(self) -> list[tf.Variable]:
+        """What the divergence guard checks before a checkpoint: G's weights and alphas, D."""
+        return [*self.generator.variables, *self.discriminator.variables]
 
     def tracing_counts(self) -> dict[str, int]:
         """How often each compiled step has been traced (1 each after warm-up)."""

@@ -35,13 +35,16 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from alphagan_tf.data.config import DataConfig
 from alphagan_tf.gan.discriminator import Discriminator
+from alphagan_tf.gan.generator_config import GeneratorConfig, upgrade_run_layout
 from alphagan_tf.gan.generator import Generator
 from alphagan_tf.gan.genotypes import Genotype, load_genotype
 from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
 from alphagan_tf.metrics import diversity
-from alphagan_tf.utils import files, images, seeding
-from alphagan_tf.utils.typed_config import TypedConfig
+from alphagan_tf.utils import files, guards, images, seeding
+from alphagan_tf.utils.typed_config import TypedConfig, require, require_positive
+from alphagan_tf.utils.workdir import Workdir
 
 EvaluateFn = Callable[[keras.Model], dict]
 
@@ -52,13 +55,8 @@ class TrainRunConfig(TypedConfig):
 
     train: TrainConfig = TrainConfig()
     genotype: str = "alphaGAN_l"
-    dataset: str = "demo"
-    data_dir: str | None = None
-    manual_dir: str | None = None
-    download: bool = False
-    gf: int = 256
-    df: int = 128
-    bottom_width: int = 4
+    model: GeneratorConfig = GeneratorConfig()
+    data: DataConfig = DataConfig()
     seed: int = 0
     deterministic: bool = True
     init_from: str | None = None
@@ -67,25 +65,36 @@ class TrainRunConfig(TypedConfig):
     eval_every: int = 5000
     keep_checkpoints: int = 3
 
+    # What a rerun in the same workdir may change (the rest must match its checkpoint).
+    RESUMABLE = ("train.g_iterations", "train.g_lr", "train.d_lr", "checkpoint_every",
+                 "sample_every", "eval_every", "keep_checkpoints", "init_from", "genotype")
+
+    def __post_init__(self):
+        require_positive(self, "checkpoint_every", "sample_every", "eval_every", "keep_checkpoints")
+        require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
+                "must be an integer >= 0")
+
+    @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        return upgrade_run_layout(data, "train")
+
     @property
     def image_size(self) -> int:
-        return 8 * self.bottom_width
+        return self.model.image_size
 
 
-def build_generator(genotype: Genotype, config: TrainRunConfig) -> Generator:
+def build_generator(genotype: Genotype, model: GeneratorConfig) -> Generator:
     return Generator.from_genotype(
-        genotype, gf=config.gf, latent_dim=config.train.latent_dim,
-        bottom_width=config.bottom_width,
+        genotype, gf=model.gf, latent_dim=model.latent_dim, bottom_width=model.bottom_width,
     )
 
 
 def build_trainer(config: TrainRunConfig, genotype: Genotype) -> GANTrainer:
-    size = config.image_size
     return GANTrainer(
-        build_generator(genotype, config),
-        Discriminator(df=config.df),
-        build_generator(genotype, config),
-        image_shape=(size, size, 3),
+        build_generator(genotype, config.model),
+        Discriminator(df=config.model.df),
+        build_generator(genotype, config.model),
+        image_shape=config.model.image_shape,
         config=config.train,
         seed=config.seed,
     )
@@ -119,13 +128,24 @@ def initialize_from_search(generator: Generator, search_workdir: str) -> None:
     latest = tf.train.latest_checkpoint(os.path.join(search_workdir, "checkpoints"))
     if latest is None:
         raise FileNotFoundError(f"--init_from={search_workdir} holds no search checkpoint.")
-    latent_dim = search_config.search.latent_dim
-    supernet = SearchGenerator(
-        gf=search_config.gf, latent_dim=latent_dim, bottom_width=search_config.bottom_width
-    )
+    model = search_config.model
+    latent_dim = model.latent_dim
+    supernet = SearchGenerator(gf=model.gf, latent_dim=latent_dim, bottom_width=model.bottom_width)
     supernet(tf.zeros([1, latent_dim]), training=False)
     tf.train.Checkpoint(generator=supernet).restore(latest).expect_partial()
     transfer_search_weights(supernet, generator)
+
+
+def open_workdir(config: TrainRunConfig, workdir: str, verbose: int = 1) -> Workdir:
+    """The retraining's workdir, checked against `config` (utils/workdir.py); writes nothing.
+
+    Raises:
+        WorkdirError: `workdir` cannot hold this run (a file, or another run's checkpoint).
+        GenotypeError: `config.genotype` cannot be loaded.
+    """
+    genotype = load_genotype(config.genotype)
+    return Workdir.open(workdir, config, "train_config.json", resumable=TrainRunConfig.RESUMABLE,
+                        pinned={"genotype.json": genotype.to_json()}, verbose=bool(verbose))
 
 
 def _has_data_iterator(checkpoint_path: str) -> bool:
@@ -154,55 +174,47 @@ def run_training(
     from alphagan_tf.data.pipeline import training_dataset
 
     genotype = load_genotype(config.genotype)
-    os.makedirs(workdir, exist_ok=True)
-    config_path = os.path.join(workdir, "train_config.json")
-    if not os.path.exists(config_path):
-        files.write_json_atomic(config_path, dataclasses.asdict(config))
-        files.write_text_atomic(os.path.join(workdir, "genotype.json"), genotype.to_json())
+    run = open_workdir(config, workdir, verbose)
     seeding.seed_everything(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
     data = training_dataset(
-        config.dataset, image_size=config.image_size, batch_size=config.train.d_batch_size,
-        seed=config.seed, data_dir=config.data_dir, manual_dir=config.manual_dir,
-        download=config.download,
+        config.data.dataset, image_size=config.image_size, batch_size=config.train.d_batch_size,
+        seed=config.seed, **config.data.loader_kwargs(),
     )
     trainer = build_trainer(config, genotype)
     real_batches = iter(data.dataset)
     best_fid = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_fid")
     checkpoint = tf.train.Checkpoint(real_batches=real_batches, best_fid=best_fid,
                                      **trainer.checkpoint_items())
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
-    )
-    best_manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "best"),
-                                              max_to_keep=1)
-    if manager.latest_checkpoint:
-        status = checkpoint.restore(manager.latest_checkpoint)
-        if _has_data_iterator(manager.latest_checkpoint):
+
+    def verify(status, path: str) -> None:
+        if _has_data_iterator(path):
             status.assert_existing_objects_matched()
         else:  # converted from the authors' PyTorch checkpoint (alphagan_tf.convert): new data order
             status.expect_partial()
+
+    manager, restored = run.checkpoints(checkpoint, config.keep_checkpoints, verify)
+    best_manager = tf.train.CheckpointManager(checkpoint, run.file("best"), max_to_keep=1)
+    if restored:
         if verbose:
-            print(f"Resuming from {manager.latest_checkpoint}.")
+            print(f"Resuming from {restored}.")
     elif config.init_from:
         initialize_from_search(trainer.generator, config.init_from)
         trainer.ema.initialize()
         if verbose:
             print(f"Initialised the generator from the search in {config.init_from}.")
 
-    eval_path = os.path.join(workdir, "eval_history.json")
     done = int(trainer.g_iterations_done.numpy())
-    eval_history = [h for h in files.read_json(eval_path, []) if h["iteration"] <= done]
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-    fixed_latents = tf.random.stateless_normal([64, config.train.latent_dim],
+    eval_history = [h for h in run.read_json("eval_history.json", []) if h["iteration"] <= done]
+    fixed_latents = tf.random.stateless_normal([64, config.model.latent_dim],
                                                seed=[config.seed, 4321])
     total = config.train.g_iterations
     if verbose and done >= total:
         print(f"Already trained {done} G iterations (g_iterations={total}): nothing to do.")
     elif verbose:
-        print(f"Training {config.genotype} on {config.dataset} "
+        print(f"Training {config.genotype} on {config.data.dataset} "
               f"({config.image_size}x{config.image_size}), G iterations {done + 1}..{total}.")
     progbar = keras.utils.Progbar(total, unit_name="G iter") if verbose else None
     if progbar is not None and done:
@@ -211,6 +223,7 @@ def run_training(
     samples, diversity_ratio = None, None
     # 64 real images from a fresh iterator (the checkpointed one does not move).
     real_reference = diversity.first_images(data.dataset, 64)
+    pinned_d_loss = guards.PinnedLossMonitor("d_loss", patience=50)
     started = time.time()
 
     def sample(iteration: int) -> None:
@@ -219,7 +232,7 @@ def run_training(
         samples = np.asarray(trainer.ema_generator(fixed_latents, training=False), np.float32)
         diversity_ratio = diversity.check_and_warn(
             samples, real_reference, f"iteration {iteration}").ratio
-        with writer.as_default(step=iteration):
+        with run.writer.as_default(step=iteration):
             tf.summary.scalar("train/diversity_ratio", diversity_ratio)
             tf.summary.image("samples_ema", images.make_grid(samples)[None])
         if verbose:
@@ -228,13 +241,13 @@ def run_training(
     def evaluate(iteration: int) -> None:
         result = {k: float(v) for k, v in evaluate_fn(trainer.ema_generator).items()}
         eval_history.append({"iteration": iteration, **result})
-        files.write_json_atomic(eval_path, eval_history)
-        with writer.as_default(step=iteration):
+        run.write_json("eval_history.json", eval_history)
+        with run.writer.as_default(step=iteration):
             for name, value in result.items():
                 tf.summary.scalar(f"eval/{name}", value)
         if "fid" in result and result["fid"] < float(best_fid.numpy()):
             best_fid.assign(result["fid"])
-            best_manager.save(checkpoint_number=iteration)
+            run.save(best_manager, iteration)
         if verbose:
             print("\n" + f"iteration {iteration}: " + "  ".join(
                 f"{k} {v:.4f}" for k, v in result.items()))
@@ -243,10 +256,18 @@ def run_training(
         evaluate(0)
     for iteration in range(done + 1, total + 1):
         metrics = trainer.train_iteration(real_batches)
+        run.check(f"G iteration {iteration}", metrics)
+        collapse = pinned_d_loss.update(f"G iteration {iteration}", metrics["d_loss"])
+        if collapse:
+            logging.warning(collapse)
+            with run.writer.as_default(step=iteration):
+                tf.summary.text("warnings", collapse)
+            if verbose:
+                print(f"\nwarning: {collapse}")
         if progbar is not None:
             progbar.update(iteration, list(metrics.items()))
         if iteration % 50 == 0 or iteration == total:
-            with writer.as_default(step=iteration):
+            with run.writer.as_default(step=iteration):
                 for name, value in metrics.items():
                     tf.summary.scalar(f"train/{name}", value)
         if iteration % config.sample_every == 0 or iteration == total:
@@ -254,13 +275,14 @@ def run_training(
         if evaluate_fn is not None and (iteration % config.eval_every == 0 or iteration == total):
             evaluate(iteration)
         if iteration % config.checkpoint_every == 0 or iteration == total:
-            manager.save(checkpoint_number=iteration)
+            run.save(manager, iteration, f"G iteration {iteration}", metrics,
+                     trainer.checked_variables())
     if samples is None:  # nothing left to train (a re-run): the samples of the last checkpoint
         sample(max(total, done))
-    writer.flush()
+    run.writer.flush()
 
-    images.save_grid(samples, os.path.join(workdir, "samples.png"))
-    summary_path = os.path.join(workdir, "train_summary.json")
+    images.save_grid(samples, run.output("samples.png"))
+    summary_path = run.file("train_summary.json")
     summary = {
         "iterations": max(total, done),
         # A re-run with nothing left to train keeps the losses of the run that trained.
@@ -270,7 +292,7 @@ def run_training(
         "diversity_ratio": diversity_ratio,
         "seconds": time.time() - started,
     }
-    files.write_json_atomic(summary_path, summary)
+    run.write_json("train_summary.json", summary)
     logging.info("Training done: %s", summary)
     return summary
 
@@ -295,10 +317,7 @@ def load_trained_generator(workdir: str, which: str = "latest") -> Generator:
         checkpoint_path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if checkpoint_path is None:
         raise FileNotFoundError(f"{workdir} holds no checkpoint yet.")
-    latent_dim = config.train.latent_dim
-    generator = Generator.from_genotype(
-        genotype, gf=config.gf, latent_dim=latent_dim, bottom_width=config.bottom_width
-    )
-    generator(tf.zeros([1, latent_dim]), training=False)
+    generator = build_generator(genotype, config.model)
+    generator(tf.zeros([1, config.model.latent_dim]), training=False)
     tf.train.Checkpoint(ema_generator=generator).restore(checkpoint_path).expect_partial()
     return generator

@@ -18,7 +18,9 @@ import tensorflow as tf
 from alphagan_tf.gan import losses
 from alphagan_tf.gan.ema import WeightEMA
 from alphagan_tf.nas.adam import PyTorchAdam
-from alphagan_tf.utils.typed_config import TypedConfig
+from alphagan_tf.utils.typed_config import (
+    TypedConfig, rename_keys, require_finite_positive, require_fraction, require_positive,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,19 +31,23 @@ class TrainConfig(TypedConfig):
     n_critic: int = 5
     g_batch_size: int = 128
     d_batch_size: int = 64
-    latent_dim: int = 128
     g_lr: float = 2e-4
     d_lr: float = 2e-4
-    beta1: float = 0.0
-    beta2: float = 0.9
+    beta_1: float = 0.0
+    beta_2: float = 0.9
     ema_decay: float = 0.999
 
     def __post_init__(self):
-        for name in ("g_iterations", "n_critic", "g_batch_size", "d_batch_size", "latent_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"TrainConfig.{name} must be >= 1. Received: {name}={getattr(self, name)}"
-                )
+        require_positive(self, "g_iterations", "n_critic", "g_batch_size", "d_batch_size")
+        require_finite_positive(self, "g_lr", "d_lr")
+        require_fraction(self, "beta_1", "beta_2", closed=False)
+        require_fraction(self, "ema_decay")
+
+    @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        """Before issue 18: Adam's betas were beta1/beta2, latent_dim lived here."""
+        data.pop("latent_dim", None)  # now GeneratorConfig.latent_dim (moved by the run config)
+        return rename_keys(data, beta1="beta_1", beta2="beta_2")
 
 
 class GANTrainer:
@@ -73,7 +79,7 @@ class GANTrainer:
         self.g_iterations_done = tf.Variable(0, dtype=tf.int64, trainable=False,
                                              name="g_iterations_done")
 
-        z = tf.zeros([2, config.latent_dim])
+        z = tf.zeros([2, generator.latent_dim])
         for g in (generator, ema_generator):
             fake = g(z, training=False)
             if tuple(fake.shape[1:]) != tuple(image_shape):
@@ -83,7 +89,7 @@ class GANTrainer:
                 )
         discriminator(tf.zeros([2, *image_shape]), training=False)
 
-        adam = dict(beta_1=config.beta1, beta_2=config.beta2)
+        adam = dict(beta_1=config.beta_1, beta_2=config.beta_2)
         self.g_optimizer = PyTorchAdam(config.g_lr, name="g_adam", **adam)
         self.d_optimizer = PyTorchAdam(config.d_lr, name="d_adam", **adam)
         self.g_optimizer.build(generator.trainable_variables)
@@ -96,8 +102,13 @@ class GANTrainer:
         self.d_step = tf.function(self._d_step, autograph=False)
         self.g_step = tf.function(self._g_step, autograph=False)
 
+    def checked_variables(self) -> list[tf.Variable]:
+        """What the divergence guard checks before a checkpoint: G, D and the EMA G."""
+        return [*self.generator.variables, *self.discriminator.variables,
+                *self.ema_generator.variables]
+
     def _latents(self, batch_size: int) -> tf.Tensor:
-        return self.latent_rng.normal([batch_size, self.config.latent_dim])
+        return self.latent_rng.normal([batch_size, self.generator.latent_dim])
 
     def _d_step(self, real: tf.Tensor) -> tf.Tensor:
         fake = self.generator(self._latents(self.config.d_batch_size), training=True)

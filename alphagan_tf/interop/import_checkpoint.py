@@ -20,7 +20,6 @@ leaves nothing behind, and an existing non-empty `out_dir` is never touched.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import shutil
@@ -122,6 +121,7 @@ def import_training_checkpoint(path: str, genotype, bottom_width: int, out_dir: 
 
     from alphagan_tf.gan.discriminator import Discriminator
     from alphagan_tf.gan.generator import Generator
+    from alphagan_tf.gan.generator_config import GeneratorConfig
     from alphagan_tf.gan.train_loop import TrainRunConfig
     from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
     from alphagan_tf.utils import files
@@ -134,7 +134,7 @@ def import_training_checkpoint(path: str, genotype, bottom_width: int, out_dir: 
     side = 8 * bottom_width
     trainer = GANTrainer(
         generator(), Discriminator(df=df), generator(), image_shape=(side, side, 3),
-        config=TrainConfig(latent_dim=sizes["latent_dim"]),
+        config=TrainConfig(),
     )
     _load(trainer.generator, checkpoint.generator, path, "gen_state_dict")
     _load(trainer.ema_generator, checkpoint.ema_generator, path, "avg_gen_state_dict")
@@ -160,17 +160,15 @@ def import_training_checkpoint(path: str, genotype, bottom_width: int, out_dir: 
         "bottom_width": bottom_width,
     }
     config = TrainRunConfig(
-        train=TrainConfig(latent_dim=sizes["latent_dim"]),
         genotype="genotype.json",
-        gf=sizes["gf"],
-        df=df,
-        bottom_width=bottom_width,
+        model=GeneratorConfig(gf=sizes["gf"], df=df, latent_dim=sizes["latent_dim"],
+                              bottom_width=bottom_width),
     )
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.", dir=parent)
     try:
-        files.write_json_atomic(os.path.join(staging, "train_config.json"), dataclasses.asdict(config))
+        files.write_json_atomic(os.path.join(staging, "train_config.json"), config.to_dict())
         files.write_text_atomic(os.path.join(staging, "genotype.json"), genotype.to_json())
         files.write_json_atomic(os.path.join(staging, "converted_from.json"), source)
         manager = tf.train.CheckpointManager(

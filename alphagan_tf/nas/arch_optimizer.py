@@ -10,13 +10,14 @@ is PyTorch's update (`nas/adam.py`: epsilon 1e-8 after the bias correction).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Sequence
 
 import keras
 import tensorflow as tf
 
 from alphagan_tf.nas.adam import PyTorchAdam
-from alphagan_tf.utils.typed_config import TypedConfig
+from alphagan_tf.utils.typed_config import TypedConfig, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +26,18 @@ class ArchOptimizerConfig(TypedConfig):
     beta_1: float = 0.5
     beta_2: float = 0.999
     weight_decay: float = 1e-3
+
+    def __post_init__(self):
+        # Named as the flags that set them (--arch_learning_rate, ...), in every command.
+        lr, decay = self.learning_rate, self.weight_decay
+        require(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,
+                "arch_learning_rate", lr, "must be a finite number > 0")
+        for name in ("beta_1", "beta_2"):
+            value = getattr(self, name)
+            require(isinstance(value, (int, float)) and 0 <= value < 1, f"arch_{name}", value,
+                    "must be in [0, 1)")
+        require(isinstance(decay, (int, float)) and math.isfinite(decay) and decay >= 0,
+                "arch_weight_decay", decay, "must be a finite number >= 0")
 
 
 class ArchitectureOptimizer:

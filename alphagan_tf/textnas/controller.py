@@ -40,10 +40,11 @@ import keras
 import tensorflow as tf
 
 from alphagan_tf.textnas.architecture import OPS, input_candidates
+from alphagan_tf.utils.typed_config import TypedConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class ControllerConfig:
+class ControllerConfig(TypedConfig):
     """The controller and its REINFORCE training (defaults: NNI's TextNAS example).
 
     Attributes:

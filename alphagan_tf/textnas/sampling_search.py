@@ -40,8 +40,6 @@ Workdir layout::
 
 from __future__ import annotations
 
-import dataclasses
-import os
 
 import keras
 import numpy as np
@@ -54,7 +52,6 @@ from alphagan_tf.textnas.controller import TextNASController
 from alphagan_tf.textnas.encoding import EncodedArchitecture, decode, encode
 from alphagan_tf.textnas.reinforce import ReinforceTrainer
 from alphagan_tf.textnas.training import make_checkpoint
-from alphagan_tf.utils import files
 
 #: Seed streams: what a stateless draw is for.
 CHILD, CONTROLLER, DERIVE, EPOCH_EVAL = range(4)
@@ -119,7 +116,7 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
 
     if config.algorithm not in ("enas", "random_ws"):
         raise ValueError(f"run_sampling_search runs enas or random_ws. Received: {config.algorithm!r}")
-    split, model = prepare_search(config, workdir, verbose)
+    run, split, model = prepare_search(config, workdir, verbose)
     child = ChildSteps(model, SampledPathAdam(config.learning_rate,
                                               global_clipnorm=config.clipnorm or None,
                                               name="weight_adam"))
@@ -139,19 +136,16 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
     global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = make_checkpoint(model, {"weight_optimizer": child.optimizer}, global_step,
                                  **more_state)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=2)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-        if verbose:
-            print(f"resumed from {manager.latest_checkpoint} (step {int(global_step.numpy())})")
-    files.write_json_atomic(os.path.join(workdir, "search_config.json"), dataclasses.asdict(config))
+    manager, restored = run.checkpoints(checkpoint, 2, verify=lambda status, path: status.assert_consumed())
+    if restored and verbose:
+        print(f"resumed from {restored} (step {int(global_step.numpy())})")
 
     weight_batches = sst.BucketBatcher(split.weight_phrases, config.batch_size, config.seed)
     arch_batches = sst.BucketBatcher(split.arch_phrases, config.batch_size, config.seed + 1)
     held_out_eval = sst.eval_batches(split.arch_sentences, 256)
     steps_per_epoch = len(weight_batches)
     warmup_steps = config.warmup_epochs * steps_per_epoch
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    writer = run.writer
     if verbose:
         print(f"search {config.task} ({config.algorithm}): {len(split.weight_phrases)} weight phrases, "
               f"{len(split.arch_phrases)} held-out phrases ({len(split.arch_sentences)} sentences), "
@@ -175,6 +169,7 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
             step += 1
             global_step.assign(step)
             values = [("loss", float(w["loss"])), ("acc", float(w["accuracy"]))]
+            run.check(f"step {step}", dict(values[:1]))
             if enas and step > warmup_steps and (step - warmup_steps) % config.controller_every == 0:
                 controller_means = _controller_phase(trainer, child, arch_batches, config)
                 values += [(k, controller_means[k]) for k in ("reward", "entropy", "baseline")]
@@ -187,12 +182,12 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
                     tf.summary.scalar("child/loss", w["loss"])
                     tf.summary.scalar("child/accuracy", w["accuracy"])
             if step % config.checkpoint_every == 0:
-                manager.save(checkpoint_number=step)
+                run.save(manager, step, f"step {step}", variables=model.variables)
             if config.max_steps is not None and step >= config.max_steps:
                 break
 
         if step < (epoch + 1) * steps_per_epoch:  # stopped mid-epoch
-            manager.save(checkpoint_number=step)
+            run.save(manager, step, f"step {step}", variables=model.variables)
             writer.flush()
             if verbose:
                 print(f"\nstopped at step {step} (max_steps); rerun to resume.")
@@ -205,7 +200,7 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
             tf.summary.scalar("held_out/sampled_sentence_accuracy_mean", held_out_accuracy)
             tf.summary.scalar("held_out/sampled_sentence_accuracy_max", max(accuracies))
         writer.flush()
-        manager.save(checkpoint_number=step)
+        run.save(manager, step, f"step {step}", variables=model.variables)
         if verbose:
             print(f"held-out sentences, {EPOCH_SAMPLES} sampled architectures: accuracy "
                   + " ".join(f"{a:.4f}" for a in accuracies))
@@ -216,14 +211,14 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
 
     architecture, scores = derive_by_sampling(sampler, child, held_out_eval, config.seed,
                                               config.derive_samples)
-    files.write_json_atomic(os.path.join(workdir, "derive_scores.json"), scores)
+    run.write_json("derive_scores.json", scores)
     best = max(s["accuracy"] for s in scores)
-    architecture.save(os.path.join(workdir, "architecture.json"))
+    architecture.save(run.output("architecture.json"))
     if verbose:
         accuracies = np.array([s["accuracy"] for s in scores])
         print(f"derive: {len(scores)} sampled architectures, held-out sentence accuracy "
               f"mean {accuracies.mean():.4f} sd {accuracies.std():.4f} max {best:.4f}\n"
-              f"{architecture.describe()}\nwrote {os.path.join(workdir, 'architecture.json')}")
+              f"{architecture.describe()}\nwrote {run.file('architecture.json')}")
     return SearchResult(architecture, step, best)
 
 

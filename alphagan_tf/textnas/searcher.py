@@ -41,7 +41,6 @@ Workdir layout::
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import keras
 import numpy as np
@@ -55,7 +54,9 @@ from alphagan_tf.textnas.controller import ControllerConfig
 from alphagan_tf.textnas.model import NetworkConfig
 from alphagan_tf.textnas.selection import op_removal_scores, select_by_removal
 from alphagan_tf.textnas.supernet import TextNASSupernet
-from alphagan_tf.utils import files, seeding
+from alphagan_tf.utils import seeding
+from alphagan_tf.utils.typed_config import TypedConfig
+from alphagan_tf.utils.workdir import Workdir
 from alphagan_tf.textnas.training import (
     BATCH_SIGNATURE,
     classification_loss_fn,
@@ -74,7 +75,7 @@ ALGORITHMS = ("darts", "enas", "random_ws")
 
 
 @dataclasses.dataclass(frozen=True)
-class SearchConfig:
+class SearchConfig(TypedConfig):
     """Everything a search run needs.
 
     Attributes:
@@ -149,6 +150,12 @@ class SearchConfig:
     checkpoint_every: int = 500
     max_steps: int | None = None
 
+    # What a rerun in the same workdir may change (the rest must match its checkpoint): the
+    # schedule, and what the steps still to come or the derivation use (e.g. the skip penalty
+    # after a weights-only warm-up).
+    RESUMABLE = ("epochs", "max_steps", "log_every", "checkpoint_every", "skip_penalty",
+                 "max_skips", "op_selection", "derive_samples")
+
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}. Received: {self.algorithm!r}")
@@ -207,9 +214,11 @@ def prepare_search(config: SearchConfig, workdir: str, verbose: bool = True):
     (weights / architecture parts) and the supernet (with GloVe vectors if given).
 
     Returns:
-        (split, model): `sst.load_search_split`'s split and a `TextNASSupernet`.
+        (run, split, model): the `Workdir`, `sst.load_search_split`'s split and a
+        `TextNASSupernet`.
     """
-    os.makedirs(workdir, exist_ok=True)
+    run = Workdir.open(workdir, config, "search_config.json", resumable=SearchConfig.RESUMABLE,
+                       verbose=verbose)
     seeding.seed_everything(config.seed)
     split = sst.load_search_split(
         config.sst_dir, config.task, config.held_out_fraction, seed=config.seed,
@@ -229,7 +238,7 @@ def prepare_search(config: SearchConfig, workdir: str, verbose: bool = True):
         model.stem.set_embeddings(matrix)
         if verbose:
             print(f"embeddings: {found}/{len(split.vocab) - 2} words found in {config.embeddings_path}")
-    return split, model
+    return run, split, model
 
 
 def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> SearchResult:
@@ -244,7 +253,7 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
         from alphagan_tf.textnas.sampling_search import run_sampling_search
 
         return run_sampling_search(config, workdir, verbose)
-    split, model = prepare_search(config, workdir, verbose)
+    run, split, model = prepare_search(config, workdir, verbose)
 
     weight_optimizer = keras.optimizers.Adam(
         config.learning_rate, global_clipnorm=config.clipnorm or None, name="weight_adam"
@@ -263,21 +272,16 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
     checkpoint = make_checkpoint(
         model, {"weight_optimizer": weight_optimizer, "arch_optimizer": arch_optimizer}, global_step
     )
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=2)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-        if verbose:
-            print(f"resumed from {manager.latest_checkpoint} (step {int(global_step.numpy())})")
-    # The config of the latest session: a resumed run may change settings that the
-    # steps still to come use (e.g. the skip penalty after a weights-only warm-up).
-    files.write_json_atomic(os.path.join(workdir, "search_config.json"), dataclasses.asdict(config))
+    manager, restored = run.checkpoints(checkpoint, 2, verify=lambda status, path: status.assert_consumed())
+    if restored and verbose:
+        print(f"resumed from {restored} (step {int(global_step.numpy())})")
 
     weight_batches = sst.BucketBatcher(split.weight_phrases, config.batch_size, config.seed)
     arch_batches = sst.BucketBatcher(split.arch_phrases, config.batch_size, config.seed + 1)
     held_out_eval = sst.eval_batches(split.arch_sentences, 256)
     steps_per_epoch = len(weight_batches)
     warmup_steps = config.warmup_epochs * steps_per_epoch
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    writer = run.writer
     if verbose:
         print(f"search {config.task}: {len(split.weight_phrases)} weight phrases, "
               f"{len(split.arch_phrases)} held-out phrases ({len(split.arch_sentences)} sentences), "
@@ -298,6 +302,7 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
         for index, (ids, labels) in enumerate(weight_batches.epoch(epoch, offset), offset):
             w = steps.weight_step(ids, labels)
             values = [("loss", float(w["loss"])), ("acc", float(w["accuracy"]))]
+            run.check(f"step {step + 1}", dict(values[:1]))
             a = None
             if step >= warmup_steps:
                 arch_ids, arch_labels = arch_batches.batch_at(step - warmup_steps)
@@ -316,13 +321,13 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
                         if "skip_gate" in a:
                             tf.summary.scalar("arch/mean_skip_gate", a["skip_gate"])
             if step % config.checkpoint_every == 0:
-                manager.save(checkpoint_number=step)
+                run.save(manager, step, f"step {step}", variables=model.variables)
             if config.max_steps is not None and step >= config.max_steps:
                 stopped = True
                 break
 
         if step < (epoch + 1) * steps_per_epoch:  # stopped mid-epoch
-            manager.save(checkpoint_number=step)
+            run.save(manager, step, f"step {step}", variables=model.variables)
             writer.flush()
             if verbose:
                 print(f"\nstopped at step {step} (max_steps); rerun to resume.")
@@ -343,8 +348,8 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
             for name in sorted(set(architecture.ops)):
                 tf.summary.scalar(f"derived_ops/{name}", architecture.ops.count(name))
         writer.flush()
-        architecture.save(os.path.join(workdir, f"architecture_epoch_{epoch + 1}.json"))
-        manager.save(checkpoint_number=step)
+        architecture.save(run.output(f"architecture_epoch_{epoch + 1}.json"))
+        run.save(manager, step, f"step {step}", variables=model.variables)
         if verbose:
             print(f"held-out sentences: accuracy {held_out['accuracy']:.4f} "
                   f"loss {held_out['loss']:.4f}\n{architecture.describe()}")
@@ -354,13 +359,12 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
             return SearchResult(None, step, held_out_accuracy)
 
     architecture = model.architecture(config.max_skips)
-    files.write_json_atomic(os.path.join(workdir, "probabilities.json"), model.probabilities())
+    run.write_json("probabilities.json", model.probabilities())
     if config.op_selection == "removal":
         scores = op_removal_scores(model, predict_fn, held_out_eval)
-        files.write_json_atomic(os.path.join(workdir, "op_removal_scores.json"),
-                   {"ops": list(OPS), "scores": scores.tolist()})
+        run.write_json("op_removal_scores.json", {"ops": list(OPS), "scores": scores.tolist()})
         architecture = select_by_removal(architecture, scores)
-    architecture.save(os.path.join(workdir, "architecture.json"))
+    architecture.save(run.output("architecture.json"))
     if verbose:
-        print(f"{architecture.describe()}\nwrote {os.path.join(workdir, 'architecture.json')}")
+        print(f"{architecture.describe()}\nwrote {run.file('architecture.json')}")
     return SearchResult(architecture, step, held_out_accuracy)

@@ -21,8 +21,6 @@ Workdir layout::
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 from typing import Any
 
@@ -40,11 +38,13 @@ from alphagan_tf.textnas.training import (
     make_checkpoint,
     make_predict_fn,
 )
-from alphagan_tf.utils import files, seeding
+from alphagan_tf.utils import seeding
+from alphagan_tf.utils.typed_config import TypedConfig
+from alphagan_tf.utils.workdir import Workdir
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(TypedConfig):
     """Everything a retraining run needs.
 
     Attributes:
@@ -101,6 +101,9 @@ class TrainConfig:
     checkpoint_every: int = 500
     max_steps: int | None = None
 
+    # What a rerun in the same workdir may change (the rest must match its checkpoint).
+    RESUMABLE = ("epochs", "max_steps", "eval_every", "patience", "log_every", "checkpoint_every")
+
     def __post_init__(self):
         sst.check_task(self.task)
         if self.epochs < 1:
@@ -147,7 +150,8 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
     Returns:
         the contents of results.json, or None when stopped early by max_steps.
     """
-    os.makedirs(workdir, exist_ok=True)
+    run = Workdir.open(workdir, config, "train_config.json", resumable=TrainConfig.RESUMABLE,
+                       pinned={"architecture.json": architecture.to_json()}, verbose=verbose)
     seeding.seed_everything(config.seed)
     dataset = sst.load_sst(config.sst_dir, config.task, config.max_length,
                            config.dedup_phrases, config.max_train_trees)
@@ -184,27 +188,21 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
 
     global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = make_checkpoint(model, {"optimizer": optimizer}, global_step)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=2)
-    history_path = os.path.join(workdir, "history.json")
-    best_path = os.path.join(workdir, "best.weights.h5")
+    manager, restored = run.checkpoints(checkpoint, 2, verify=lambda status, path: status.assert_consumed())
     history: list[dict[str, float]] = []
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-        if os.path.exists(history_path):
-            with open(history_path, encoding="utf-8") as f:
-                restored_step = int(global_step.numpy())
-                # Evaluations after the restored checkpoint are taken again.
-                history = [h for h in json.load(f) if h.get("step", 0) <= restored_step]
+    if restored:
+        restored_step = int(global_step.numpy())
+        # Evaluations after the restored checkpoint are taken again.
+        history = [h for h in run.read_json("history.json", []) if h.get("step", 0) <= restored_step]
         if verbose:
-            print(f"resumed from {manager.latest_checkpoint} (step {int(global_step.numpy())})")
-    dataset.vocab.save(os.path.join(workdir, "vocab.txt"))
-    files.write_json_atomic(os.path.join(workdir, "model_config.json"), {
+            print(f"resumed from {restored} (step {restored_step})")
+    dataset.vocab.save(run.output("vocab.txt"))
+    run.write_json("model_config.json", {
         "architecture": architecture.to_dict(),
         "network": network.to_dict(),
         "max_length": config.max_length,
         "task": config.task,
     })
-    architecture.save(os.path.join(workdir, "architecture.json"))
     num_parameters = int(sum(np.prod(v.shape) for v in model.trainable_variables))
     if verbose:
         print(f"train {config.task}: {len(dataset.train_phrases)} phrases, "
@@ -212,7 +210,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
               f"vocab {len(dataset.vocab)}, {num_parameters} parameters, "
               f"{steps_per_epoch} steps/epoch\n{architecture.describe()}")
 
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    writer = run.writer
 
     def dev_evaluation(epoch: int, step: int) -> bool:
         """Evaluates dev, keeps the best weights, checkpoints; True when patience runs out."""
@@ -220,14 +218,15 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         best_before = max((h["dev_accuracy"] for h in history), default=-1.0)
         history.append({"epoch": epoch + 1, "step": step,
                         "dev_accuracy": dev["accuracy"], "dev_loss": dev["loss"]})
+        run.check(f"step {step}", {"dev_loss": dev["loss"]}, model.variables)
         if dev["accuracy"] > best_before:
-            model.save_weights(best_path)
-        files.write_json_atomic(history_path, history)
+            model.save_weights(run.output("best.weights.h5"))
+        run.write_json("history.json", history)
         with writer.as_default(step=step):
             tf.summary.scalar("dev/sentence_accuracy", dev["accuracy"])
             tf.summary.scalar("dev/sentence_loss", dev["loss"])
         writer.flush()
-        manager.save(checkpoint_number=step)
+        run.save(manager, step)
         if verbose:
             mark = " (best)" if dev["accuracy"] > best_before else ""
             print(f"\nstep {step} (epoch {epoch + 1}) dev sentences: accuracy {dev['accuracy']:.4f} "
@@ -249,8 +248,9 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
             out = train_step(ids, labels)
             step += 1
             global_step.assign(step)
-            progbar.update(index + 1, values=[("loss", float(out["loss"])),
-                                              ("acc", float(out["accuracy"]))])
+            loss = float(out["loss"])
+            run.check(f"step {step}", {"loss": loss})
+            progbar.update(index + 1, values=[("loss", loss), ("acc", float(out["accuracy"]))])
             if step % config.log_every == 0:
                 with writer.as_default(step=step):
                     tf.summary.scalar("train/loss", out["loss"])
@@ -260,11 +260,11 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
                 if stop:
                     break
             elif step % config.checkpoint_every == 0:
-                manager.save(checkpoint_number=step)
+                run.save(manager, step, f"step {step}", variables=model.variables)
             if config.max_steps is not None and step >= config.max_steps:
                 break
         if not stop and config.max_steps is not None and config.max_steps <= step < total_steps:
-            manager.save(checkpoint_number=step)
+            run.save(manager, step, f"step {step}", variables=model.variables)
             writer.flush()
             if verbose:
                 print(f"\nstopped at step {step} (max_steps); rerun to resume.")
@@ -273,7 +273,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         print(f"stopped early at step {step}: {config.patience} dev evaluations without a new best")
 
     best = max(history, key=lambda h: h["dev_accuracy"])
-    model.load_weights(best_path)
+    model.load_weights(run.file("best.weights.h5"))
     test = evaluate(predict_fn, sst.eval_batches(dataset.test_sentences, 256))
     results = {
         "task": config.task,
@@ -288,10 +288,10 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         "num_parameters": num_parameters,
         "history": history,
         "train_seconds_this_session": round(time.time() - started, 1),
-        "config": dataclasses.asdict(config),
+        "config": config.to_dict(),
         "ops": list(architecture.ops),
     }
-    files.write_json_atomic(os.path.join(workdir, "results.json"), results)
+    run.write_json("results.json", results)
     if verbose:
         print(f"best dev: epoch {best['epoch']} step {best.get('step')}: dev {best['dev_accuracy']:.4f}; "
               f"test {test['accuracy']:.4f} (evaluated once)")

@@ -78,7 +78,7 @@ class RetrainObjective:
         self.config = config
         self.evaluate_fn = generator_eval.make_evaluate_fn(
             feature_fn, real_stats, num_samples=config.eval_samples,
-            batch_size=config.eval_batch_size, latent_dim=config.run.train.latent_dim,
+            batch_size=config.eval_batch_size, latent_dim=config.run.model.latent_dim,
             seed=config.eval_seed, verbose=verbose,
         )
         self.verbose = verbose
@@ -150,7 +150,7 @@ def objective_from_spec(
         feature_extractor: "inception" or "classifier:/path/to/SavedModel".
         inception_path: TF-Hub handle or local SavedModel of the TF-GAN Inception.
         real_stats_path: precomputed real statistics (.npz) of that extractor, or None
-            to compute them from `config.run.dataset` (cached in `cache_dir`).
+            to compute them from `config.run.data` (cached in `cache_dir`).
         cache_dir: where computed real statistics are cached.
         verbose: progress bars.
 
@@ -176,9 +176,9 @@ def objective_from_spec(
         cache_path = os.path.join(cache_dir, f"real_stats_{safe}.npz")
     run = config.run
     real_stats = generator_eval.real_statistics(
-        feature_fn, dataset=run.dataset, image_size=run.image_size, stats_path=real_stats_path,
-        cache_path=cache_path, batch_size=config.eval_batch_size, data_dir=run.data_dir,
-        manual_dir=run.manual_dir, download=run.download, verbose=verbose,
+        feature_fn, dataset=run.data.dataset, image_size=run.image_size,
+        stats_path=real_stats_path, cache_path=cache_path, batch_size=config.eval_batch_size,
+        verbose=verbose, **run.data.loader_kwargs(),
     )
     return RetrainObjective(config, feature_fn, real_stats, verbose=verbose)
 

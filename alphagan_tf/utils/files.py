@@ -28,3 +28,10 @@ def read_json(path: str, default: Any = None) -> Any:
         return default
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_text(path: str, default: str | None = None) -> str | None:
+    if not os.path.exists(path):
+        return default
+    with open(path, encoding="utf-8") as f:
+        return f.read()

@@ -10,6 +10,15 @@ Every run configuration (`SearchRunConfig`, `SearchConfig`, `ArchOptimizerConfig
                                 version wrote is never read by raw keys); missing keys
                                 take their defaults; __post_init__ validates again
 
+    config.differences(other)   the dotted keys whose values differ (a resumed run's
+                                config against the one its workdir holds)
+
+Every config checks its own values in `__post_init__` with `require`, raising a
+`ConfigError` that names the field (`key`) and the value: field names are the
+flag names, so the CLI edge turns it into one `error: --key: ...` line. A
+config file written by an earlier version goes through `upgrade` (old key
+layouts -> the current one) before it is read.
+
 The CLI modules build configs from flags (`config_from_flags`); this module
 knows nothing of flags.
 """
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import typing
 from typing import Any, Mapping, TypeVar
@@ -26,7 +36,41 @@ T = TypeVar("T", bound="TypedConfig")
 
 
 class ConfigError(ValueError):
-    """A configuration read back does not fit its config (the message names the key and file)."""
+    """A value or a file does not fit its config; `key` names the field when one is at fault."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+def require(condition: bool, key: str, value: Any, what: str) -> None:
+    """Raises ConfigError("KEY: WHAT. Received: VALUE", key=KEY) unless `condition`."""
+    if not condition:
+        raise ConfigError(f"{key}: {what}. Received: {value!r}", key=key)
+
+
+def require_positive(config: Any, *names: str) -> None:
+    """Every named integer field of `config` must be >= 1."""
+    for name in names:
+        value = getattr(config, name)
+        require(isinstance(value, int) and value >= 1, name, value, "must be an integer >= 1")
+
+
+def require_finite_positive(config: Any, *names: str) -> None:
+    """Every named float field of `config` must be finite and > 0 (learning rates)."""
+    for name in names:
+        value = getattr(config, name)
+        require(isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
+                name, value, "must be a finite number > 0")
+
+
+def require_fraction(config: Any, *names: str, closed: bool = True) -> None:
+    """Every named float field of `config` must be in [0, 1] (or [0, 1) when not `closed`)."""
+    for name in names:
+        value = getattr(config, name)
+        ok = isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value
+        ok = ok and (value <= 1 if closed else value < 1)
+        require(ok, name, value, f"must be in [0, 1{']' if closed else ')'}")
 
 
 def _config_type(annotation) -> type | None:
@@ -56,6 +100,7 @@ class TypedConfig:
                 f"{where or cls.__name__}: expected a mapping of {cls.__name__} fields. "
                 f"Received: {type(data).__name__}"
             )
+        data = cls.upgrade(dict(data))
         hints = typing.get_type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
@@ -75,9 +120,46 @@ class TypedConfig:
         return cls(**kwargs)
 
     @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        """An earlier version's key layout -> this one (override where a layout changed)."""
+        return data
+
+    def differences(self, other: "TypedConfig") -> list[str]:
+        """Dotted keys (e.g. "model.gf") whose values differ between `self` and `other`."""
+        return _differences(self.to_dict(), other.to_dict(), "")
+
+    @classmethod
     def read(cls: type[T], path: str, missing: str) -> T:
         """`from_dict` of the JSON file at `path`; FileNotFoundError(`missing`) when it is absent."""
         if not os.path.exists(path):
             raise FileNotFoundError(missing)
         with open(path, encoding="utf-8") as f:
             return cls.from_dict(json.load(f), where=path)
+
+
+def _differences(a: Mapping, b: Mapping, prefix: str) -> list[str]:
+    keys = []
+    for name in sorted(set(a) | set(b)):
+        x, y = a.get(name), b.get(name)
+        if isinstance(x, Mapping) and isinstance(y, Mapping):
+            keys += _differences(x, y, f"{prefix}{name}.")
+        elif x != y and not (isinstance(x, (list, tuple)) and isinstance(y, (list, tuple))
+                             and list(x) == list(y)):
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def move_keys(data: dict, into: str, names: tuple[str, ...]) -> dict:
+    """`upgrade` helper: top-level `names` of `data` moved into the nested mapping `into`."""
+    moved = {name: data.pop(name) for name in names if name in data}
+    if moved:
+        data[into] = {**moved, **data.get(into, {})}
+    return data
+
+
+def rename_keys(data: dict, **old_to_new: str) -> dict:
+    """`upgrade` helper: keys renamed in place (e.g. beta1 -> beta_1)."""
+    for old, new in old_to_new.items():
+        if old in data and new not in data:
+            data[new] = data.pop(old)
+    return data

@@ -1,0 +1,53 @@
+"""The GAN's size: what every command builds its generator and discriminator with.
+
+`GeneratorConfig` is written by `search` and `train` (inside their run configs)
+and read back, typed, by `train --init_from`, `evaluate`, `export` and `tune`:
+no command reads another's JSON by raw keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from alphagan_tf.utils.typed_config import TypedConfig, move_keys, require_positive
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig(TypedConfig):
+    """Channels, latent size and resolution (defaults: the paper's CIFAR-10 networks).
+
+    Attributes:
+        gf: generator channels (every cell).
+        df: discriminator channels.
+        latent_dim: size of the latent vector z.
+        bottom_width: spatial size after the stem's Dense; images are 8x larger
+            (4 -> 32x32, 6 -> 48x48).
+    """
+
+    gf: int = 256
+    df: int = 128
+    latent_dim: int = 128
+    bottom_width: int = 4
+
+    def __post_init__(self):
+        require_positive(self, "gf", "df", "latent_dim", "bottom_width")
+
+    @property
+    def image_size(self) -> int:
+        return 8 * self.bottom_width
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.image_size, self.image_size, 3)
+
+
+def upgrade_run_layout(data: dict, hyperparameters: str) -> dict:
+    """A run config written before GeneratorConfig/DataConfig (issue 18) -> the nested layout.
+
+    The sizes (gf, df, bottom_width) and the data source were top-level keys and latent_dim
+    lived in the `hyperparameters` section ("search" or "train").
+    """
+    move_keys(data, "model", ("gf", "df", "bottom_width"))
+    if "latent_dim" in data.get(hyperparameters, {}):
+        data.setdefault("model", {})["latent_dim"] = data[hyperparameters]["latent_dim"]
+    return move_keys(data, "data", ("dataset", "data_dir", "manual_dir", "download"))
