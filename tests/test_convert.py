@@ -253,7 +253,7 @@ def test_train_continues_a_converted_workdir(converted, tmp_path):
         [sys.executable, "-m", "alphagan_tf.train", f"--workdir={workdir}",
          f"--genotype={workdir / 'genotype.json'}", f"--gf={GF}", f"--df={DF}",
          f"--latent_dim={LATENT}", "--bottom_width=4", "--dataset=demo", "--g_iterations=4",
-         "--n_critic=1", "--g_batch_size=4", "--d_batch_size=4", "--feature_extractor=none",
+         "--n_critic=1", "--g_batch_size=4", "--d_batch_size=64", "--feature_extractor=none",
          "--checkpoint_every=1"],
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )

@@ -145,3 +145,13 @@ def test_a_pinned_discriminator_loss_warns_once_after_patience():
     fresh = PinnedLossMonitor(patience=3)
     mixed = [fresh.update("x", v) for v in (0.0, 2.0, 0.0, 2.0)]  # alternating is not pinned
     assert mixed == [None] * 4
+
+
+def test_a_checkpoint_of_another_shape_is_refused_not_set_aside(tmp_path):
+    _train(tmp_path, 2)
+    run = _open(tmp_path)
+    other = tf.Variable(tf.zeros([3]), name="v")
+    with pytest.raises(WorkdirError, match="holds another model"):
+        run.checkpoints(tf.train.Checkpoint(v=other), max_to_keep=3)
+    assert not os.path.exists(tmp_path / "checkpoints" / "unreadable")
+    assert os.path.exists(tmp_path / "checkpoints" / "ckpt-2.index")

@@ -71,9 +71,14 @@ class SearchRunConfig(TypedConfig):
     devices: tuple[str, ...] = ()
     cpu_devices: int = 0
 
-    # What a rerun in the same workdir may change (the rest must match its checkpoint).
-    RESUMABLE = ("epochs", "sample_every", "keep_checkpoints", "search.g_lr", "search.d_lr",
-                 "search.arch.learning_rate")
+    # What a rerun in the same workdir may change: the schedule and the optimizers' settings.
+    # The sizes, the data and its batch (the checkpointed iterators), the seed and how the
+    # players are built (fuse_convs, precision, strategy) must match the checkpoint.
+    RESUMABLE = ("epochs", "sample_every", "keep_checkpoints", "search.inner_steps",
+                 "search.worst_steps", "search.outer_steps", "search.n_critic", "search.g_lr",
+                 "search.d_lr", "search.beta_1", "search.beta_2", "search.worst_lr_halving_epoch",
+                 "search.arch.learning_rate", "search.arch.beta_1", "search.arch.beta_2",
+                 "search.arch.weight_decay")
 
     def __post_init__(self):
         require_positive(self, "epochs", "sample_every", "keep_checkpoints")

@@ -65,9 +65,13 @@ class TrainRunConfig(TypedConfig):
     eval_every: int = 5000
     keep_checkpoints: int = 3
 
-    # What a rerun in the same workdir may change (the rest must match its checkpoint).
-    RESUMABLE = ("train.g_iterations", "train.g_lr", "train.d_lr", "checkpoint_every",
-                 "sample_every", "eval_every", "keep_checkpoints", "init_from", "genotype")
+    # What a rerun in the same workdir may change: the schedule and the optimizers' settings.
+    # The sizes, the genotype's text, the data and its batch (the checkpointed iterator) and
+    # the seed must match the checkpoint.
+    RESUMABLE = ("train.g_iterations", "train.n_critic", "train.g_batch_size", "train.g_lr",
+                 "train.d_lr", "train.beta_1", "train.beta_2", "train.ema_decay",
+                 "checkpoint_every", "sample_every", "eval_every", "keep_checkpoints",
+                 "init_from", "genotype")
 
     def __post_init__(self):
         require_positive(self, "checkpoint_every", "sample_every", "eval_every", "keep_checkpoints")

@@ -179,8 +179,9 @@ class Workdir:
             checkpoint: what to save and restore.
             max_to_keep: checkpoints kept (>= 2 lets a corrupt newest one fall back).
             verify: called with (restore status, path); default: every existing object
-                matched. Its AssertionError (another run's structure) is not a corrupt
-                file: it is raised as a WorkdirError.
+                matched. Its AssertionError, and a ValueError of the restore (another
+                run's structure or shapes), are not a damaged file: they are raised as a
+                WorkdirError and nothing is set aside.
             subdir: the checkpoints' folder in the workdir.
 
         Returns:
@@ -198,11 +199,11 @@ class Workdir:
             try:
                 status = checkpoint.restore(path)
                 (verify or (lambda s, p: _match_all(s)))(status, path)
-            except AssertionError as error:
+            except (AssertionError, ValueError) as error:  # unmatched objects, other shapes
                 raise WorkdirError(
                     f"--workdir={self.path}: {path} holds another model than this run builds "
-                    f"({str(error).splitlines()[0]}); use a new --workdir.") from None
-            except (tf.errors.OpError, ValueError, IndexError, KeyError) as error:
+                    f"({(str(error).splitlines() or [''])[0]}); use a new --workdir.") from None
+            except (tf.errors.OpError, IndexError, KeyError) as error:  # damaged files
                 message = (str(error).splitlines() or [type(error).__name__])[0]
                 logging.warning("Checkpoint %s cannot be read (%s): set aside, trying an older one.",
                                 path, message)
