@@ -37,12 +37,17 @@ import keras
 from absl import logging
 
 from alphagan_tf.gan.discriminator import Discriminator
+from alphagan_tf.gan.random_ws import RandomWSConfig
 from alphagan_tf.gan.search_generator import SearchGenerator
 from alphagan_tf.gan.searcher import BilevelSearcher, SearchConfig
 from alphagan_tf.metrics import diversity
 from alphagan_tf.nas.architecture import softmax
 from alphagan_tf.utils import distribution, files, images, plots, seeding
 from alphagan_tf.utils.typed_config import TypedConfig
+
+
+#: The search algorithms (`SearchRunConfig.algorithm`, `--algorithm`).
+ALGORITHMS = ("alphagan", "random_ws")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +77,16 @@ class SearchRunConfig(TypedConfig):
     strategy: str = "default"
     devices: tuple[str, ...] = ()
     cpu_devices: int = 0
+    # "alphagan": the bi-level differentiable search; "random_ws": random search with weight
+    # sharing (gan/random_ws.py: the same inner level, uniformly sampled architectures).
+    algorithm: str = "alphagan"
+    random_ws: RandomWSConfig = RandomWSConfig()
+
+    def __post_init__(self):
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"algorithm must be one of {ALGORITHMS}. Received: algorithm={self.algorithm!r}"
+            )
 
     @property
     def image_size(self) -> int:
@@ -192,6 +207,8 @@ def run_search(
 ) -> SearchResult:
     """Search (or resume searching) an architecture; see the module docstring.
 
+    `config.algorithm` "random_ws" runs `random_ws.run_random_ws_search` instead.
+
     Args:
         config: the run's configuration.
         workdir: where results and checkpoints go; resumes from its last checkpoint.
@@ -203,6 +220,10 @@ def run_search(
     """
     from alphagan_tf.data.pipeline import search_datasets
 
+    if config.algorithm == "random_ws":
+        from alphagan_tf.gan.random_ws import run_random_ws_search
+
+        return run_random_ws_search(config, workdir, verbose)
     if config.cpu_devices > 1:  # before the first TensorFlow op
         distribution.split_cpu(config.cpu_devices)
     os.makedirs(workdir, exist_ok=True)
