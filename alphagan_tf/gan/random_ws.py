@@ -113,8 +113,9 @@ class WeightSharingTrainer:
         image_shape: (H, W, 3) of the real batches.
         config: the inner level's hyperparameters (`inner_steps`, `n_critic`,
             `batch_size`, `latent_dim`, learning rates, betas).
-        seed: seed of the latents and of the architecture draws.
+        seed: seed of the latent-vector generator.
 
+    The architectures come from the caller (`run_epoch`'s `seed`).
     `d_step(real, architecture)`, `g_step(architecture)` and
     `predict(z, architecture)` are compiled once for every architecture
     (int32 [18]).
@@ -122,7 +123,7 @@ class WeightSharingTrainer:
 
     def __init__(self, generator, discriminator, image_shape, config: SearchConfig, seed: int = 0):
         self.generator, self.discriminator = generator, discriminator
-        self.config, self.seed = config, seed
+        self.config = config
         self.latent_rng = tf.random.Generator.from_seed(seed)
         self.d_steps_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="d_steps_done")
         discriminator(tf.zeros([2, *image_shape]), training=False)
@@ -165,18 +166,18 @@ class WeightSharingTrainer:
     def _predict(self, z, architecture):
         return self.generator(z, training=False, architecture=architecture)
 
-    def train_architecture(self, step: int) -> np.ndarray:
-        """The architecture of discriminator step `step` (0-based, over the whole search)."""
-        return sample_architecture(self.seed, TRAIN, step)
-
     def run_epoch(
-        self, weight_batches: Iterator[tf.Tensor], progbar: keras.utils.Progbar | None = None
+        self, weight_batches: Iterator[tf.Tensor], seed: int,
+        progbar: keras.utils.Progbar | None = None,
     ) -> dict[str, float]:
-        """`inner_steps` D steps (a G step after every n_critic-th), each on a fresh architecture."""
+        """`inner_steps` D steps (a G step after every n_critic-th), each on a fresh architecture.
+
+        D step s (counted over the whole search) runs `sample_architecture(seed, TRAIN, s)`.
+        """
         d_losses, g_losses = [], []
         for done in range(1, self.config.inner_steps + 1):
             step = int(self.d_steps_done.numpy())
-            architecture = tf.constant(self.train_architecture(step))
+            architecture = tf.constant(sample_architecture(seed, TRAIN, step))
             d_losses.append(float(self.d_step(next(weight_batches), architecture)))
             values = [("d_loss", d_losses[-1])]
             if step % self.config.n_critic == 0:
@@ -205,8 +206,11 @@ class WeightSharingTrainer:
 
 
 def score_candidates(trainer: WeightSharingTrainer, feature_fn, real_stats, config: RandomWSConfig,
-                     verbose: int = 1) -> tuple[int, list[dict]]:
+                     seed: int, verbose: int = 1) -> tuple[int, list[dict]]:
     """Every candidate's proxy scores; the index of the best (lowest FID, then earliest).
+
+    Candidate j is `sample_architecture(seed, CANDIDATE, j)`; every candidate
+    draws the same latents (`seed`).
 
     Returns:
         (best index, [{"candidate", "fid", ("inception_score_mean"), "genotype"}, ...]).
@@ -216,11 +220,11 @@ def score_candidates(trainer: WeightSharingTrainer, feature_fn, real_stats, conf
     scores = []
     progbar = keras.utils.Progbar(config.candidates, verbose=verbose, unit_name="candidate")
     for j in range(config.candidates):
-        architecture = sample_architecture(trainer.seed, CANDIDATE, j)
+        architecture = sample_architecture(seed, CANDIDATE, j)
         result = evaluate_generator(
             trainer.generate(architecture), feature_fn, real_stats,
             num_samples=config.eval_samples, batch_size=config.eval_batch_size,
-            latent_dim=trainer.config.latent_dim, seed=trainer.seed, verbose=0,
+            latent_dim=trainer.config.latent_dim, seed=seed, verbose=0,
         )
         entry = {"candidate": j, "fid": float(result["fid"])}
         if "inception_score_mean" in result:
@@ -319,7 +323,7 @@ def run_random_ws_search(config, workdir: str, verbose: int = 1,
     for e in range(start_epoch + 1, config.epochs + 1):
         started = time.time()
         progbar = keras.utils.Progbar(config.search.inner_steps, unit_name="step") if verbose else None
-        metrics = trainer.run_epoch(weight_batches, progbar)
+        metrics = trainer.run_epoch(weight_batches, config.seed, progbar)
         sampled = sample_architecture(config.seed, EPOCH_SAMPLE, e)
         fake = np.asarray(trainer.generate(sampled)(fixed_latents), np.float32)
         metrics["diversity_ratio"] = diversity.check_and_warn(
@@ -345,7 +349,7 @@ def run_random_ws_search(config, workdir: str, verbose: int = 1,
         print(f"Scoring {derive.candidates} sampled architectures on the shared weights: FID of "
               f"{derive.eval_samples} generated vs {real_count} architecture-half images "
               f"({feature_fn.name}).")
-    best, scores = score_candidates(trainer, feature_fn, real_stats, derive, verbose)
+    best, scores = score_candidates(trainer, feature_fn, real_stats, derive, config.seed, verbose)
     genotype = Genotype.from_dict(scores[best]["genotype"])
     proxy = (f"FID of {derive.eval_samples} images of the candidate's path through the shared "
              f"supernet (inference mode, the same latents for every candidate) vs {real_count} "
