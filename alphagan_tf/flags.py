@@ -144,28 +144,51 @@ def define_search_flags() -> None:
         "--devices=/cpu:0,/cpu:1, to try data parallelism without GPUs); 0 or 1 = leave it.",
         lower_bound=0,
     )
+    flags.DEFINE_enum(
+        "algorithm", "alphagan", ["alphagan", "random_ws"],
+        "alphagan: the bi-level differentiable search (duality gap). random_ws: random search "
+        "with weight sharing, the authors' baseline: the same inner level with one uniformly "
+        "sampled architecture per D step, then --random_ws_candidates sampled architectures "
+        "scored by FID on the shared weights (gan/random_ws.py).",
+    )
+    flags.DEFINE_integer(
+        "random_ws_candidates", 100,
+        "random_ws: architectures sampled after training and scored on the shared weights "
+        "(the reference: 200); the lowest FID is written as genotype.json.", lower_bound=1,
+    )
+    flags.DEFINE_integer(
+        "random_ws_eval_samples", 1000,
+        "random_ws: generated images per candidate, and real images of the architecture half, "
+        "of the FID proxy.", lower_bound=1,
+    )
+    _define_feature_extractor_flags()
+
+
+def _define_feature_extractor_flags() -> None:
+    """Which network features come from (retraining's metrics, random-WS's proxy)."""
+    _define_shared(
+        flags.DEFINE_string, "feature_extractor", "inception",
+        "inception (TF-GAN Inception via --inception_path), classifier:/path/to/SavedModel "
+        "(any classifier with features+logits), or none (no evaluation).",
+    )
+    _define_shared(
+        flags.DEFINE_string, "inception_path",
+        "https://tfhub.dev/tensorflow/tfgan/eval/inception/1",
+        "TF-Hub handle or local SavedModel directory of the TF-GAN Inception.",
+    )
+    _define_shared(flags.DEFINE_integer, "eval_batch_size", 100,
+                   "Batch size of sampling and feature extraction.")
 
 
 @_once
 def define_feature_flags() -> None:
     """Which features IS / FID / KID are computed on, and the real statistics."""
-    flags.DEFINE_string(
-        "feature_extractor",
-        "inception",
-        "inception (TF-GAN Inception via --inception_path), classifier:/path/to/SavedModel "
-        "(any classifier with features+logits), or none (no evaluation).",
-    )
-    flags.DEFINE_string(
-        "inception_path",
-        "https://tfhub.dev/tensorflow/tfgan/eval/inception/1",
-        "TF-Hub handle or local SavedModel directory of the TF-GAN Inception.",
-    )
+    _define_feature_extractor_flags()
     flags.DEFINE_string(
         "real_stats", None,
         "An .npz of real-data statistics (python -m alphagan_tf.evaluate --make_stats); "
         "computed from --dataset and cached in the workdir when absent.",
     )
-    flags.DEFINE_integer("eval_batch_size", 100, "Batch size of sampling and feature extraction.")
 
 
 @_once

@@ -2,6 +2,7 @@
 
     python -m alphagan_tf.search --flagfile=configs/demo.cfg
     python -m alphagan_tf.search --flagfile=configs/cifar10.cfg --workdir=runs/cifar10_search
+    python -m alphagan_tf.search --algorithm=random_ws --flagfile=configs/demo.cfg --workdir=DIR
 
 Writes genotype.json, alpha_history.png, samples.png, TensorBoard logs and
 checkpoints into --workdir; re-running the same command resumes.
@@ -22,6 +23,7 @@ flags.adopt_module_key_flags(alphagan_flags)  # --help lists them
 
 def config_from_flags():
     """Flags -> a typed SearchRunConfig (the only place search flags are read)."""
+    from alphagan_tf.gan.random_ws import RandomWSConfig
     from alphagan_tf.gan.search_loop import SearchRunConfig
     from alphagan_tf.gan.searcher import SearchConfig
     from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
@@ -59,6 +61,14 @@ def config_from_flags():
         strategy=FLAGS.strategy,
         devices=tuple(FLAGS.devices),
         cpu_devices=FLAGS.cpu_devices,
+        algorithm=FLAGS.algorithm,
+        random_ws=RandomWSConfig(
+            candidates=FLAGS.random_ws_candidates,
+            eval_samples=FLAGS.random_ws_eval_samples,
+            eval_batch_size=FLAGS.eval_batch_size,
+            feature_extractor=FLAGS.feature_extractor,
+            inception_path=FLAGS.inception_path,
+        ),
     )
 
 
@@ -67,6 +77,9 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required (or set it in the flagfile).")
+    if FLAGS.algorithm == "random_ws" and FLAGS.feature_extractor == "none":
+        raise app.UsageError("--algorithm=random_ws scores candidates by FID: give a "
+                             "--feature_extractor (inception or classifier:DIR), not 'none'.")
     from alphagan_tf.cli_errors import report_errors
     from alphagan_tf.gan.search_loop import run_search
 

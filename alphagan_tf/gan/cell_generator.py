@@ -50,13 +50,33 @@ class CellGenerator(keras.Model):
             shape = cell.compute_output_shape(shape)[0]
         self.head.build(shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, architecture=None):
         x = self.stem(inputs)
         cell1, cell2, cell3 = self.gen_cells
-        x, skip1 = cell1(x, training=training)
-        x, skip2 = cell2(x, skip_inputs=[skip1], training=training)
-        x, _ = cell3(x, skip_inputs=[skip1, skip2], training=training)
+        choices1, choices2, choices3 = self._cell_choices(architecture)
+        x, skip1 = cell1(x, training=training, choices=choices1)
+        x, skip2 = cell2(x, skip_inputs=[skip1], training=training, choices=choices2)
+        x, _ = cell3(x, skip_inputs=[skip1, skip2], training=training, choices=choices3)
         return self.head(x, training=training)
+
+    def _cell_choices(self, architecture) -> list:
+        """Per cell: None, or its slice of `architecture` (own edges, then its skip edges).
+
+        `architecture` lists one op index per edge in `edge_layers()` order: every
+        cell's own edges first, then the skip edges of every cell.
+        """
+        if architecture is None:
+            return [None] * len(self.gen_cells)
+        own = [len(cell.cell_edges) for cell in self.gen_cells]
+        skips = [len(cell.skip_edges) for cell in self.gen_cells]
+        choices, own_start, skip_start = [], 0, sum(own)
+        for n_own, n_skip in zip(own, skips):
+            choices.append(keras.ops.concatenate([
+                architecture[own_start:own_start + n_own],
+                architecture[skip_start:skip_start + n_skip],
+            ]))
+            own_start, skip_start = own_start + n_own, skip_start + n_skip
+        return choices
 
     def compute_output_shape(self, input_shape):
         side = 8 * self.bottom_width

@@ -42,21 +42,27 @@ from alphagan_tf.nas.mixed_op import MixedOp
 from alphagan_tf.nas.tracking import track_layers
 
 
-def _cell_forward(up_edges, normal_edges, skip_edges, x, skip_inputs, training):
+def _cell_forward(up_edges, normal_edges, skip_edges, x, skip_inputs, training, choices=None):
     skip_inputs = list(skip_inputs or [])
     if len(skip_inputs) != len(skip_edges):
         raise ValueError(
             f"This cell has {len(skip_edges)} skip edge(s) and needs as many skip "
             f"inputs. Received: {len(skip_inputs)}"
         )
-    node1 = up_edges[0](x, training=training)
-    node3 = up_edges[1](x, training=training)
-    node2 = normal_edges[0](node1, training=training)
-    node4 = normal_edges[1](node2, training=training) + normal_edges[2](
-        node3, training=training
-    )
-    for edge, feature in zip(skip_edges, skip_inputs):
-        node4 = node4 + edge(feature, training=training)
+
+    def run(index, edge, inputs):
+        """Edge `index` (up, normal, then skip edges) on `inputs`; the sampled path if chosen."""
+        if choices is None:
+            return edge(inputs, training=training)
+        return edge(inputs, training=training, choice=choices[index])
+
+    normal, skip = NUM_UP_EDGES, NUM_UP_EDGES + NUM_NORMAL_EDGES  # first index of each kind
+    node1 = run(0, up_edges[0], x)
+    node3 = run(1, up_edges[1], x)
+    node2 = run(normal, normal_edges[0], node1)
+    node4 = run(normal + 1, normal_edges[1], node2) + run(normal + 2, normal_edges[2], node3)
+    for k, (edge, feature) in enumerate(zip(skip_edges, skip_inputs)):
+        node4 = node4 + run(skip + k, edge, feature)
     return node4, node1
 
 
@@ -85,9 +91,10 @@ class _CellBase:
         """The cell's own edges: up[0], up[1], normal[0], normal[1], normal[2]."""
         return self.up_edges + self.normal_edges
 
-    def call(self, inputs, skip_inputs=None, training=None):
+    def call(self, inputs, skip_inputs=None, training=None, choices=None):
         return _cell_forward(
-            self.up_edges, self.normal_edges, self.skip_edges, inputs, skip_inputs, training
+            self.up_edges, self.normal_edges, self.skip_edges, inputs, skip_inputs, training,
+            choices,
         )
 
     def compute_output_shape(self, input_shape):
@@ -115,6 +122,9 @@ class SearchCell(_CellBase, ArchitectureLayer):
         inputs: float32 [B, H, W, channels].
         skip_inputs: list of float32 [B, 2H/s, 2W/s, channels], one per skip scale s.
         training: batch-norm mode.
+        choices: None (every edge its softmax-weighted sum) or an int32 tensor
+            [5 + skip edges]: the candidate each edge runs alone (up[0], up[1],
+            normal[0..2], then the skip edges; `MixedOp`'s sampled path).
 
     Returns:
         (node4, node1): float32 [B, 2H, 2W, channels] each.

@@ -58,6 +58,7 @@ class NormalMixedOp(MixedOp):
     Call args:
         inputs: float32 [B, H, W, C]. Returns [B, H, W, C].
         training: batch-norm mode of the separable convs.
+        choice: as `MixedOp` (the sampled path runs one candidate: nothing to fuse).
     """
 
     def __init__(
@@ -90,9 +91,9 @@ class NormalMixedOp(MixedOp):
         bias = tf.add_n([tf.cast(w, b.dtype) * b for w, _, b in convs])
         return kernel, bias
 
-    def call(self, inputs, training=None, mask=None):
-        if not self.fuse_convs or len(self._conv_indices) < 2:
-            return super().call(inputs, training=training, mask=mask)
+    def call(self, inputs, training=None, mask=None, choice=None):
+        if choice is not None or not self.fuse_convs or len(self._conv_indices) < 2:
+            return super().call(inputs, training=training, mask=mask, choice=choice)
         weights = self.op_weights()
         kernel, bias = self.fused_kernel(weights)
         x = ops.relu(inputs)

@@ -60,6 +60,11 @@ class SearchGenerator(CellGenerator):
     Call args:
         inputs: z, float32 [B, latent_dim].
         training: batch-norm mode (batch statistics when True).
+        architecture: None (every edge the softmax(alpha)-weighted sum of its
+            candidates) or an int32 tensor [18]: one op index per edge in
+            `genotypes.EDGE_NAMES` order, each edge running that op alone (the
+            sampled path of weight-sharing searches; alphas unused, one trace for
+            every architecture). `architecture_indices(genotype)` makes one.
 
     Returns:
         images: float32 [B, 8 * bottom_width, 8 * bottom_width, 3] in [-1, 1].
@@ -122,6 +127,13 @@ class SearchGenerator(CellGenerator):
     def genotype(self) -> Genotype:
         """Derivation: the argmax op of every edge's alpha."""
         return derive_genotype([np.asarray(v) for v in self.arch_variables])
+
+    def architecture_indices(self, genotype: Genotype) -> np.ndarray:
+        """int32 [18]: the index of `genotype`'s op on every edge (the `architecture` call arg)."""
+        return np.array(
+            [op.op_names.index(chosen) for op, chosen in zip(self.mixed_ops(), genotype.ops())],
+            np.int32,
+        )
 
     def set_alphas_from_genotype(self, genotype: Genotype, chosen_logit: float = 1000.0) -> None:
         """Sets every alpha one-hot on `genotype`'s op: 0 elsewhere, `chosen_logit` on it.

@@ -39,6 +39,7 @@ from absl import logging
 from alphagan_tf.data.config import DataConfig
 from alphagan_tf.gan.discriminator import Discriminator
 from alphagan_tf.gan.generator_config import GeneratorConfig, upgrade_run_layout
+from alphagan_tf.gan.random_ws import RandomWSConfig
 from alphagan_tf.gan.search_generator import SearchGenerator
 from alphagan_tf.gan.searcher import BilevelSearcher, SearchConfig
 from alphagan_tf.metrics import diversity
@@ -46,6 +47,10 @@ from alphagan_tf.nas.architecture import softmax
 from alphagan_tf.utils import distribution, images, plots, seeding
 from alphagan_tf.utils.workdir import Workdir
 from alphagan_tf.utils.typed_config import TypedConfig, require, require_positive
+
+
+#: The search algorithms (`SearchRunConfig.algorithm`, `--algorithm`).
+ALGORITHMS = ("alphagan", "random_ws")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +75,10 @@ class SearchRunConfig(TypedConfig):
     strategy: str = "default"
     devices: tuple[str, ...] = ()
     cpu_devices: int = 0
+    # "alphagan": the bi-level differentiable search; "random_ws": random search with weight
+    # sharing (gan/random_ws.py: the same inner level, uniformly sampled architectures).
+    algorithm: str = "alphagan"
+    random_ws: RandomWSConfig = RandomWSConfig()
 
     # What a rerun in the same workdir may change: the schedule and the optimizers' settings.
     # The sizes, the data and its batch (the checkpointed iterators), the seed and how the
@@ -84,6 +93,8 @@ class SearchRunConfig(TypedConfig):
         require_positive(self, "epochs", "sample_every", "keep_checkpoints")
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
                 "must be an integer >= 0")
+        require(self.algorithm in ALGORITHMS, "algorithm", self.algorithm,
+                f"must be one of {ALGORITHMS}")
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
@@ -213,6 +224,8 @@ def run_search(
 ) -> SearchResult:
     """Search (or resume searching) an architecture; see the module docstring.
 
+    `config.algorithm` "random_ws" runs `random_ws.run_random_ws_search` instead.
+
     Args:
         config: the run's configuration.
         workdir: where results and checkpoints go; resumes from its last checkpoint.
@@ -224,6 +237,10 @@ def run_search(
     """
     from alphagan_tf.data.pipeline import search_datasets
 
+    if config.algorithm == "random_ws":
+        from alphagan_tf.gan.random_ws import run_random_ws_search
+
+        return run_random_ws_search(config, workdir, verbose)
     if config.cpu_devices > 1:  # before the first TensorFlow op
         distribution.split_cpu(config.cpu_devices)
     run = Workdir.open(workdir, config, "search_config.json",

@@ -6,7 +6,12 @@ the AlphaGAN generator space and the TextNAS space:
     output = sum_i softmax(alpha)_i * op_i(x)
 
 `alpha` (one logit per candidate) is created in `build()` and is the only
-architecture weight of the layer. Candidates are ordinary Keras layers; the
+architecture weight of the layer.
+
+Sampled path (weight-sharing searches, e.g. random-WS): `call(x, choice=k)`
+with an integer scalar tensor k runs candidate k only (`keras.ops.switch`: the
+others are not executed, get zero gradients and keep their batch statistics);
+alpha is not used. One traced step then serves every choice. Candidates are ordinary Keras layers; the
 mixed op serializes them with Keras' own machinery, so any registered layer can
 be a candidate.
 """
@@ -41,6 +46,8 @@ class MixedOp(ArchitectureLayer):
             tensors of one shape.
         training: passed to every candidate.
         mask: passed to candidates that accept a mask (TextNAS).
+        choice: None (the softmax-weighted sum) or an int32 scalar tensor: run
+            only that candidate (the sampled path, see the module docstring).
     """
 
     def __init__(
@@ -84,14 +91,22 @@ class MixedOp(ArchitectureLayer):
         """softmax(alpha): float32 [num_candidates]."""
         return ops.softmax(ops.convert_to_tensor(self.alpha), axis=-1)
 
-    def call(self, inputs, training=None, mask=None):
+    def _run_candidate(self, i, inputs, training, mask):
+        candidate = self.candidates[i]
+        if mask is not None and getattr(candidate, "supports_masking", False):
+            return candidate(inputs, training=training, mask=mask)
+        return candidate(inputs, training=training)
+
+    def call(self, inputs, training=None, mask=None, choice=None):
+        if choice is not None:
+            return ops.switch(choice, [
+                lambda x, i=i: self._run_candidate(i, x, training, mask)
+                for i in range(len(self.candidates))
+            ], inputs)
         weights = self.op_weights()
         output = None
-        for i, candidate in enumerate(self.candidates):
-            if mask is not None and getattr(candidate, "supports_masking", False):
-                branch = candidate(inputs, training=training, mask=mask)
-            else:
-                branch = candidate(inputs, training=training)
+        for i in range(len(self.candidates)):
+            branch = self._run_candidate(i, inputs, training, mask)
             term = ops.cast(weights[i], branch.dtype) * branch
             output = term if output is None else output + term
         return output

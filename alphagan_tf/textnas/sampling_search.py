@@ -22,7 +22,7 @@ the held-out sentences with the shared weights, keep the most accurate (ties:
 lower loss, then the earlier sample). Rerunning a finished search derives
 again (no training), e.g. with another `derive_samples`.
 
-Every random draw is a pure function of (seed, purpose, counter): child step s
+Every random draw is a pure function of (seed, purpose, counter) (`nas/sampling.py`): child step s
 samples with seed (seed, CHILD, s), controller step k with (seed, CONTROLLER, k),
 derive sample j with (seed, DERIVE, j). With the batch order (a function of
 seed and epoch) and a checkpoint of child weights, child optimizer, controller,
@@ -45,6 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from alphagan_tf.nas.sampling import seed_state, stream_seed
 from alphagan_tf.textnas import data as sst
 from alphagan_tf.textnas.architecture import random_architecture
 from alphagan_tf.textnas.child import ChildSteps, SampledPathAdam
@@ -60,11 +61,6 @@ CHILD, CONTROLLER, DERIVE, EPOCH_EVAL = range(4)
 EPOCH_SAMPLES = 4
 
 
-def stream_seed(seed: int, stream: int, index: int) -> np.ndarray:
-    """The stateless seed (int64 [2]) of draw `index` of `stream`."""
-    return np.array([seed, stream * (1 << 40) + index], np.int64)
-
-
 class UniformSampler:
     """Architectures uniform over the space of `num_layers` layers (random_ws)."""
 
@@ -72,8 +68,7 @@ class UniformSampler:
         self.num_layers = num_layers
 
     def __call__(self, seed: np.ndarray) -> EncodedArchitecture:
-        state = int(np.random.SeedSequence([int(s) for s in seed]).generate_state(1)[0])
-        return encode(random_architecture(self.num_layers, state))
+        return encode(random_architecture(self.num_layers, seed_state(seed)))
 
 
 class ControllerSampler:

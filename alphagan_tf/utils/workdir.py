@@ -117,7 +117,8 @@ class Workdir:
         except (ConfigError, ValueError) as error:
             raise WorkdirError(f"--workdir={self.path}: its {self.config_name} cannot be "
                                f"read ({error}); choose another --workdir.") from None
-        changed = [key for key in stored.differences(self.config) if key not in resumable]
+        changed = [key for key in stored.differences(self.config)
+                   if not any(key == r or key.startswith(f"{r}.") for r in resumable)]
         for name, text in self.pinned.items():
             old = files.read_text(self.file(name))
             if old is not None and old.strip() != text.strip():
