@@ -1,6 +1,7 @@
 """Every ordinary mistake is one `error: ...` line, exit status 2, no traceback, and the
 workdir exactly as it was (issue 19). The commands' `main` runs in-process on parsed flags."""
 
+import json
 import os
 
 import numpy as np
@@ -115,14 +116,34 @@ def test_train_bad_input_is_one_error_line_and_nothing_written(flag, message, wo
     assert _listing(workdir) == before
 
 
+def _checkpointed_workdir(workdir, argv):
+    """A retraining workdir as a run with `argv` leaves it: its config, genotype, a checkpoint."""
+    import tensorflow as tf
+
+    from alphagan_tf.gan.genotypes import load_genotype
+
+    FLAGS.unparse_flags()
+    try:
+        FLAGS(["prog", *argv])
+        config = train.config_from_flags()
+    finally:
+        FLAGS.unparse_flags()
+    with open(os.path.join(workdir, "train_config.json"), "w") as f:
+        json.dump(config.to_dict(), f)
+    with open(os.path.join(workdir, "genotype.json"), "w") as f:
+        f.write(load_genotype(config.genotype).to_json())
+    tf.train.Checkpoint(v=tf.Variable(1.0)).write(os.path.join(workdir, "checkpoints", "ckpt-1"))
+
+
 def test_train_resumed_with_another_size_is_refused_naming_the_key(workdir, capsys):
-    status, _ = _run(train, [*TINY_TRAIN, f"--workdir={workdir}"], capsys)
-    assert status == 0
+    _checkpointed_workdir(workdir, [*TINY_TRAIN, f"--workdir={workdir}"])
     before = _listing(workdir)
     status, lines = _run(train, [*TINY_TRAIN, f"--workdir={workdir}", "--gf=8",
-                                 "--g_iterations=2"], capsys)  # (a longer schedule alone resumes)
-    assert status == 2 and len(lines) == 1
-    assert "model.gf 4 -> 8" in lines[0] and "new --workdir" in lines[0], lines
+                                 "--genotype=alphaGAN_l", "--g_iterations=2"], capsys)
+    assert status == 2 and len(lines) == 1, lines
+    assert "model.gf 4 -> 8" in lines[0] and "genotype.json" in lines[0], lines
+    assert "g_iterations" not in lines[0].split("Settings a resume may change")[0]  # resumable
+    assert "new --workdir" in lines[0]
     assert _listing(workdir) == before
 
 
