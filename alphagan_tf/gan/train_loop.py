@@ -41,6 +41,7 @@ from alphagan_tf.gan.genotypes import Genotype, load_genotype
 from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
 from alphagan_tf.metrics import diversity
 from alphagan_tf.utils import files, images, seeding
+from alphagan_tf.utils import precision as precision_lib
 from alphagan_tf.utils.typed_config import TypedConfig
 
 EvaluateFn = Callable[[keras.Model], dict]
@@ -66,6 +67,12 @@ class TrainRunConfig(TypedConfig):
     sample_every: int = 500
     eval_every: int = 5000
     keep_checkpoints: int = 3
+    # float32, bfloat16 or float16 compute of G, D and the EMA G (utils/precision.py: what
+    # stays float32); float16 with dynamic loss scaling. Checkpoints hold float32 either way.
+    precision: str = "float32"
+
+    def __post_init__(self):
+        precision_lib.validate(self.precision)
 
     @property
     def image_size(self) -> int:
@@ -81,12 +88,13 @@ def build_generator(genotype: Genotype, config: TrainRunConfig) -> Generator:
 
 def build_trainer(config: TrainRunConfig, genotype: Genotype) -> GANTrainer:
     size = config.image_size
+    train = dataclasses.replace(
+        config.train, loss_scaling=precision_lib.uses_loss_scaling(config.precision))
+    with precision_lib.dtype_policy(config.precision):
+        generator, discriminator = build_generator(genotype, config), Discriminator(df=config.df)
+        ema_generator = build_generator(genotype, config)
     return GANTrainer(
-        build_generator(genotype, config),
-        Discriminator(df=config.df),
-        build_generator(genotype, config),
-        image_shape=(size, size, 3),
-        config=config.train,
+        generator, discriminator, ema_generator, image_shape=(size, size, 3), config=train,
         seed=config.seed,
     )
 

@@ -41,6 +41,7 @@ from alphagan_tf.textnas.training import (
     make_predict_fn,
 )
 from alphagan_tf.utils import files, seeding
+from alphagan_tf.utils import precision as precision_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +75,8 @@ class TrainConfig:
         log_every: steps between TensorBoard scalar writes.
         checkpoint_every: steps between checkpoints (also at every epoch end).
         max_steps: stop (resumably) after this many steps; None = run out.
+        precision: float32, bfloat16 or float16 compute (`utils.precision`:
+            losses and optimizer state stay float32; float16 with loss scaling).
     """
 
     sst_dir: str
@@ -100,8 +103,10 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     max_steps: int | None = None
+    precision: str = "float32"
 
     def __post_init__(self):
+        precision_lib.validate(self.precision)
         sst.check_task(self.task)
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1. Received: {self.epochs}")
@@ -116,9 +121,11 @@ def _make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.O
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(total_steps, 1))
     clip = config.clipnorm or None
     if config.weight_decay:
-        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
-                                      global_clipnorm=clip, name="adamw")
-    return keras.optimizers.Adam(schedule, global_clipnorm=clip, name="adam")
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
+                                           global_clipnorm=clip, name="adamw")
+    else:
+        optimizer = keras.optimizers.Adam(schedule, global_clipnorm=clip, name="adam")
+    return precision_lib.with_loss_scaling(optimizer, precision_lib.uses_loss_scaling(config.precision))
 
 
 def patience_exhausted(history: list[dict[str, Any]], patience: int) -> bool:
@@ -157,7 +164,8 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         output_dropout=config.output_dropout, pooling=config.pooling,
         word_dropout=config.word_dropout,
     )
-    model = TextClassifier.from_architecture(architecture, network)
+    with precision_lib.dtype_policy(config.precision):
+        model = TextClassifier.from_architecture(architecture, network)
     if config.embeddings_path:
         matrix, found = sst.load_glove(config.embeddings_path, dataset.vocab,
                                        config.embedding_dim, seed=config.seed)
@@ -176,7 +184,8 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
     def train_step(ids, labels):
         with tf.GradientTape() as tape:
             loss, metrics = loss_fn(ids, labels)
-        optimizer.apply(tape.gradient(loss, variables), variables)
+            scaled = optimizer.scale_loss(loss)  # float16: the loss scale; else the loss
+        optimizer.apply(tape.gradient(scaled, variables), variables)
         return {"loss": loss, **metrics}
 
     predict_fn = make_predict_fn(model)
