@@ -82,6 +82,16 @@ def test_mixed_precision_is_an_alias_of_float16_and_old_configs_read_back():
     assert not precision.uses_loss_scaling("float32")
 
 
+def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n")
+    assert precision.cpu_has_native_bfloat16(str(cpuinfo)) is False
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n")
+    assert precision.cpu_has_native_bfloat16(str(cpuinfo)) is True
+    assert precision.cpu_has_native_bfloat16(str(tmp_path / "missing")) is None
+    assert not precision.warn_if_emulated("float32")
+
+
 # -- bfloat16 against float32 on the same weights --------------------------------------
 
 # Largest |difference| of bfloat16 and float32 outputs on the same weights, gf = df = 32,

@@ -148,6 +148,7 @@ def build_searcher(config: SearchRunConfig) -> BilevelSearcher:
     if precision.uses_loss_scaling(config.precision):
         search = dataclasses.replace(search, loss_scaling=True)
     synchronized_bn = strategy.num_replicas_in_sync > 1
+    precision.warn_if_emulated(config.precision)
     with precision.dtype_policy(config.precision), strategy.scope():
         generator, discriminator = build_players(config, synchronized_bn)
         worst_generator, worst_discriminator = build_players(config, synchronized_bn)

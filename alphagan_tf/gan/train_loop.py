@@ -90,6 +90,7 @@ def build_trainer(config: TrainRunConfig, genotype: Genotype) -> GANTrainer:
     size = config.image_size
     train = dataclasses.replace(
         config.train, loss_scaling=precision_lib.uses_loss_scaling(config.precision))
+    precision_lib.warn_if_emulated(config.precision)
     with precision_lib.dtype_policy(config.precision):
         generator, discriminator = build_generator(genotype, config), Discriminator(df=config.df)
         ema_generator = build_generator(genotype, config)

@@ -228,6 +228,7 @@ def prepare_search(config: SearchConfig, workdir: str, verbose: bool = True):
         output_dropout=config.output_dropout, pooling=config.pooling,
         word_dropout=config.word_dropout,
     )
+    precision_lib.warn_if_emulated(config.precision)
     with precision_lib.dtype_policy(config.precision):
         model = TextNASSupernet.create(network, config.num_layers)
     if config.embeddings_path:

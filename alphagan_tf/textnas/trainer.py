@@ -164,6 +164,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         output_dropout=config.output_dropout, pooling=config.pooling,
         word_dropout=config.word_dropout,
     )
+    precision_lib.warn_if_emulated(config.precision)
     with precision_lib.dtype_policy(config.precision):
         model = TextClassifier.from_architecture(architecture, network)
     if config.embeddings_path:
