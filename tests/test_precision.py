@@ -23,6 +23,7 @@ from alphagan_tf.gan.train_loop import (
 )
 from alphagan_tf.gan.trainer import TrainConfig
 from alphagan_tf.utils import precision
+from test_searcher import batches
 
 TINY = SearchConfig(inner_steps=5, worst_steps=2, outer_steps=3, n_critic=5, batch_size=4,
                     latent_dim=8)
@@ -155,25 +156,18 @@ def test_bfloat16_discriminator_agrees_with_float32_on_the_same_weights():
 # -- the bfloat16 search ------------------------------------------------------------------
 
 
-def batches(seed, batch=4, size=8):
-    rng = np.random.default_rng(seed)
-    while True:
-        yield tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32"))
-
-
 @pytest.fixture(scope="module")
 def shared_searcher(tmp_path_factory):
+    """The bfloat16 searcher and its initial state (as test_searcher's float32 one)."""
     searcher = build_searcher(tiny_search_config())
     checkpoint = tf.train.Checkpoint(**searcher.checkpoint_items())
-    path = checkpoint.write(str(tmp_path_factory.mktemp("initial") / "state"))
-    return searcher, checkpoint, path
+    return searcher, checkpoint, checkpoint.write(str(tmp_path_factory.mktemp("initial") / "state"))
 
 
 @pytest.fixture()
 def searcher(shared_searcher):
-    searcher, checkpoint, path = shared_searcher
-    checkpoint.read(path).assert_consumed()
-    return searcher
+    shared_searcher[1].read(shared_searcher[2]).assert_consumed()
+    return shared_searcher[0]
 
 
 def _float32_kept(searcher):
