@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from absl import flags
 
+from alphagan_tf.utils import precision as precision_lib
+
 FLAGS = flags.FLAGS
 
 
@@ -95,12 +97,33 @@ def define_run_flags() -> None:
 
 
 @_once
+def define_precision_flags() -> None:
+    """The compute precision (utils/precision.py: what stays float32)."""
+    _define_shared(
+        flags.DEFINE_enum, "precision", "float32", list(precision_lib.PRECISIONS),
+        precision_lib.FLAG_HELP,
+    )
+
+
+def precision_from_flags() -> str:
+    """--precision, or float16 for the old --mixed_precision (search only); contradictions: an error."""
+    mixed = "mixed_precision" in FLAGS and FLAGS.mixed_precision
+    try:
+        return precision_lib.resolve_alias(FLAGS.precision, mixed, FLAGS["precision"].present)
+    except ValueError as error:
+        from absl import app
+
+        raise app.UsageError(str(error)) from None
+
+
+@_once
 def define_search_flags() -> None:
     """The bi-level architecture search (AlphaGAN)."""
     define_data_flags()
     define_model_flags()
     define_gan_optimizer_flags()
     define_run_flags()
+    define_precision_flags()
     flags.DEFINE_integer("batch_size", 64, "Batch size of every search step.")
     flags.DEFINE_integer("epochs", 100, "Search epochs.")
     flags.DEFINE_integer("inner_steps", 20, "Weight (D) steps per epoch: 20 for alphaGAN(s), 390 for (l).")
@@ -128,8 +151,7 @@ def define_search_flags() -> None:
     )
     flags.DEFINE_boolean(
         "mixed_precision", False,
-        "Keras mixed_float16 for the search's players (float16 compute for GPUs) with dynamic "
-        "loss scaling; alphas, spectral norms and losses stay float32.",
+        "Old name of --precision=float16 (kept as an alias).",
     )
     flags.DEFINE_enum(
         "strategy", "default", ["default", "mirrored", "one_device"],
@@ -199,6 +221,7 @@ def define_retrain_flags() -> None:
     define_gan_optimizer_flags()
     define_run_flags()
     define_feature_flags()
+    define_precision_flags()
     flags.DEFINE_integer(
         "g_iterations", 50_000,
         "Generator iterations (80k for STL-10); tune: the budget of one trial.",
@@ -248,7 +271,7 @@ def retrain_run_config_from_flags(genotype: str, **overrides):
         data=data_config_from_flags(), seed=FLAGS.seed,
         deterministic=FLAGS.deterministic, checkpoint_every=FLAGS.checkpoint_every,
         sample_every=FLAGS.sample_every or 500, keep_checkpoints=FLAGS.keep_checkpoints,
-        **overrides,
+        precision=precision_from_flags(), **overrides,
     )
 
 

@@ -57,7 +57,7 @@ def config_from_flags():
         keep_checkpoints=FLAGS.keep_checkpoints,
         deterministic=FLAGS.deterministic,
         fuse_convs=FLAGS.fuse_convs,
-        mixed_precision=FLAGS.mixed_precision,
+        precision=alphagan_flags.precision_from_flags(),
         strategy=FLAGS.strategy,
         devices=tuple(FLAGS.devices),
         cpu_devices=FLAGS.cpu_devices,

@@ -12,6 +12,12 @@ matmuls), the achieved GFLOP/s, peak resident memory, and the tracing time.
     python bench/search_step.py --jit_compile          # XLA
     python bench/search_step.py --no-fast_depthwise_gradient  # TF's own depthwise kernel gradient
     python bench/search_step.py --gf=64 --iterations=5 # smaller
+    python bench/search_step.py --precision=float32,bfloat16   # side by side, one process
+
+With several --precision values every searcher is built first and their
+iterations alternate (float32, bfloat16, float32, ...), so a change of load on
+the machine hits every precision alike; the load average is printed with the
+figures.
 
 Never part of the test run; nothing here asserts a timing.
 """
@@ -23,6 +29,8 @@ import os
 import resource
 import statistics
 import time
+
+from alphagan_tf.utils import precision as precision_lib
 
 
 def graph_flops(concrete_function) -> int:
@@ -41,6 +49,110 @@ def graph_flops(concrete_function) -> int:
     return int(total)
 
 
+def precision_list(text: str) -> list[str]:
+    """--precision: one value or a comma-separated list of `precision_lib.PRECISIONS`."""
+    try:
+        return [precision_lib.validate(p.strip()) for p in text.split(",")]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def load_average() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+class Bench:
+    """One searcher at one precision, and what was measured on it."""
+
+    def __init__(self, args, precision: str):
+        import tensorflow as tf
+
+        from alphagan_tf.gan.generator_config import GeneratorConfig
+        from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher
+        from alphagan_tf.gan.searcher import SearchConfig
+
+        self.precision = precision
+        config = SearchRunConfig(
+            search=SearchConfig(
+                inner_steps=1, worst_steps=1, outer_steps=1, n_critic=1,
+                batch_size=args.batch_size, jit_compile=args.jit_compile,
+            ),
+            model=GeneratorConfig(gf=args.gf, df=args.df, latent_dim=args.latent_dim,
+                                  bottom_width=args.bottom_width),
+            fuse_convs=args.fuse_convs, precision=precision,
+        )
+        size = config.image_size
+        started = time.perf_counter()
+        self.searcher = build_searcher(config)
+        self.built = time.perf_counter() - started
+        self.real = tf.random.uniform([args.batch_size, size, size, 3], -1.0, 1.0)
+        # DG's second term, V(G_worst, D), is measured once per epoch (not in every alpha
+        # step): timed on its own below, not part of the iteration.
+        self.worst_value = self.searcher.worst_value_step(self.real)
+        self.times, self.cpu_times = [], []
+        started = time.perf_counter()
+        self.iteration()  # traces every step
+        self.warmup = time.perf_counter() - started
+
+    def iteration(self):
+        searcher, real = self.searcher, self.real
+        searcher.d_step(real)
+        searcher.g_step()
+        searcher.make_worst_players()
+        searcher.worst_d_step(real)
+        searcher.worst_g_step()
+        return searcher.arch_step(real, self.worst_value)["duality_gap"].numpy()
+
+    def timed_iteration(self) -> None:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        self.iteration()
+        self.times.append(time.perf_counter() - started)
+        self.cpu_times.append(time.process_time() - cpu_started)
+
+    def report(self, iterations: int) -> float:
+        """Prints the per-step table and the iteration line; returns the median seconds."""
+        searcher, real = self.searcher, self.real
+        per_step = {}
+        steps = {
+            "d_step": (real,), "g_step": (), "worst_d_step": (real,),
+            "worst_g_step": (), "arch_step": (real, self.worst_value), "worst_value_step": (real,),
+        }
+        for name, step_args in steps.items():
+            step = getattr(searcher, name)
+            flops = graph_flops(step.get_concrete_function(*step_args))
+            step_times = []
+            for _ in range(2):
+                started = time.perf_counter()
+                step(*step_args)
+                step_times.append(time.perf_counter() - started)
+            per_step[name] = (flops, min(step_times))
+        copy_started = time.perf_counter()
+        searcher.make_worst_players()
+        copy_time = time.perf_counter() - copy_started
+
+        once_per_epoch = per_step.pop("worst_value_step")
+        self.total_flops = sum(f for f, _ in per_step.values())
+        median = statistics.median(self.times)
+        print(f"--- precision {self.precision} ({load_average()})")
+        print(f"{'step':<14}{'GFLOP':>10}{'seconds':>10}{'GFLOP/s':>10}")
+        for name, (flops, seconds) in per_step.items():
+            print(f"{name:<14}{flops / 1e9:>10.1f}{seconds:>10.2f}{flops / 1e9 / seconds:>10.1f}")
+        print(f"{'worst copy':<14}{'':>10}{copy_time:>10.2f}")
+        print(f"{'worst_value':<14}{once_per_epoch[0] / 1e9:>10.1f}{once_per_epoch[1]:>10.2f}"
+              "   (V(G_worst, D): once per epoch, not in the iteration)")
+        print(
+            f"iteration: {median:.2f} s (median of {iterations}: "
+            f"{', '.join(f'{t:.2f}' for t in self.times)}), {self.total_flops / 1e12:.2f} TFLOP, "
+            f"{self.total_flops / 1e9 / median:.0f} GFLOP/s achieved"
+        )
+        # CPU seconds of this process (all threads): robust to other load on the machine;
+        # on an otherwise idle 2-core machine, wall ~= CPU / 2.
+        print(f"CPU time per iteration: {statistics.median(self.cpu_times):.2f} s (all threads)")
+        print(f"build {self.built:.1f} s, first iteration (tracing + graph optimisation) "
+              f"{self.warmup:.1f} s")
+        return median
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gf", type=int, default=256)
@@ -51,10 +163,14 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--fuse_convs", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--jit_compile", action=argparse.BooleanOptionalAction, default=False)
-    parser.add_argument("--mixed_precision", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--precision", type=precision_list, default=["float32"],
+                        help=f"one or more (comma-separated) of {', '.join(precision_lib.PRECISIONS)}")
+    parser.add_argument("--mixed_precision", action="store_true",
+                        help="old name of --precision=float16")
     parser.add_argument("--fast_depthwise_gradient", action=argparse.BooleanOptionalAction,
                         default=True, help="gan/depthwise.py's kernel gradient for k >= 5")
     args = parser.parse_args()
+    precisions = ["float16"] if args.mixed_precision else args.precision
 
     import tensorflow as tf
 
@@ -63,93 +179,29 @@ def main() -> None:
     if not args.fast_depthwise_gradient:  # A/B switch of this benchmark only
         depthwise.FAST_KERNEL_GRADIENT_MIN_SIZE = 1 << 30
 
-    from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher
-    from alphagan_tf.gan.generator_config import GeneratorConfig
-    from alphagan_tf.gan.searcher import SearchConfig
-
-    config = SearchRunConfig(
-        search=SearchConfig(
-            inner_steps=1, worst_steps=1, outer_steps=1, n_critic=1,
-            batch_size=args.batch_size, jit_compile=args.jit_compile,
-        ),
-        model=GeneratorConfig(gf=args.gf, df=args.df, latent_dim=args.latent_dim,
-                              bottom_width=args.bottom_width),
-        fuse_convs=args.fuse_convs,
-        mixed_precision=args.mixed_precision,
-    )
-    size = config.image_size
+    size = 8 * args.bottom_width
     print(
         f"search iteration: gf {args.gf}, df {args.df}, batch {args.batch_size}, {size}x{size}, "
         f"fuse_convs={args.fuse_convs}, jit_compile={args.jit_compile}, "
-        f"mixed_precision={args.mixed_precision}, "
+        f"precision={','.join(precisions)}, "
         f"fast_depthwise_gradient={args.fast_depthwise_gradient}, "
         f"threads intra {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}"
     )
-    started = time.perf_counter()
-    searcher = build_searcher(config)
-    built = time.perf_counter() - started
-    real = tf.random.uniform([args.batch_size, size, size, 3], -1.0, 1.0)
-
-    def iteration():
-        searcher.d_step(real)
-        searcher.g_step()
-        searcher.make_worst_players()
-        searcher.worst_d_step(real)
-        searcher.worst_g_step()
-        return searcher.arch_step(real, worst_value)["duality_gap"].numpy()
-
-    # DG's second term, V(G_worst, D), is measured once per epoch (not in every alpha
-    # step): timed on its own below, not part of the iteration.
-    worst_value = searcher.worst_value_step(real)
-
-    started = time.perf_counter()
-    iteration()  # traces every step
-    warmup = time.perf_counter() - started
-    times, cpu_times = [], []
-    for _ in range(args.iterations):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        iteration()
-        times.append(time.perf_counter() - started)
-        cpu_times.append(time.process_time() - cpu_started)
-
-    per_step = {}
-    steps = {
-        "d_step": (real,), "g_step": (), "worst_d_step": (real,),
-        "worst_g_step": (), "arch_step": (real, worst_value), "worst_value_step": (real,),
-    }
-    for name, step_args in steps.items():
-        step = getattr(searcher, name)
-        per_step[name] = graph_flops(step.get_concrete_function(*step_args))
-        step_times = []
-        for _ in range(2):
-            started = time.perf_counter()
-            step(*step_args)
-            step_times.append(time.perf_counter() - started)
-        per_step[name] = (per_step[name], min(step_times))
-    copy_started = time.perf_counter()
-    searcher.make_worst_players()
-    copy_time = time.perf_counter() - copy_started
-
-    once_per_epoch = per_step.pop("worst_value_step")
-    total_flops = sum(f for f, _ in per_step.values())
-    median = statistics.median(times)
+    benches = [Bench(args, p) for p in precisions]
+    for _ in range(args.iterations):  # alternating: the same load for every precision
+        for bench in benches:
+            bench.timed_iteration()
+    medians = {bench.precision: bench.report(args.iterations) for bench in benches}
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{'step':<14}{'GFLOP':>10}{'seconds':>10}{'GFLOP/s':>10}")
-    for name, (flops, seconds) in per_step.items():
-        print(f"{name:<14}{flops / 1e9:>10.1f}{seconds:>10.2f}{flops / 1e9 / seconds:>10.1f}")
-    print(f"{'worst copy':<14}{'':>10}{copy_time:>10.2f}")
-    print(f"{'worst_value':<14}{once_per_epoch[0] / 1e9:>10.1f}{once_per_epoch[1]:>10.2f}"
-          "   (V(G_worst, D): once per epoch, not in the iteration)")
-    print(
-        f"iteration: {median:.2f} s (median of {args.iterations}: "
-        f"{', '.join(f'{t:.2f}' for t in times)}), {total_flops / 1e12:.2f} TFLOP, "
-        f"{total_flops / 1e9 / median:.0f} GFLOP/s achieved"
-    )
-    # CPU seconds of this process (all threads): robust to other load on the machine;
-    # on an otherwise idle 2-core machine, wall ~= CPU / 2.
-    print(f"CPU time per iteration: {statistics.median(cpu_times):.2f} s (all threads)")
-    print(f"build {built:.1f} s, first iteration (tracing + graph optimisation) {warmup:.1f} s")
-    print(f"peak resident memory: {peak_mib:.0f} MiB")
+    print(f"peak resident memory: {peak_mib:.0f} MiB (all searchers)")
+    if len(benches) > 1:
+        first = precisions[0]
+        print(f"side by side ({load_average()}):")
+        for bench in benches:
+            seconds = medians[bench.precision]
+            print(f"  {bench.precision:<9} {seconds:6.2f} s/iteration  "
+                  f"{bench.total_flops / 1e9 / seconds:6.0f} GFLOP/s  "
+                  f"{seconds / medians[first]:.2f} x {first}")
 
 
 if __name__ == "__main__":

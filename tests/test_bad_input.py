@@ -153,7 +153,6 @@ def test_a_diverged_retrain_stops_with_exit_1_and_saves_no_checkpoint(workdir, c
                          capsys)
     assert status == 1, lines
     assert len(lines) == 1 and lines[0].startswith("error: training diverged at G iteration"), lines
-    from alphagan_tf.utils.guards import nonfinite_variables
     import tensorflow as tf
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if latest:  # the checkpoints saved before the divergence are finite

@@ -248,9 +248,9 @@ def test_steps_do_not_retrace_after_the_first_epoch(searcher):
     assert set(first.values()) == {1}
 
 
-def test_mixed_precision_search_keeps_alphas_and_losses_float32():
+def test_float16_search_keeps_alphas_and_losses_float32():
     """float16 compute, float32 alphas / losses, dynamic loss scaling on every optimizer."""
-    searcher = build_searcher(tiny_run_config(mixed_precision=True))
+    searcher = build_searcher(tiny_run_config(precision="float16"))
     g = searcher.generator
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     candidates = [op for cell in g.gen_cells for edge in cell.normal_edges for op in edge.candidates]

@@ -69,6 +69,9 @@ class NormalMixedOp(MixedOp):
         fuse_convs: bool = True,
         **kwargs,
     ):
+        # No autocast of the candidates' variables read here: the fused kernel is summed in
+        # float32 and cast once (under bfloat16 / float16; the candidates still autocast).
+        kwargs["autocast"] = False
         super().__init__(candidates, op_names, alpha_stddev=alpha_stddev, **kwargs)
         self.fuse_convs = bool(fuse_convs)
         self._conv_indices = [i for i, c in enumerate(self.candidates) if isinstance(c, ReLUConv)]
@@ -96,7 +99,7 @@ class NormalMixedOp(MixedOp):
             return super().call(inputs, training=training, mask=mask, choice=choice)
         weights = self.op_weights()
         kernel, bias = self.fused_kernel(weights)
-        x = ops.relu(inputs)
+        x = ops.relu(ops.cast(inputs, self.compute_dtype))
         output = tf.nn.bias_add(
             tf.nn.conv2d(x, tf.cast(kernel, x.dtype), strides=1, padding="SAME"),
             tf.cast(bias, x.dtype),

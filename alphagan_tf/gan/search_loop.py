@@ -44,9 +44,9 @@ from alphagan_tf.gan.search_generator import SearchGenerator
 from alphagan_tf.gan.searcher import BilevelSearcher, SearchConfig
 from alphagan_tf.metrics import diversity
 from alphagan_tf.nas.architecture import softmax
-from alphagan_tf.utils import distribution, images, plots, seeding
-from alphagan_tf.utils.workdir import Workdir
+from alphagan_tf.utils import distribution, images, plots, precision, seeding
 from alphagan_tf.utils.typed_config import TypedConfig, require, require_positive
+from alphagan_tf.utils.workdir import Workdir
 
 
 #: The search algorithms (`SearchRunConfig.algorithm`, `--algorithm`).
@@ -66,9 +66,9 @@ class SearchRunConfig(TypedConfig):
     keep_checkpoints: int = 3
     deterministic: bool = True
     fuse_convs: bool = True  # normal edges' plain convs as one conv (same function, less work)
-    # Keras mixed_float16 for the four players (float16 compute, float32 variables; alphas,
-    # spectral-norm power iterations and losses in float32) with dynamic loss scaling.
-    mixed_precision: bool = False
+    # float32, bfloat16 or float16 compute for the four players (utils/precision.py: what
+    # stays float32); float16 with dynamic loss scaling.
+    precision: str = "float32"
     # tf.distribute: "default" (one device), "mirrored" or "one_device" over `devices`
     # (utils/distribution.py); `cpu_devices` > 1 first splits the CPU into that many
     # logical devices (to run a MirroredStrategy on a machine without GPUs).
@@ -95,10 +95,12 @@ class SearchRunConfig(TypedConfig):
                 "must be an integer >= 0")
         require(self.algorithm in ALGORITHMS, "algorithm", self.algorithm,
                 f"must be one of {ALGORITHMS}")
+        precision.validate(self.precision)
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
-        return upgrade_run_layout(data, "search")
+        """Older layouts: flat sizes and data (issue 18), `mixed_precision` (issue 13)."""
+        return precision.upgrade_legacy_keys(upgrade_run_layout(data, "search"))
 
     @property
     def image_size(self) -> int:
@@ -165,18 +167,14 @@ def build_searcher(config: SearchRunConfig) -> BilevelSearcher:
     synchronized batch norms (global-batch statistics, as on one device).
     """
     strategy = make_search_strategy(config)
-    previous_policy = keras.config.dtype_policy()
     search = config.search
-    if config.mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16")
+    if precision.uses_loss_scaling(config.precision):
         search = dataclasses.replace(search, loss_scaling=True)
     synchronized_bn = strategy.num_replicas_in_sync > 1
-    try:
-        with strategy.scope():
-            generator, discriminator = build_players(config, synchronized_bn)
-            worst_generator, worst_discriminator = build_players(config, synchronized_bn)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    precision.warn_if_emulated(config.precision)
+    with precision.dtype_policy(config.precision), strategy.scope():
+        generator, discriminator = build_players(config, synchronized_bn)
+        worst_generator, worst_discriminator = build_players(config, synchronized_bn)
     size = config.image_size
     return BilevelSearcher(
         generator, discriminator, worst_generator, worst_discriminator,

@@ -60,6 +60,7 @@ import keras
 from alphagan_tf.gan import losses
 from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
+from alphagan_tf.utils import precision
 from alphagan_tf.utils.distribution import StrategyError
 from alphagan_tf.utils.typed_config import (
     TypedConfig, rename_keys, require, require_finite_positive, require_fraction, require_positive,
@@ -84,8 +85,8 @@ class SearchConfig(TypedConfig):
     worst_lr_halving_epoch: int = 30
     arch: ArchOptimizerConfig = ArchOptimizerConfig()
     jit_compile: bool = False  # XLA-compile the compiled steps (for GPUs; measured on CPU in the README)
-    # Players built under Keras' mixed_float16 policy (search_loop.build_searcher) need loss
-    # scaling: every optimizer, the architecture one included, is a dynamic LossScaleOptimizer.
+    # Players built for --precision=float16 (search_loop.build_searcher) need loss scaling:
+    # every optimizer, the architecture one included, is a dynamic LossScaleOptimizer.
     loss_scaling: bool = False
 
     def __post_init__(self):
@@ -120,7 +121,7 @@ class _FreshOptimizer:
 
 def _adam(learning_rate, beta1, beta2, name, loss_scaling):
     adam = PyTorchAdam(learning_rate, beta_1=beta1, beta_2=beta2, name=name)
-    return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_loss_scale") if loss_scaling else adam
+    return precision.with_loss_scaling(adam, loss_scaling)
 
 
 def _assign_all(source: keras.Model, target: keras.Model) -> None:
@@ -273,14 +274,12 @@ class BilevelSearcher:
     @staticmethod
     def _generate(generator, z) -> tf.Tensor:
         """G(z) in training mode, as float32 (float16/bfloat16 compute) or float64."""
-        images = generator(z, training=True)
-        return tf.cast(images, keras.backend.result_type(images.dtype, "float32"))
+        return precision.to_float32(generator(z, training=True))
 
     @staticmethod
     def _logits(discriminator, images) -> tf.Tensor:
         """D(images) in training mode (one spectral-norm power iteration), float32 or float64."""
-        logits = discriminator(images, training=True)
-        return tf.cast(logits, keras.backend.result_type(logits.dtype, "float32"))
+        return precision.to_float32(discriminator(images, training=True))
 
     def _d_step(self, real: tf.Tensor) -> tf.Tensor:
         loss = self._run(self._d_replica, real, self._latents())

@@ -21,7 +21,10 @@ runs the authors' discriminator side by side):
   without iterating (PyTorch's eval() mode);
 - normalize(x) = x / max(||x||, eps), eps = 1e-12 (`torch.nn.functional.normalize`).
 
-The power iteration runs in float32 for float16 / bfloat16 kernels (float64 for float64).
+Under a mixed precision policy (`utils.precision`) the layers do not autocast
+their variables (`autocast=False`): the power iteration and sigma use the float32
+kernel, not its bfloat16 / float16 rounding, and only W / sigma(W), the bias and
+the inputs are cast to the compute dtype (float64 stays float64).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class _SpectralMixin:
         )
 
     def normalized_kernel(self, training=None):
-        """W / sigma(W); with training, `power_iterations` iterations first (u, v stored)."""
+        """W / sigma(W) in the variable's dtype; with training, `power_iterations` first (u, v stored)."""
         kernel = ops.convert_to_tensor(self.kernel)
         dtype = keras.backend.result_type(kernel.dtype, "float32")  # float32, or float64
         w = ops.reshape(ops.cast(kernel, dtype), (-1, kernel.shape[-1]))  # [fan_in, out]
@@ -71,12 +74,19 @@ class _SpectralMixin:
         sigma = ops.sum(ops.matmul(v, w) * u)
         return kernel / ops.cast(sigma, kernel.dtype)
 
+    def _compute_tensors(self, inputs, training):
+        """(inputs, W / sigma(W), bias) in the compute dtype (module docstring: no autocast)."""
+        dtype = self.compute_dtype
+        bias = ops.cast(self.bias, dtype) if self.use_bias else None
+        return ops.cast(inputs, dtype), ops.cast(self.normalized_kernel(training), dtype), bias
+
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")
 class SpectralConv2D(_SpectralMixin, keras.layers.Conv2D):
     """Conv2D whose kernel is divided by its spectral norm in the forward pass."""
 
     def __init__(self, *args, power_iterations: int = 1, eps: float = 1e-12, **kwargs):
+        kwargs["autocast"] = False  # the power iteration reads the float32 kernel
         super().__init__(*args, **kwargs)
         self.power_iterations = int(power_iterations)
         self.eps = float(eps)
@@ -86,9 +96,10 @@ class SpectralConv2D(_SpectralMixin, keras.layers.Conv2D):
         self._build_vectors()
 
     def call(self, inputs, training=None):
-        outputs = self.convolution_op(inputs, self.normalized_kernel(training))
+        inputs, kernel, bias = self._compute_tensors(inputs, training)
+        outputs = self.convolution_op(inputs, kernel)
         if self.use_bias:
-            outputs = ops.add(outputs, ops.reshape(self.bias, (1,) * (outputs.ndim - 1) + (-1,)))
+            outputs = ops.add(outputs, ops.reshape(bias, (1,) * (outputs.ndim - 1) + (-1,)))
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
@@ -102,6 +113,7 @@ class SpectralDense(_SpectralMixin, keras.layers.Dense):
     """Dense whose kernel is divided by its spectral norm in the forward pass."""
 
     def __init__(self, *args, power_iterations: int = 1, eps: float = 1e-12, **kwargs):
+        kwargs["autocast"] = False  # the power iteration reads the float32 kernel
         super().__init__(*args, **kwargs)
         self.power_iterations = int(power_iterations)
         self.eps = float(eps)
@@ -111,9 +123,10 @@ class SpectralDense(_SpectralMixin, keras.layers.Dense):
         self._build_vectors()
 
     def call(self, inputs, training=None):
-        outputs = ops.matmul(inputs, self.normalized_kernel(training))
+        inputs, kernel, bias = self._compute_tensors(inputs, training)
+        outputs = ops.matmul(inputs, kernel)
         if self.use_bias:
-            outputs = ops.add(outputs, self.bias)
+            outputs = ops.add(outputs, bias)
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs

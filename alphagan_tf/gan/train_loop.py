@@ -43,6 +43,7 @@ from alphagan_tf.gan.genotypes import Genotype, load_genotype
 from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
 from alphagan_tf.metrics import diversity
 from alphagan_tf.utils import files, guards, images, seeding
+from alphagan_tf.utils import precision as precision_lib
 from alphagan_tf.utils.typed_config import TypedConfig, require, require_positive
 from alphagan_tf.utils.workdir import Workdir
 
@@ -64,6 +65,9 @@ class TrainRunConfig(TypedConfig):
     sample_every: int = 500
     eval_every: int = 5000
     keep_checkpoints: int = 3
+    # float32, bfloat16 or float16 compute of G, D and the EMA G (utils/precision.py: what
+    # stays float32); float16 with dynamic loss scaling. Checkpoints hold float32 either way.
+    precision: str = "float32"
 
     # What a rerun in the same workdir may change: the schedule and the optimizers' settings.
     # The sizes, the genotype's text, the data and its batch (the checkpointed iterator) and
@@ -77,6 +81,7 @@ class TrainRunConfig(TypedConfig):
         require_positive(self, "checkpoint_every", "sample_every", "eval_every", "keep_checkpoints")
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
                 "must be an integer >= 0")
+        precision_lib.validate(self.precision)
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
@@ -94,12 +99,16 @@ def build_generator(genotype: Genotype, model: GeneratorConfig) -> Generator:
 
 
 def build_trainer(config: TrainRunConfig, genotype: Genotype) -> GANTrainer:
+    train = dataclasses.replace(
+        config.train, loss_scaling=precision_lib.uses_loss_scaling(config.precision))
+    precision_lib.warn_if_emulated(config.precision)
+    with precision_lib.dtype_policy(config.precision):
+        generator = build_generator(genotype, config.model)
+        discriminator = Discriminator(df=config.model.df)
+        ema_generator = build_generator(genotype, config.model)
     return GANTrainer(
-        build_generator(genotype, config.model),
-        Discriminator(df=config.model.df),
-        build_generator(genotype, config.model),
-        image_shape=config.model.image_shape,
-        config=config.train,
+        generator, discriminator, ema_generator, image_shape=config.model.image_shape,
+        config=train,
         seed=config.seed,
     )
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 from alphagan_tf.gan import losses
 from alphagan_tf.gan.ema import WeightEMA
 from alphagan_tf.nas.adam import PyTorchAdam
+from alphagan_tf.utils import precision
 from alphagan_tf.utils.typed_config import (
     TypedConfig, rename_keys, require_finite_positive, require_fraction, require_positive,
 )
@@ -36,6 +37,9 @@ class TrainConfig(TypedConfig):
     beta_1: float = 0.0
     beta_2: float = 0.9
     ema_decay: float = 0.999
+    # Networks built for --precision=float16 (train_loop.build_trainer) need loss scaling:
+    # both optimizers are then dynamic LossScaleOptimizers.
+    loss_scaling: bool = False
 
     def __post_init__(self):
         require_positive(self, "g_iterations", "n_critic", "g_batch_size", "d_batch_size")
@@ -90,8 +94,10 @@ class GANTrainer:
         discriminator(tf.zeros([2, *image_shape]), training=False)
 
         adam = dict(beta_1=config.beta_1, beta_2=config.beta_2)
-        self.g_optimizer = PyTorchAdam(config.g_lr, name="g_adam", **adam)
-        self.d_optimizer = PyTorchAdam(config.d_lr, name="d_adam", **adam)
+        self.g_optimizer = precision.with_loss_scaling(
+            PyTorchAdam(config.g_lr, name="g_adam", **adam), config.loss_scaling)
+        self.d_optimizer = precision.with_loss_scaling(
+            PyTorchAdam(config.d_lr, name="d_adam", **adam), config.loss_scaling)
         self.g_optimizer.build(generator.trainable_variables)
         self.d_optimizer.build(discriminator.trainable_variables)
         self.ema = WeightEMA(generator, ema_generator, config.ema_decay)
@@ -115,18 +121,21 @@ class GANTrainer:
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             # Two training-mode calls, each one spectral-norm power iteration, as the reference.
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            real_logits = precision.to_float32(self.discriminator(real, training=True))
+            fake_logits = precision.to_float32(self.discriminator(fake, training=True))
             loss = losses.hinge_discriminator_loss(real_logits, fake_logits)
-        self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            scaled = self.d_optimizer.scale_loss(loss)
+        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
 
     def _g_step(self) -> tf.Tensor:
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generator(self._latents(self.config.g_batch_size), training=True)
-            loss = losses.hinge_generator_loss(self.discriminator(fake, training=True))
-        self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            fake_logits = precision.to_float32(self.discriminator(fake, training=True))
+            loss = losses.hinge_generator_loss(fake_logits)
+            scaled = self.g_optimizer.scale_loss(loss)
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         self.ema.update()
         self.g_iterations_done.assign_add(1)
         return loss

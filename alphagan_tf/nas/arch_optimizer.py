@@ -13,10 +13,10 @@ import dataclasses
 import math
 from typing import Sequence
 
-import keras
 import tensorflow as tf
 
 from alphagan_tf.nas.adam import PyTorchAdam
+from alphagan_tf.utils import precision
 from alphagan_tf.utils.typed_config import TypedConfig, require
 
 
@@ -58,10 +58,7 @@ class ArchitectureOptimizer:
         )
         # Mixed precision: a dynamic loss scale; `scale_loss` before the gradient,
         # `apply` unscales (and skips a step whose gradients are not finite).
-        self.optimizer = (
-            keras.optimizers.LossScaleOptimizer(self.adam, name="arch_loss_scale")
-            if loss_scaling else self.adam
-        )
+        self.optimizer = precision.with_loss_scaling(self.adam, loss_scaling, name="arch_loss_scale")
 
     def scale_loss(self, loss):
         """The loss to differentiate (scaled under mixed precision)."""

@@ -31,8 +31,8 @@ class AlternatingSteps:
         arch_loss_fn: held-out loss for the architecture weights.
         weight_variables: the network weights (no architecture weights).
         arch_variables: the architecture weights.
-        weight_optimizer: has `build(variables)` and `apply(grads, variables)`
-            (a Keras optimizer).
+        weight_optimizer: has `build(variables)`, `scale_loss(loss)` and
+            `apply(grads, variables)` (a Keras optimizer; apply unscales).
         arch_optimizer: same interface (e.g. `nas.ArchitectureOptimizer`).
         input_signature: optional `tf.function` input signature of a batch
             (e.g. one `TensorSpec` with a None time axis to trace once).
@@ -84,7 +84,8 @@ class AlternatingSteps:
     def _step(loss_fn, variables, optimizer, *batch):
         with tf.GradientTape() as tape:
             loss, metrics = loss_fn(*batch)
-        grads = tape.gradient(loss, variables)
+            scaled = optimizer.scale_loss(loss)  # float16: the loss scale; else the loss
+        grads = tape.gradient(scaled, variables)
         missing = [v.name for v, g in zip(variables, grads) if g is None]
         if missing:
             raise ValueError(f"no gradient reaches these variables: {missing[:5]}")

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from alphagan_tf.textnas.encoding import EncodedArchitecture
+from alphagan_tf.utils import precision
 from alphagan_tf.textnas.training import (
     BATCH_SIGNATURE,
     IDS_SIGNATURE,
@@ -83,11 +84,12 @@ class ChildSteps:
     def _train_step(self, ids, labels, ops, inputs, skips):
         with tf.GradientTape() as tape:
             loss, metrics = self.loss_fn(ids, labels, architecture=(ops, inputs, skips))
-        self.optimizer.apply(tape.gradient(loss, self.variables), self.variables)
+            scaled = self.optimizer.scale_loss(loss)  # float16: the loss scale; else the loss
+        self.optimizer.apply(tape.gradient(scaled, self.variables), self.variables)
         return {"loss": loss, **metrics}
 
     def _predict(self, ids, ops, inputs, skips):
-        return self.model(ids, training=False, architecture=(ops, inputs, skips))
+        return precision.to_float32(self.model(ids, training=False, architecture=(ops, inputs, skips)))
 
     def evaluate(self, architecture: EncodedArchitecture,
                  batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:

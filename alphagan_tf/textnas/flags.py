@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from absl import flags
 
+from alphagan_tf.utils import precision
+
 FLAGS = flags.FLAGS
 
 
@@ -38,6 +40,7 @@ _define("integer", "num_threads", 0, "Cap on TensorFlow CPU threads (0 = TensorF
 _define("integer", "log_every", 50, "Steps between TensorBoard scalar writes.")
 _define("integer", "checkpoint_every", 500, "Steps between checkpoints (also at every epoch end).")
 _define("integer", "max_steps", 0, "Stop (resumably) after this many steps (0 = run to the end).")
+_define("enum", "precision", "float32", precision.FLAG_HELP, enum_values=list(precision.PRECISIONS))
 
 # Search.
 _define("enum", "algorithm", "darts",
@@ -174,6 +177,7 @@ def search_config_from_flags():
         log_every=FLAGS.log_every,
         checkpoint_every=FLAGS.checkpoint_every,
         max_steps=_optional(FLAGS.max_steps),
+        precision=FLAGS.precision,
     )
 
 
@@ -206,4 +210,5 @@ def train_config_from_flags():
         log_every=FLAGS.log_every,
         checkpoint_every=FLAGS.checkpoint_every,
         max_steps=_optional(FLAGS.max_steps),
+        precision=FLAGS.precision,
     )

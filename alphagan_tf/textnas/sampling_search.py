@@ -53,6 +53,7 @@ from alphagan_tf.textnas.controller import TextNASController
 from alphagan_tf.textnas.encoding import EncodedArchitecture, decode, encode
 from alphagan_tf.textnas.reinforce import ReinforceTrainer
 from alphagan_tf.textnas.training import make_checkpoint
+from alphagan_tf.utils import precision
 
 #: Seed streams: what a stateless draw is for.
 CHILD, CONTROLLER, DERIVE, EPOCH_EVAL = range(4)
@@ -112,9 +113,10 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
     if config.algorithm not in ("enas", "random_ws"):
         raise ValueError(f"run_sampling_search runs enas or random_ws. Received: {config.algorithm!r}")
     run, split, model = prepare_search(config, workdir, verbose)
-    child = ChildSteps(model, SampledPathAdam(config.learning_rate,
-                                              global_clipnorm=config.clipnorm or None,
-                                              name="weight_adam"))
+    child = ChildSteps(model, precision.with_loss_scaling(
+        SampledPathAdam(config.learning_rate, global_clipnorm=config.clipnorm or None,
+                        name="weight_adam"),
+        precision.uses_loss_scaling(config.precision)))
 
     enas = config.algorithm == "enas"
     more_state = {}

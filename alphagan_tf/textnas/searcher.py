@@ -54,6 +54,7 @@ from alphagan_tf.textnas.controller import ControllerConfig
 from alphagan_tf.textnas.model import NetworkConfig
 from alphagan_tf.textnas.selection import op_removal_scores, select_by_removal
 from alphagan_tf.textnas.supernet import TextNASSupernet
+from alphagan_tf.utils import precision as precision_lib
 from alphagan_tf.utils import seeding
 from alphagan_tf.utils.typed_config import TypedConfig
 from alphagan_tf.utils.workdir import Workdir
@@ -115,6 +116,9 @@ class SearchConfig(TypedConfig):
         log_every: steps between TensorBoard scalar writes.
         checkpoint_every: steps between checkpoints (also at every epoch end).
         max_steps: stop (resumably) after this many global steps; None = run out.
+        precision: float32, bfloat16 or float16 compute of the supernet
+            (`utils.precision`: alphas, gates, losses, optimizer state stay
+            float32; float16 with dynamic loss scaling). The controller is float32.
     """
 
     sst_dir: str
@@ -149,6 +153,7 @@ class SearchConfig(TypedConfig):
     log_every: int = 50
     checkpoint_every: int = 500
     max_steps: int | None = None
+    precision: str = "float32"
 
     # What a rerun in the same workdir may change (the rest must match its checkpoint): the
     # schedule, and what the steps still to come or the derivation use (e.g. the skip penalty
@@ -157,6 +162,7 @@ class SearchConfig(TypedConfig):
                  "max_skips", "op_selection", "derive_samples")
 
     def __post_init__(self):
+        precision_lib.validate(self.precision)
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}. Received: {self.algorithm!r}")
         sst.check_task(self.task)
@@ -231,7 +237,9 @@ def prepare_search(config: SearchConfig, workdir: str, verbose: bool = True):
         output_dropout=config.output_dropout, pooling=config.pooling,
         word_dropout=config.word_dropout,
     )
-    model = TextNASSupernet.create(network, config.num_layers)
+    precision_lib.warn_if_emulated(config.precision)
+    with precision_lib.dtype_policy(config.precision):
+        model = TextNASSupernet.create(network, config.num_layers)
     if config.embeddings_path:
         matrix, found = sst.load_glove(config.embeddings_path, split.vocab,
                                        config.embedding_dim, seed=config.seed)
@@ -255,10 +263,11 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
         return run_sampling_search(config, workdir, verbose)
     run, split, model = prepare_search(config, workdir, verbose)
 
-    weight_optimizer = keras.optimizers.Adam(
+    loss_scaling = precision_lib.uses_loss_scaling(config.precision)
+    weight_optimizer = precision_lib.with_loss_scaling(keras.optimizers.Adam(
         config.learning_rate, global_clipnorm=config.clipnorm or None, name="weight_adam"
-    )
-    arch_optimizer = ArchitectureOptimizer(config.arch)
+    ), loss_scaling)
+    arch_optimizer = ArchitectureOptimizer(config.arch, loss_scaling=loss_scaling)
     loss_fn = classification_loss_fn(model)
     steps = AlternatingSteps(
         loss_fn, skip_penalised_loss_fn(model, loss_fn, config.skip_penalty),

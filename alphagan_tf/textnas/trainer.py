@@ -38,6 +38,7 @@ from alphagan_tf.textnas.training import (
     make_checkpoint,
     make_predict_fn,
 )
+from alphagan_tf.utils import precision as precision_lib
 from alphagan_tf.utils import seeding
 from alphagan_tf.utils.typed_config import TypedConfig
 from alphagan_tf.utils.workdir import Workdir
@@ -74,6 +75,8 @@ class TrainConfig(TypedConfig):
         log_every: steps between TensorBoard scalar writes.
         checkpoint_every: steps between checkpoints (also at every epoch end).
         max_steps: stop (resumably) after this many steps; None = run out.
+        precision: float32, bfloat16 or float16 compute (`utils.precision`:
+            losses and optimizer state stay float32; float16 with loss scaling).
     """
 
     sst_dir: str
@@ -100,11 +103,13 @@ class TrainConfig(TypedConfig):
     log_every: int = 50
     checkpoint_every: int = 500
     max_steps: int | None = None
+    precision: str = "float32"
 
     # What a rerun in the same workdir may change (the rest must match its checkpoint).
     RESUMABLE = ("epochs", "max_steps", "eval_every", "patience", "log_every", "checkpoint_every")
 
     def __post_init__(self):
+        precision_lib.validate(self.precision)
         sst.check_task(self.task)
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1. Received: {self.epochs}")
@@ -119,9 +124,11 @@ def _make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.O
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(total_steps, 1))
     clip = config.clipnorm or None
     if config.weight_decay:
-        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
-                                      global_clipnorm=clip, name="adamw")
-    return keras.optimizers.Adam(schedule, global_clipnorm=clip, name="adam")
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
+                                           global_clipnorm=clip, name="adamw")
+    else:
+        optimizer = keras.optimizers.Adam(schedule, global_clipnorm=clip, name="adam")
+    return precision_lib.with_loss_scaling(optimizer, precision_lib.uses_loss_scaling(config.precision))
 
 
 def patience_exhausted(history: list[dict[str, Any]], patience: int) -> bool:
@@ -161,7 +168,9 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         output_dropout=config.output_dropout, pooling=config.pooling,
         word_dropout=config.word_dropout,
     )
-    model = TextClassifier.from_architecture(architecture, network)
+    precision_lib.warn_if_emulated(config.precision)
+    with precision_lib.dtype_policy(config.precision):
+        model = TextClassifier.from_architecture(architecture, network)
     if config.embeddings_path:
         matrix, found = sst.load_glove(config.embeddings_path, dataset.vocab,
                                        config.embedding_dim, seed=config.seed)
@@ -180,7 +189,8 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
     def train_step(ids, labels):
         with tf.GradientTape() as tape:
             loss, metrics = loss_fn(ids, labels)
-        optimizer.apply(tape.gradient(loss, variables), variables)
+            scaled = optimizer.scale_loss(loss)  # float16: the loss scale; else the loss
+        optimizer.apply(tape.gradient(scaled, variables), variables)
         return {"loss": loss, **metrics}
 
     predict_fn = make_predict_fn(model)

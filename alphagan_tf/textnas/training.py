@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from alphagan_tf.utils import precision
+
 BATCH_SIGNATURE = (
     tf.TensorSpec([None, None], tf.int32, name="ids"),
     tf.TensorSpec([None], tf.int32, name="labels"),
@@ -64,7 +66,7 @@ def classification_loss_fn(model: keras.Model, label_smoothing: float = 0.0) -> 
         raise ValueError(f"label_smoothing must be in [0, 1). Received: {label_smoothing}")
 
     def loss_fn(ids, labels, **call_kwargs):
-        logits = model(ids, training=True, **call_kwargs)
+        logits = precision.to_float32(model(ids, training=True, **call_kwargs))  # float32 loss
         loss = smoothed_cross_entropy(labels, logits, label_smoothing)
         return loss, {"accuracy": batch_accuracy(logits, labels)}
 
@@ -73,7 +75,8 @@ def classification_loss_fn(model: keras.Model, label_smoothing: float = 0.0) -> 
 
 def make_predict_fn(model: keras.Model) -> Callable:
     """Compiled inference: ids int32 [B, T] -> logits float32 [B, classes]."""
-    return tf.function(lambda ids: model(ids, training=False), input_signature=IDS_SIGNATURE)
+    return tf.function(lambda ids: precision.to_float32(model(ids, training=False)),
+                       input_signature=IDS_SIGNATURE)
 
 
 def evaluate(predict_fn: Callable, batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
