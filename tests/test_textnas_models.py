@@ -1,5 +1,7 @@
 """The TextNAS search network and fixed network: masks, shapes, alphas, derivation."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -240,3 +242,36 @@ def test_skip_cap_and_mean_gate_of_the_supernet():
             above = [j for j in range(i) if logits[i - 1][j] > 0] if i else []
             expected = sorted(sorted(above, key=lambda j: -logits[i - 1][j])[:cap]) if cap else above
             assert list(layer.skips) == expected
+
+
+@pytest.mark.parametrize("kind", ["fixed", "supernet"])
+def test_the_object_based_checkpoint_holds_every_variable_and_restores_dropout(kind, tmp_path):
+    """make_checkpoint: every model and optimizer variable, the dropout seed states included
+    (TF's object graph alone misses those: a Keras SeedGenerator is not a TF trackable)."""
+    import keras
+
+    from alphagan_tf.textnas.controller import ControllerConfig, TextNASController
+    from alphagan_tf.textnas.reinforce import ReinforceTrainer
+    from alphagan_tf.textnas.training import make_checkpoint, seed_states
+
+    net = dataclasses.replace(NET, embedding_dropout=0.3, output_dropout=0.3, word_dropout=0.2)
+    model = (TextClassifier.from_architecture(random_architecture(4, 0), net) if kind == "fixed"
+             else TextNASSupernet.create(net, 4))
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    trainer = ReinforceTrainer(TextNASController.create(4, 8, 0.4), ControllerConfig(units=8))
+    step = tf.Variable(7, dtype=tf.int64)
+    checkpoint = make_checkpoint(model, {"optimizer": optimizer}, step, **trainer.checkpoint_items())
+    path = checkpoint.save(str(tmp_path / "ckpt"))
+    saved = [n for n, _ in tf.train.list_variables(path)
+             if "OBJECT_GRAPH" not in n and not n.startswith("save_counter")]
+    expected = {id(v) for v in [*model.variables, *optimizer.variables, step,
+                                *trainer.controller.variables, trainer.baseline, trainer.steps,
+                                *trainer.optimizer.variables]}
+    assert len(seed_states(model)) >= 2 and len(saved) == len(expected)
+    before = [v.numpy().copy() for v in seed_states(model)]
+    model(_ids(), training=True)  # dropout draws: the seed states move
+    assert any((v.numpy() != b).any() for v, b in zip(seed_states(model), before))
+    checkpoint.restore(path).assert_consumed()
+    for v, b in zip(seed_states(model), before):
+        np.testing.assert_array_equal(v.numpy(), b)

@@ -73,10 +73,10 @@ class ReinforceTrainer:
         self.update = tf.function(self._update, input_signature=(
             *architecture_signature(controller.num_layers), tf.TensorSpec([], tf.float32, name="score")))
 
-    @property
-    def state_variables(self) -> list:
-        """Everything a checkpoint needs beyond the controller: baseline, step count, Adam."""
-        return [self.baseline, self.steps, *self.optimizer.variables]
+    def checkpoint_items(self) -> dict:
+        """The same state for an object-based checkpoint (`training.make_checkpoint`)."""
+        return {"controller": self.controller, "reward_baseline": self.baseline,
+                "controller_steps": self.steps, "controller_optimizer": self.optimizer}
 
     def step(self, seed, reward_fn: Callable) -> dict[str, float]:
         sample = self.sample(tf.constant(seed, tf.int64))

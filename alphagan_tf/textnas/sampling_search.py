@@ -126,7 +126,7 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
                                               config.controller.skip_target)
         trainer = ReinforceTrainer(controller, config.controller)
         sampler = ControllerSampler(trainer.sample)
-        more_state = {"controller": controller.variables, "controller_state": trainer.state_variables}
+        more_state = trainer.checkpoint_items()
     else:
         sampler = UniformSampler(config.num_layers)
 

@@ -2,17 +2,15 @@
 
 - `classification_loss_fn`: mean cross-entropy + accuracy of a model on a batch.
 - `make_predict_fn` / `evaluate`: compiled inference and accuracy over batches.
-- `make_checkpoint`: a `tf.train.Checkpoint` over explicit variable lists.
-  Keras 3 models keep their sub-layers in plain Python lists that TF's object
-  graph does not follow, so `tf.train.Checkpoint(model=model)` silently saves
-  only a few variables. Checkpointing `model.variables` (a deterministic
-  order for a given configuration) and every optimizer's `variables` saves
-  everything, dropout seed states included, which is what exact resume needs.
+- `make_checkpoint`: the object-based `tf.train.Checkpoint` every loop of the
+  project uses (model, optimizers, step), plus the one thing TF's object graph
+  does not reach in a Keras 3 model: the `SeedGenerator` states of its dropouts
+  (a Keras object, not a TF trackable), which exact resume needs. The models
+  make their listed sub-layers reachable with `nas.tracking.track_layers`.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Sequence
 
 import keras
@@ -92,19 +90,23 @@ def evaluate(predict_fn: Callable, batches: Sequence[tuple[np.ndarray, np.ndarra
     return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1)}
 
 
-def make_checkpoint(model: keras.Model, optimizers: dict[str, Any], step: tf.Variable,
-                    **more_variables: Sequence[tf.Variable]) -> tf.train.Checkpoint:
-    """A checkpoint of every model variable, every optimizer variable and the step.
+def seed_states(model: keras.Model) -> list[tf.Variable]:
+    """The state variables of the model's Keras `SeedGenerator`s (dropout, word dropout)."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
-    `more_variables` (name -> variables) adds further state, e.g. a search
-    controller's variables and its reward baseline.
+
+def make_checkpoint(model: keras.Model, optimizers: dict[str, Any], step: tf.Variable,
+                    **more: Any) -> tf.train.Checkpoint:
+    """The object-based checkpoint of a model, its optimizers and the step (module docstring).
+
+    `more` (name -> a trackable, e.g. a search controller and its REINFORCE state)
+    adds further state; models among them get their seed states saved too.
     """
-    return tf.train.Checkpoint(
-        step=step,
-        model=list(model.variables),
-        **{name: list(opt.variables) for name, opt in optimizers.items()},
-        **{name: list(variables) for name, variables in more_variables.items()},
-    )
+    seeds = {"seed_states": seed_states(model)}
+    for name, item in more.items():
+        if isinstance(item, keras.Model) and seed_states(item):
+            seeds[f"{name}_seed_states"] = seed_states(item)
+    return tf.train.Checkpoint(step=step, model=model, **optimizers, **more, **seeds)
 
 
 def set_threads(num_threads: int) -> None:
