@@ -1,0 +1,110 @@
+r"""The demo search's inner GAN game, isolated: digit classes and z-variance per epoch.
+
+    python bench/demo_inner_game.py --classifier=runs/demo_classifier             # demo.cfg's search
+    python bench/demo_inner_game.py --classifier=runs/demo_classifier --skip_arch  # inner level only
+    ... --weight_data=full           # weight steps on all 1797 digits, not the 899-image half
+    ... --onehot=alphaGAN_s          # supernet alphas one-hot on a genotype (with --skip_arch)
+    ... --probe                      # z-variance fraction of the stem, each cell and the image
+
+Builds the search's players (`search_loop.build_searcher`) with demo.cfg's sizes and the
+knobs below, runs epochs (`BilevelSearcher.run_epoch`, or with --skip_arch only the inner
+level's D/G steps), and after each epoch prints the demo classifier's digit classes among the
+64 fixed-latent samples (inference mode, what samples.png shows) and their diversity ratio.
+The probe's "fraction/rms" is Var_z / (Var_z + mean_z^2) and the RMS of a feature map over
+64 latents (training-mode batch norm): 1 = all z-dependent, 0 = one template for every z.
+Used for the README's "The demo's collapse" (issue 18).
+"""
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import tensorflow as tf
+
+from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher
+from alphagan_tf.gan.searcher import SearchConfig
+from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
+from alphagan_tf.data.pipeline import images_pipeline, scale_images, search_datasets
+from alphagan_tf.data.sources import load_demo
+from alphagan_tf.metrics import diversity
+from alphagan_tf.metrics.features import ClassifierFeatures
+from alphagan_tf.utils import seeding
+
+p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+p.add_argument("--classifier", default="runs/demo_classifier")
+p.add_argument("--seed", type=int, default=0)
+p.add_argument("--epochs", type=int, default=20)
+p.add_argument("--inner", type=int, default=24)
+p.add_argument("--worst", type=int, default=10)
+p.add_argument("--outer", type=int, default=10)
+p.add_argument("--n_critic", type=int, default=2)
+p.add_argument("--batch", type=int, default=32)
+p.add_argument("--gf", type=int, default=32)
+p.add_argument("--df", type=int, default=32)
+p.add_argument("--latent", type=int, default=32)
+p.add_argument("--g_lr", type=float, default=2e-4)
+p.add_argument("--d_lr", type=float, default=2e-4)
+p.add_argument("--beta1", type=float, default=0.0)
+p.add_argument("--arch_lr", type=float, default=3e-4)
+p.add_argument("--arch_wd", type=float, default=1e-3)
+p.add_argument("--weight_data", default="half", choices=["half", "full"])
+p.add_argument("--skip_arch", action="store_true", help="no worst/arch phases at all")
+p.add_argument("--tag", default="")
+p.add_argument("--probe", action="store_true")
+p.add_argument("--onehot", default="")
+a = p.parse_args()
+
+seeding.seed_everything(a.seed)
+tf.config.experimental.enable_op_determinism()
+cfg = SearchRunConfig(
+    search=SearchConfig(inner_steps=a.inner, worst_steps=a.worst, outer_steps=a.outer,
+                        n_critic=a.n_critic, batch_size=a.batch, latent_dim=a.latent,
+                        g_lr=a.g_lr, d_lr=a.d_lr, beta1=a.beta1,
+                        arch=ArchOptimizerConfig(learning_rate=a.arch_lr, weight_decay=a.arch_wd)),
+    gf=a.gf, df=a.df, bottom_width=2, seed=a.seed)
+data = search_datasets("demo", image_size=16, batch_size=a.batch, seed=a.seed)
+weight = data.weight
+if a.weight_data == "full":
+    weight = images_pipeline(load_demo(16), batch_size=a.batch, seed=a.seed, stream=2)
+t0 = time.process_time()
+s = build_searcher(cfg)
+wb, ab = iter(weight), iter(data.arch)
+if a.onehot:
+    from alphagan_tf.gan.genotypes import load_genotype
+    s.generator.set_alphas_from_genotype(load_genotype(a.onehot))
+classify = ClassifierFeatures(a.classifier)
+digits = load_demo(16)
+real = scale_images(digits[np.random.default_rng(0).choice(len(digits), 64, replace=False)]).numpy()
+z = tf.random.stateless_normal([64, a.latent], seed=[a.seed, 1234])
+rows = []
+for e in range(1, a.epochs + 1):
+    if a.skip_arch:
+        for _ in range(a.inner):
+            due = int(s.d_steps_done.numpy()) % a.n_critic == 0
+            s.d_step(next(wb))
+            if due:
+                s.g_step()
+        m = {}
+    else:
+        m = s.run_epoch(wb, ab, epoch=e)
+    fake = np.asarray(s.generator(z, training=False), np.float64)
+    if a.probe:
+        g = s.generator
+        def frac(t):
+            t = np.asarray(t, np.float64); v = t.var(0).mean(); m = (t.mean(0) ** 2).mean()
+            return f"{v / (v + m):.2f}/{np.sqrt(v + m):.2f}"
+        x = g.stem(z); c1, c2, c3 = g.gen_cells
+        out = ["stem " + frac(x)]
+        x, k1 = c1(x, training=True); out.append("c1 " + frac(x))
+        x, k2 = c2(x, skip_inputs=[k1], training=True); out.append("c2 " + frac(x))
+        x, _ = c3(x, skip_inputs=[k1, k2], training=True); out.append("c3 " + frac(x))
+        out.append("img " + frac(g(z, training=True)))
+        print("   probe z-var-fraction/rms:", " ".join(out), flush=True)
+    h = diversity.class_histogram(classify(fake)["logits"])
+    r = diversity.diversity_ratio(fake, real)
+    rows.append((e, diversity.distinct_classes(h), r))
+    print(f"{a.tag} epoch {e:2d} classes {diversity.distinct_classes(h):2d} R {r:.3f} hist {h.tolist()} "
+          f"d {m.get('d_loss', float('nan')):.3f} g {m.get('g_loss', float('nan')):.3f} cpu {time.process_time()-t0:.0f}", flush=True)
+print(a.tag, "FINAL", json.dumps(rows[-1]), "genotype", " ".join(s.generator.genotype().ops()))
