@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
+from alphagan_tf.gan.generator_config import GeneratorConfig
 from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher
 from alphagan_tf.gan.searcher import SearchConfig
 from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
@@ -60,10 +61,10 @@ seeding.seed_everything(a.seed)
 tf.config.experimental.enable_op_determinism()
 cfg = SearchRunConfig(
     search=SearchConfig(inner_steps=a.inner, worst_steps=a.worst, outer_steps=a.outer,
-                        n_critic=a.n_critic, batch_size=a.batch, latent_dim=a.latent,
-                        g_lr=a.g_lr, d_lr=a.d_lr, beta1=a.beta1,
+                        n_critic=a.n_critic, batch_size=a.batch,
+                        g_lr=a.g_lr, d_lr=a.d_lr, beta_1=a.beta1,
                         arch=ArchOptimizerConfig(learning_rate=a.arch_lr, weight_decay=a.arch_wd)),
-    gf=a.gf, df=a.df, bottom_width=2, seed=a.seed)
+    model=GeneratorConfig(gf=a.gf, df=a.df, latent_dim=a.latent, bottom_width=2), seed=a.seed)
 data = search_datasets("demo", image_size=16, batch_size=a.batch, seed=a.seed)
 weight = data.weight
 if a.weight_data == "full":
