@@ -40,6 +40,19 @@ def _define_old_names(**old_to_new: str) -> None:
             flags.DEFINE_alias(old, new)
 
 
+ALGORITHM_FLAG_HELP = (
+    "How the search explores its space. search: alphagan (default: the bi-level differentiable "
+    "search minimising the duality gap) or random_ws (random search with weight sharing, the "
+    "authors' baseline: the same inner level with one uniformly sampled architecture per D step, "
+    "then --random_ws_candidates sampled architectures scored by FID on the shared weights). "
+    "textnas.search: darts (default: softmax relaxation, first-order bi-level steps; our design), "
+    "enas (TextNAS's own: an LSTM controller trained by REINFORCE, one sampled architecture per "
+    "step on shared weights) or random_ws (enas's uniform-sampling control). Each command accepts "
+    "its own values."
+)
+ALGORITHM_CHOICES = ["alphagan", "darts", "enas", "random_ws"]
+
+
 @_once
 def define_data_flags() -> None:
     """Where the training images come from."""
@@ -166,13 +179,7 @@ def define_search_flags() -> None:
         "--devices=/cpu:0,/cpu:1, to try data parallelism without GPUs); 0 or 1 = leave it.",
         lower_bound=0,
     )
-    flags.DEFINE_enum(
-        "algorithm", "alphagan", ["alphagan", "random_ws"],
-        "alphagan: the bi-level differentiable search (duality gap). random_ws: random search "
-        "with weight sharing, the authors' baseline: the same inner level with one uniformly "
-        "sampled architecture per D step, then --random_ws_candidates sampled architectures "
-        "scored by FID on the shared weights (gan/random_ws.py).",
-    )
+    _define_shared(flags.DEFINE_enum, "algorithm", None, ALGORITHM_CHOICES, ALGORITHM_FLAG_HELP)
     flags.DEFINE_integer(
         "random_ws_candidates", 100,
         "random_ws: architectures sampled after training and scored on the shared weights "

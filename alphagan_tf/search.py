@@ -61,7 +61,7 @@ def config_from_flags():
         strategy=FLAGS.strategy,
         devices=tuple(FLAGS.devices),
         cpu_devices=FLAGS.cpu_devices,
-        algorithm=FLAGS.algorithm,
+        algorithm=FLAGS.algorithm or "alphagan",
         random_ws=RandomWSConfig(
             candidates=FLAGS.random_ws_candidates,
             eval_samples=FLAGS.random_ws_eval_samples,

@@ -208,7 +208,7 @@ def run_iteration(dtype: str = "float64") -> dict:
                 SearchGenerator(gf=GF, latent_dim=LATENT, bottom_width=4), Discriminator(df=DF),
                 image_shape=(32, 32, 3),
                 config=SearchConfig(inner_steps=1, worst_steps=1, outer_steps=1, n_critic=5,
-                                    batch_size=BATCH, latent_dim=LATENT, g_lr=args.g_lr,
+                                    batch_size=BATCH, g_lr=args.g_lr,
                                     d_lr=args.d_lr,
                                     arch=ArchOptimizerConfig(learning_rate=args.arch_learning_rate)),
                 latent_dtype=dtype,

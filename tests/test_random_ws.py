@@ -229,16 +229,25 @@ def test_cli_writes_the_best_candidate_and_every_score(trainer, monkeypatch, tmp
 
 
 def test_bad_algorithm_is_one_clear_error_listing_the_choices():
-    result = subprocess.run(
-        [sys.executable, "-m", "alphagan_tf.search", "--algorithm=random", "--workdir=/tmp/x"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
+    def search(value):
+        return subprocess.run(
+            [sys.executable, "-m", "alphagan_tf.search", f"--algorithm={value}", "--workdir=/tmp/x"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+
+    # Not an algorithm at all: absl's one line (the flag is shared with textnas.search).
+    result = search("random")
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "algorithm" in line]
     assert len(errors) == 1, result.stderr
-    assert "--algorithm=random: value should be one of <alphagan|random_ws>" in errors[0]
-    # The library's config says the same, with the same list as the flag.
+    assert "--algorithm=random: value should be one of <alphagan|darts|enas|random_ws>" in errors[0]
+    # TextNAS's algorithm given to the GAN search: the config's one line, exit 2.
+    result = search("enas")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert errors[-1] == ("error: --algorithm: must be one of ('alphagan', 'random_ws'). "
+                          "Received: 'enas'"), result.stderr
     assert ALGORITHMS == ("alphagan", "random_ws")
-    with pytest.raises(ValueError, match=r"algorithm must be one of \('alphagan', 'random_ws'\)"):
+    with pytest.raises(ValueError, match=r"algorithm: must be one of \('alphagan', 'random_ws'\)"):
         tiny_config(algorithm="random")

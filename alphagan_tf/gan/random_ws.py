@@ -242,10 +242,10 @@ def build_trainer(config) -> WeightSharingTrainer:
     from alphagan_tf.gan.search_loop import build_players
     from alphagan_tf.utils.distribution import StrategyError
 
-    if config.strategy != "default" or config.cpu_devices > 1 or config.mixed_precision:
+    if config.strategy != "default" or config.cpu_devices > 1 or config.precision != "float32":
         raise StrategyError(
             "--algorithm=random_ws runs on one device in float32: leave --strategy, "
-            "--cpu_devices and --mixed_precision at their defaults."
+            "--cpu_devices and --precision at their defaults."
         )
     generator, discriminator = build_players(config)
     return WeightSharingTrainer(generator, discriminator, config.model.image_shape, config.search,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from absl import flags
 
+from alphagan_tf import flags as alphagan_flags
+
 from alphagan_tf.utils import precision
 
 FLAGS = flags.FLAGS
@@ -43,12 +45,8 @@ _define("integer", "max_steps", 0, "Stop (resumably) after this many steps (0 = 
 _define("enum", "precision", "float32", precision.FLAG_HELP, enum_values=list(precision.PRECISIONS))
 
 # Search.
-_define("enum", "algorithm", "darts",
-        "How textnas.search explores the space: darts (softmax relaxation + first-order "
-        "bi-level steps; our design), enas (TextNAS's own: LSTM controller trained by REINFORCE, "
-        "one sampled architecture per step on shared weights) or random_ws (enas with uniform "
-        "sampling and no controller: the control).",
-        enum_values=["darts", "enas", "random_ws"])
+_define("enum", "algorithm", None, alphagan_flags.ALGORITHM_FLAG_HELP,
+        enum_values=alphagan_flags.ALGORITHM_CHOICES)  # shared with `search` (one process may load both)
 _define("integer", "search_layers", 24, "Layers L of the search network.")
 _define("integer", "search_units", 32, "Width H during the search.")
 _define("float", "search_embedding_dropout", 0.3, "Dropout on the embeddings during the search.")
@@ -133,7 +131,7 @@ def search_config_from_flags():
 
     return SearchConfig(
         sst_dir=FLAGS.sst_dir,
-        algorithm=FLAGS.algorithm,
+        algorithm=FLAGS.algorithm or "darts",
         task=FLAGS.task,
         max_length=FLAGS.max_length,
         held_out_fraction=FLAGS.held_out_fraction,

@@ -23,9 +23,10 @@ def main(argv):
     from alphagan_tf.textnas.training import set_threads
 
     set_threads(FLAGS.num_threads)
+    from alphagan_tf.cli_errors import report_errors
     from alphagan_tf.textnas.searcher import run_search
 
-    run_search(textnas_flags.search_config_from_flags(), FLAGS.workdir)
+    return report_errors(lambda: run_search(textnas_flags.search_config_from_flags(), FLAGS.workdir))
 
 
 def run():

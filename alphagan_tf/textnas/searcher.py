@@ -167,8 +167,8 @@ class SearchConfig(TypedConfig):
         # overflowed (issue 13's notes): the searches run in float32 until that is understood.
         require(self.precision == "float32", "precision", self.precision,
                 "TextNAS searches run in float32 only (bfloat16/float16 not yet verified)")
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}. Received: {self.algorithm!r}")
+        require(self.algorithm in ALGORITHMS, "algorithm", self.algorithm,
+                f"must be one of {ALGORITHMS}")
         sst.check_task(self.task)
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1. Received: {self.epochs}")

@@ -34,14 +34,19 @@ def main(argv):
         architecture = load_architecture(FLAGS.architecture)
     except ValueError as e:
         raise app.UsageError(f"--architecture: {e}") from None
-    results = run_training(textnas_flags.train_config_from_flags(), architecture, FLAGS.workdir,
-                           architecture_source=FLAGS.architecture)
-    if results is not None and FLAGS.export_dir:
-        from alphagan_tf.textnas.exporter import export_classifier, load_trained
+    from alphagan_tf.cli_errors import report_errors
 
-        model, vocab, max_length = load_trained(FLAGS.workdir)
-        export_classifier(model, vocab, max_length, FLAGS.export_dir)
-        print(f"exported {FLAGS.export_dir}")
+    def train():
+        results = run_training(textnas_flags.train_config_from_flags(), architecture,
+                               FLAGS.workdir, architecture_source=FLAGS.architecture)
+        if results is not None and FLAGS.export_dir:
+            from alphagan_tf.textnas.exporter import export_classifier, load_trained
+
+            model, vocab, max_length = load_trained(FLAGS.workdir)
+            export_classifier(model, vocab, max_length, FLAGS.export_dir)
+            print(f"exported {FLAGS.export_dir}")
+
+    return report_errors(train)
 
 
 def run():
