@@ -1,10 +1,11 @@
-"""One clean error line for every mistake a user can make, in every command.
+"""One clean error line for every mistake a user can make.
 
-Each command's `main` runs its body through `report_errors`: the errors that
-mean "your input cannot work" (a bad flag value, a missing dataset or file, a
-workdir holding another run, a diverged run) print one `error: ...` line on
-stderr and return exit status 2 (bad input) or 1 (the run diverged), with no
-traceback; an unexpected internal error still shows its traceback.
+The training commands (`search`, `train`, `textnas.search`, `textnas.train`) run
+their body through `report_errors` (the others still raise absl's UsageError with
+their own checks): the errors that mean "your input cannot work" (a bad flag value,
+a missing dataset or file, a workdir holding another run, a diverged run) print one
+`error: ...` line on stderr and return exit status 2 (bad input) or 1 (the run
+diverged), with no traceback; an unexpected internal error still shows its traceback.
 
 A `ConfigError` raised by a typed config names its field, which is also the flag
 that sets it, so the line reads `error: --gf: must be an integer >= 1. Received: 0`.
