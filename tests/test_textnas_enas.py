@@ -242,9 +242,10 @@ def test_enas_search_resumes_exactly_and_derives_a_trainable_architecture(sst_di
     names = values(a)
     assert values(b) == names
     groups = {g: [n for n in names if n.startswith(g + "/")]
-              for g in ("model", "controller", "controller_state", "weight_optimizer")}
+              for g in ("model", "controller", "controller_optimizer", "reward_baseline",
+                        "controller_steps", "weight_optimizer", "seed_states")}
     assert all(groups.values()), {g: len(v) for g, v in groups.items()}
-    baseline = [n for n in groups["controller_state"] if n.startswith("controller_state/0/")]
+    baseline = groups["reward_baseline"]
     assert len(baseline) == 1 and a.get_tensor(baseline[0]) != 0  # trained, not the initial 0
     for name in names:
         np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)

@@ -283,7 +283,8 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
 
     global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = make_checkpoint(
-        model, {"weight_optimizer": weight_optimizer, "arch_optimizer": arch_optimizer}, global_step
+        model, {"weight_optimizer": weight_optimizer, "arch_optimizer": arch_optimizer.optimizer},
+        global_step
     )
     manager, restored = run.checkpoints(checkpoint, 2, verify=lambda status, path: status.assert_consumed())
     if restored and verbose:
