@@ -32,7 +32,18 @@ def sst_dir() -> pathlib.Path:
 
 @pytest.fixture(autouse=True)
 def _seed_everything():
-    import keras
+    """Every test starts from seed 0 for Python, NumPy and Keras (weight initialisers).
 
-    keras.utils.set_random_seed(0)
+    TensorFlow's global seed is set once per process: setting it again clears TF's
+    kernel cache, and with it every instantiated tf.function, so each test of a module
+    sharing one traced supernet paid ~30 s to instantiate its steps again (the
+    product's code gives its random ops explicit seeds: `utils/seeding.py`).
+    """
+    import tensorflow as tf
+
+    from alphagan_tf.utils import seeding
+
+    if seeding.tensorflow_global_seed() is None:
+        tf.random.set_seed(0)
+    seeding.seed_host(0)
     yield

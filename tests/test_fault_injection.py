@@ -1,6 +1,7 @@
-"""A retraining killed with SIGKILL at random points, then rerun, ends exactly where an
-uninterrupted run with the same seed ends (issue 19). Real processes, the real CLI."""
+"""A retraining and a search killed with SIGKILL at random points, then rerun, end exactly
+where an uninterrupted run with the same seed ends (issue 19). Real processes, the real CLI."""
 
+import json
 import os
 import random
 import signal
@@ -13,15 +14,23 @@ import pytest
 import tensorflow as tf
 
 ITERATIONS = 8
-FLAGS = ["--dataset=demo", "--genotype=alphaGAN_s", "--bottom_width=1", "--gf=4", "--df=4",
+TRAIN_FLAGS = ["--dataset=demo", "--genotype=alphaGAN_s", "--bottom_width=1", "--gf=4", "--df=4",
          "--latent_dim=4", "--g_batch_size=4", "--d_batch_size=4", "--n_critic=2",
          f"--g_iterations={ITERATIONS}", "--checkpoint_every=1", "--keep_checkpoints=3",
          "--feature_extractor=none", "--seed=5"]
 
 
-def _start(workdir):
+EPOCHS = 4
+SEARCH_FLAGS = ["--dataset=demo", "--bottom_width=2", "--gf=4", "--df=4", "--latent_dim=4",
+                "--batch_size=4", f"--epochs={EPOCHS}", "--inner_steps=2", "--worst_steps=1",
+                "--outer_steps=1", "--n_critic=1", "--sample_every=100", "--keep_checkpoints=3",
+                "--seed=5"]
+
+
+def _start(workdir, command="train"):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.Popen([sys.executable, "-m", "alphagan_tf.train", *FLAGS, f"--workdir={workdir}"],
+    flags = TRAIN_FLAGS if command == "train" else SEARCH_FLAGS
+    return subprocess.Popen([sys.executable, "-m", f"alphagan_tf.{command}", *flags, f"--workdir={workdir}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
@@ -39,6 +48,33 @@ def _values(workdir):
             if dtype.is_floating or dtype.is_integer}
 
 
+def _kill_and_resume(workdir, command, kills, last, rng):
+    """Starts `command` once per entry of `kills`, SIGKILLs it just after that checkpoint
+    (within 20 ms: inside the next step or checkpoint write), then lets a last run finish."""
+    killed_mid_run = 0
+    for after in kills:
+        process = _start(workdir, command)
+        deadline = time.time() + 600
+        while _checkpoints(workdir) < after and process.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.02))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        assert process.returncode in (-signal.SIGKILL, 0)
+        killed_mid_run += process.returncode == -signal.SIGKILL and _checkpoints(workdir) < last
+    assert killed_mid_run == len(kills)  # each kill really interrupted the run
+    process = _start(workdir, command)
+    assert process.wait(timeout=600) == 0, process.stderr.read().decode()[-2000:]
+
+
+def _assert_same_checkpoint(straight, killed):
+    a, b = _values(straight), _values(killed)
+    assert sorted(a) == sorted(b)
+    for name in a:  # weights, optimizer moments, alphas, RNG and data iterator positions
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    return b
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_retrain_killed_at_random_points_resumes_to_the_same_weights(tmp_path):
@@ -47,24 +83,21 @@ def test_a_retrain_killed_at_random_points_resumes_to_the_same_weights(tmp_path)
     assert process.wait(timeout=600) == 0, process.stderr.read().decode()[-2000:]
 
     rng = random.Random(19)
-    kills = sorted(rng.sample(range(1, ITERATIONS - 2), 2))  # after these checkpoints
-    killed_mid_run = 0
-    for after in kills:
-        process = _start(killed)
-        deadline = time.time() + 600
-        while _checkpoints(killed) < after and process.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.02))  # inside the next iteration or checkpoint write
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-        assert process.returncode in (-signal.SIGKILL, 0)
-        killed_mid_run += process.returncode == -signal.SIGKILL and _checkpoints(killed) < ITERATIONS
-    assert killed_mid_run == len(kills)  # each kill really interrupted the run
-    process = _start(killed)
+    _kill_and_resume(killed, "train", sorted(rng.sample(range(1, ITERATIONS - 2), 2)), ITERATIONS, rng)
+    b = _assert_same_checkpoint(straight, killed)
+    assert int(b["g_iterations_done/.ATTRIBUTES/VARIABLE_VALUE"]) == ITERATIONS
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_search_killed_at_a_random_point_resumes_to_the_same_genotype(tmp_path):
+    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    process = _start(straight, "search")
     assert process.wait(timeout=600) == 0, process.stderr.read().decode()[-2000:]
 
-    a, b = _values(straight), _values(killed)
-    assert sorted(a) == sorted(b)
-    assert int(b["g_iterations_done/.ATTRIBUTES/VARIABLE_VALUE"]) == ITERATIONS
-    for name in a:  # G, D, EMA G, Adam moments, latent RNG, data iterator position
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    rng = random.Random(11)
+    _kill_and_resume(killed, "search", [rng.randint(1, EPOCHS - 2)], EPOCHS, rng)
+    _assert_same_checkpoint(straight, killed)
+    for name in ("genotype.json", "genotype_history.json"):  # alphas and losses of every epoch
+        with open(os.path.join(straight, name)) as a, open(os.path.join(killed, name)) as b:
+            assert json.load(a) == json.load(b), name

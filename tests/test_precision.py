@@ -32,7 +32,7 @@ TINY = SearchConfig(inner_steps=2, worst_steps=1, outer_steps=1, n_critic=2, bat
 
 def tiny_search_config(**overrides) -> SearchRunConfig:
     base = dict(search=TINY, model=GeneratorConfig(gf=4, df=4, latent_dim=8, bottom_width=1),
-                epochs=2, seed=3,
+                epochs=2, seed=0,  # conftest's: reseeding would drop the compiled steps
                 sample_every=1, keep_checkpoints=2, deterministic=False, precision="bfloat16")
     base.update(overrides)
     return SearchRunConfig(**base)

@@ -55,15 +55,6 @@ class PixelFeatures:
         return {"pool": np.stack([x.mean(1), x.std(1), x[:, ::5].mean(1), np.abs(x).mean(1)], 1)}
 
 
-@pytest.fixture(autouse=True)
-def _seed_everything():
-    """conftest's reseeding, keeping the compiled steps (keras.utils.set_random_seed drops them)."""
-    from alphagan_tf.utils import seeding
-
-    seeding.seed_everything(0)
-    yield
-
-
 @pytest.fixture(scope="module")
 def shared_trainer(tmp_path_factory):
     tf.config.experimental.enable_op_determinism()  # as every run does, before the first trace

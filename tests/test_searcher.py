@@ -16,13 +16,14 @@ import tensorflow as tf
 from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher, run_search
 from alphagan_tf.gan.generator_config import GeneratorConfig
 from alphagan_tf.gan.searcher import SearchConfig
+from alphagan_tf.utils import seeding
 
 TINY = SearchConfig(inner_steps=5, worst_steps=2, outer_steps=3, n_critic=5, batch_size=4)
 TINY_MODEL = GeneratorConfig(gf=4, df=4, latent_dim=8, bottom_width=1)
 
 
 def tiny_run_config(**overrides) -> SearchRunConfig:
-    base = dict(search=TINY, model=TINY_MODEL, epochs=2, seed=3,
+    base = dict(search=TINY, model=TINY_MODEL, epochs=2, seed=0,  # conftest's: no reseeding
                 sample_every=1, keep_checkpoints=2, deterministic=False)
     base.update(overrides)
     return SearchRunConfig(**base)
@@ -186,13 +187,14 @@ def test_same_seed_builds_the_same_players_and_another_seed_does_not():
     from alphagan_tf.gan.search_loop import build_players
 
     def initial_values(seed):
-        keras.utils.set_random_seed(seed)  # as run_search does before building
+        seeding.seed_host(seed)  # run_search's seeding of what builds the weights
         generator, discriminator = build_players(tiny_run_config())
         discriminator(tf.zeros([1, 8, 8, 3]))
         assert discriminator.variables
         return [v.numpy() for player in (generator, discriminator) for v in player.variables]
 
     first, again, other = initial_values(3), initial_values(3), initial_values(4)
+    seeding.seed_host(0)
     assert len(first) == len(again) > 100
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
@@ -263,12 +265,13 @@ def test_float16_search_keeps_alphas_and_losses_float32():
     assert isinstance(searcher.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(searcher.arch_optimizer.optimizer, keras.optimizers.LossScaleOptimizer)
     alphas0 = values(g.arch_variables)
-    metrics = searcher.run_epoch(batches(1), batches(2))
-    assert all(np.isfinite(v) for v in metrics.values()), metrics
+    # The architecture step only (tracing the six steps in float16 cost a minute of the suite).
+    searcher.make_worst_players()
+    out = searcher.arch_step(next(batches(3)), searcher.worst_value_step(next(batches(4))))
+    assert {v.dtype for v in out.values()} == {tf.float32}
+    assert all(np.isfinite(v.numpy()) for v in out.values()), out
     moved = [np.abs(a1 - a0).max() for a0, a1 in zip(alphas0, values(g.arch_variables))]
     assert min(moved) > 0.0
-    out = searcher.arch_step(next(batches(3)), searcher.worst_value_step(next(batches(4))))
-    assert out["duality_gap"].dtype == tf.float32
     assert float(searcher.arch_optimizer.optimizer.dynamic_scale.numpy()) > 1.0
 
 

@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 
-def _tensorflow_global_seed():
+def tensorflow_global_seed():
+    """TensorFlow's global seed; None when unset (or when its private API moved)."""
     try:
         from tensorflow.python.eager import context
 
@@ -32,9 +33,14 @@ def _tensorflow_global_seed():
 
 def seed_everything(seed: int) -> None:
     """As keras.utils.set_random_seed(seed), keeping compiled steps if TF's seed is `seed` already."""
-    if _tensorflow_global_seed() != seed:
+    if tensorflow_global_seed() != seed:
         keras.utils.set_random_seed(seed)
         return
+    seed_host(seed)
+
+
+def seed_host(seed: int) -> None:
+    """Python's, NumPy's and Keras' generators only (what builds weights); TF's seed untouched."""
     from keras.src.backend.common import global_state
     from keras.src.random import seed_generator
     from keras.src.utils import rng_utils
