@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command = find(argv[1])
     except KeyError:
-        print(f"alphagan: unknown command {argv[1]!r}.\n\n{usage()}", file=sys.stderr)
+        print(f"error: unknown command {argv[1]!r} (the commands are listed below).\n\n{usage()}",
+              file=sys.stderr)
         return 2
     sys.argv = [command.script, *argv[2:]]
     importlib.import_module(command.module).run()

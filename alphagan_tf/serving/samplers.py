@@ -30,6 +30,10 @@ from alphagan_tf.serving.signatures import (
 from alphagan_tf.serving.tflite import TFLiteGenerator
 
 
+class ModelFileError(ValueError):
+    """A file or folder is not an exported generator (named by `load_generator` callers' flag)."""
+
+
 class SavedModelGenerator:
     """Runs an exported SavedModel's signatures with the TF2 loader.
 
@@ -49,7 +53,7 @@ class SavedModelGenerator:
         self.path = savedmodel.resolve_saved_model_dir(path)
         self.model = tf.saved_model.load(self.path)
         if SERVING_DEFAULT not in self.model.signatures:
-            raise ValueError(
+            raise ModelFileError(
                 f"{self.path} has no {SERVING_DEFAULT!r} signature. "
                 f"Received signatures: {sorted(self.model.signatures)}"
             )
@@ -80,9 +84,14 @@ def load_generator(path: str, num_threads: int | None = None):
 
     Raises:
         FileNotFoundError: `path` is neither.
+        ModelFileError: `path` is a file but not a generator's TFLite model, or a
+            SavedModel without the ``serving_default`` signature.
     """
     if path.endswith(".tflite") or os.path.isfile(path):
-        return TFLiteGenerator(path, num_threads=num_threads)
+        try:
+            return TFLiteGenerator(path, num_threads=num_threads)
+        except ValueError as error:  # LiteRT: "The model is not a valid Flatbuffer buffer"
+            raise ModelFileError(f"{path} is not a generator's TFLite model: {error}") from None
     return SavedModelGenerator(path)
 
 
