@@ -132,6 +132,6 @@ def make_checkpoint(model: keras.Model, optimizers: dict[str, Any], step: tf.Var
 
 def set_threads(num_threads: int) -> None:
     """Caps TensorFlow's CPU threads (0 = TensorFlow's default). Call before any op."""
-    if num_threads > 0:
+    if num_threads and num_threads > 0:
         tf.config.threading.set_intra_op_parallelism_threads(num_threads)
         tf.config.threading.set_inter_op_parallelism_threads(num_threads)
