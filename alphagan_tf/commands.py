@@ -1,6 +1,6 @@
 """Every command of alphagan_tf, in one table.
 
-Each command is a module with a `run()` (absl's app.run of its `main`), started
+Each command is a module with a `run()` (`cli_errors.run` of its `main`), started
 three ways: `python -m MODULE`, its console script (`SCRIPT`, registered by
 setup.py from this table) or `alphagan NAME` (`python -m alphagan_tf NAME`).
 `alphagan` alone lists them. This module imports nothing heavy: setup.py reads
