@@ -276,3 +276,29 @@ def test_genotype_cli_bad_input_is_one_error_line(args, message, files):
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert _listing(files["dir"]) == before
+
+
+def test_a_folder_of_another_kind_is_one_error_line(workdir, tmp_path, capsys):
+    """A classifier SavedModel given as a generator, a TextNAS training workdir as a GAN one."""
+    import tensorflow as tf
+
+    from alphagan_tf import export, sample
+
+    classifier = tf.Module()
+    classifier.serve = tf.function(lambda sentences: {"probabilities": tf.zeros([1, 2])},
+                                   input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+    other_model = str(tmp_path / "classifier")
+    tf.saved_model.save(classifier, other_model, signatures={"serving_default": classifier.serve})
+    textnas_run = tmp_path / "textnas_train"
+    textnas_run.mkdir()
+    (textnas_run / "train_config.json").write_text(json.dumps({"sst_dir": "sst", "train_units": 64}))
+    before = _listing(workdir)
+    for command, args, message in [
+        (sample, [f"--model={other_model}", f"--out={workdir}/g.png"],
+         "is not an exported generator: its 'serving_default' takes ['sentences']"),
+        (export, [f"--checkpoint={textnas_run}", f"--export_dir={workdir}/x"], "unknown TrainRunConfig key(s)"),
+    ]:
+        status, lines = _run(command, args, capsys)
+        assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+        assert message in lines[0], lines
+    assert _listing(workdir) == before

@@ -58,7 +58,13 @@ class SavedModelGenerator:
                 f"Received signatures: {sorted(self.model.signatures)}"
             )
         self.serving_default = self.model.signatures[SERVING_DEFAULT]
-        spec = self.serving_default.structured_input_signature[1][INPUT_Z]
+        inputs = self.serving_default.structured_input_signature[1]
+        if set(inputs) != {INPUT_Z}:  # e.g. a TextNAS classifier (sentences)
+            raise ModelFileError(
+                f"{self.path} is not an exported generator: its {SERVING_DEFAULT!r} takes "
+                f"{sorted(inputs)}, not [{INPUT_Z!r}]."
+            )
+        spec = inputs[INPUT_Z]
         self.latent_dim = int(spec.shape[-1])
         out = self.serving_default.structured_outputs[OUTPUT_IMAGES_FLOAT]
         self.image_shape = tuple(int(d) for d in out.shape[1:])
