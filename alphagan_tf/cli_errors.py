@@ -1,59 +1,121 @@
 """One clean error line for every mistake a user can make.
 
-The training commands (`search`, `train`, `textnas.search`, `textnas.train`) run
-their body through `report_errors` (the others still raise absl's UsageError with
-their own checks): the errors that mean "your input cannot work" (a bad flag value,
-a missing dataset or file, a workdir holding another run, a diverged run) print one
-`error: ...` line on stderr and return exit status 2 (bad input) or 1 (the run
-diverged), with no traceback; an unexpected internal error still shows its traceback.
+Every command runs through this module: its `run()` is `run(main)` (absl's app.run with
+a flag parser that reports a bad flag as one line) and its `main` is decorated with
+`@command`. The errors that mean "your input cannot work" (a flag that does not parse,
+a bad flag value, positional arguments, a missing dataset or file, a workdir holding
+another run, a diverged run) print one `error: ...` line on stderr and return exit
+status 2 (bad input) or 1 (the run diverged), with no traceback and nothing written;
+an unexpected internal error still shows its traceback.
 
 A `ConfigError` raised by a typed config names its field, which is also the flag
 that sets it, so the line reads `error: --gf: must be an integer >= 1. Received: 0`.
+A flag absl cannot parse reads the same way:
+`error: --n: invalid literal for int() with base 10: 'abc'. Received: abc`.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import sys
 from typing import Callable
 
+from absl import app, flags
+
+BAD_INPUT = 2  # exit status of a user error
+DIVERGED = 1  # exit status of a run stopped by its divergence guard
+
+
+# Where the user-error types are defined. Only modules already imported are consulted: an
+# exception of a module never imported cannot have been raised, and the genotype CLI stays
+# free of TensorFlow.
+USER_ERRORS = {
+    "alphagan_tf.utils.typed_config": ("ConfigError",),
+    "alphagan_tf.data.sources": ("DataSourceError", "DatasetUnavailableError"),
+    "alphagan_tf.gan.genotypes": ("GenotypeError",),
+    "alphagan_tf.metrics.features": ("WeightsNotFoundError",),
+    "alphagan_tf.utils.distribution": ("StrategyError",),
+    "alphagan_tf.utils.workdir": ("WorkdirError",),
+    "alphagan_tf.serving.samplers": ("ModelFileError",),
+    "alphagan_tf.interop.checkpoint": ("CheckpointError", "TorchMissingError"),
+    "alphagan_tf.tuner.objective": ("ObjectiveConfigError",),
+}
+DIVERGENCE_ERRORS = {"alphagan_tf.utils.guards": ("DivergenceError",)}
+
+
+def _loaded(table: dict[str, tuple[str, ...]]) -> tuple[type[BaseException], ...]:
+    return tuple(getattr(sys.modules[module], name) for module, names in table.items()
+                 if module in sys.modules for name in names)
+
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The exception types that are the user's input, not a bug (imported lazily)."""
-    from alphagan_tf.data.sources import DataSourceError, DatasetUnavailableError
-    from alphagan_tf.gan.genotypes import GenotypeError
-    from alphagan_tf.metrics.features import WeightsNotFoundError
-    from alphagan_tf.utils.distribution import StrategyError
-    from alphagan_tf.utils.typed_config import ConfigError
-    from alphagan_tf.utils.workdir import WorkdirError
-
-    return (ConfigError, DataSourceError, DatasetUnavailableError, GenotypeError,
-            WeightsNotFoundError, StrategyError, WorkdirError, FileNotFoundError,
-            NotADirectoryError, IsADirectoryError, PermissionError)
+    """The exception types that are the user's input, not a bug."""
+    return (app.UsageError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            IsADirectoryError, PermissionError, *_loaded(USER_ERRORS))
 
 
 def error_line(error: BaseException) -> str:
     """The one line shown for a user error."""
-    from alphagan_tf.utils.typed_config import ConfigError
-
     message = str(error).strip() or type(error).__name__
-    if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError,
-                          NotADirectoryError)) and error.filename and error.strerror:
+    if isinstance(error, OSError) and error.filename and error.strerror:
         message = f"{error.strerror}: {error.filename!r}"
-    if isinstance(error, ConfigError) and error.key and message.startswith(f"{error.key}:"):
+    key = getattr(error, "key", None)  # a ConfigError's field = its flag
+    if isinstance(key, str) and message.startswith(f"{key}:"):
         message = f"--{message}"
-    return "error: " + " ".join(message.split("\n"))
+    return "error: " + " ".join(message.split())
+
+
+def flag_error_line(error: flags.Error) -> str:
+    """absl's "flag --NAME=VALUE: WHAT" -> "error: --NAME: WHAT. Received: VALUE"."""
+    message = " ".join(str(error).split())
+    match = re.fullmatch(r"flag --([\w.-]+)=(.*?): (.*)", message)
+    if match:
+        name, value, what = match.groups()
+        return f"error: --{name}: {what.rstrip('.')}. Received: {value}"
+    return f"error: {message}"
 
 
 def report_errors(body: Callable[[], object]) -> int:
-    """Runs `body`; returns 0, or prints one error line and returns 2 (bad input) / 1 (diverged)."""
-    from alphagan_tf.utils.guards import DivergenceError
-
+    """Runs `body`; returns its int status (else 0), or prints one error line and returns
+    2 (bad input) / 1 (diverged)."""
     try:
-        body()
-    except DivergenceError as error:
+        status = body()
+    except _loaded(DIVERGENCE_ERRORS) as error:
         print(error_line(error), file=sys.stderr)
-        return 1
+        return DIVERGED
     except user_errors() as error:
         print(error_line(error), file=sys.stderr)
-        return 2
-    return 0
+        return BAD_INPUT
+    return status if isinstance(status, int) and not isinstance(status, bool) else 0
+
+
+def command(main: Callable[[list[str]], object]) -> Callable[[list[str]], int]:
+    """Decorates a command's `main(argv)`: positional arguments are refused, and the body runs
+    through `report_errors`, so `main` returns the exit status (also when called in-process)."""
+
+    @functools.wraps(main)
+    def checked_main(argv: list[str]) -> int:
+        def body():
+            if len(argv) > 1:
+                raise app.UsageError(f"unexpected arguments (flags take --name=value). "
+                                     f"Received: {' '.join(argv[1:])}")
+            return main(argv)
+
+        return report_errors(body)
+
+    return checked_main
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a flag it cannot parse reported as one line, exit 2."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        print(flag_error_line(error), file=sys.stderr)
+        sys.exit(BAD_INPUT)
+
+
+def run(main: Callable[[list[str]], int]) -> None:
+    """A command's `run()`: absl's app.run of `main` with `parse_flags`."""
+    app.run(main, flags_parser=parse_flags)

@@ -1,6 +1,6 @@
 """Every command of alphagan_tf, in one table.
 
-Each command is a module with a `run()` (absl's app.run of its `main`), started
+Each command is a module with a `run()` (`cli_errors.run` of its `main`), started
 three ways: `python -m MODULE`, its console script (`SCRIPT`, registered by
 setup.py from this table) or `alphagan NAME` (`python -m alphagan_tf NAME`).
 `alphagan` alone lists them. This module imports nothing heavy: setup.py reads
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command = find(argv[1])
     except KeyError:
-        print(f"alphagan: unknown command {argv[1]!r}.\n\n{usage()}", file=sys.stderr)
+        print(f"error: unknown command {argv[1]!r} (the commands are listed below).\n\n{usage()}",
+              file=sys.stderr)
         return 2
     sys.argv = [command.script, *argv[2:]]
     importlib.import_module(command.module).run()

@@ -22,7 +22,9 @@ import json
 
 from absl import app, flags
 
+from alphagan_tf import cli_errors
 from alphagan_tf import flags as alphagan_flags
+from alphagan_tf.utils.typed_config import require_positive
 
 alphagan_flags.define_convert_flags()
 FLAGS = flags.FLAGS
@@ -37,8 +39,7 @@ def convert_from_flags() -> dict:
     for name in ("pytorch_checkpoint", "genotype", "out"):
         if not FLAGS[name].value:
             raise app.UsageError(f"--{name} is required.")
-    if FLAGS.bottom_width < 1:
-        raise app.UsageError(f"--bottom_width must be >= 1. Received: {FLAGS.bottom_width}")
+    require_positive(FLAGS, "bottom_width")
     try:
         genotype = load_genotype(FLAGS.genotype)
     except (GenotypeError, FileNotFoundError) as e:
@@ -51,16 +52,15 @@ def convert_from_flags() -> dict:
         raise app.UsageError(str(e)) from None
 
 
+@cli_errors.command
 def main(argv) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     summary = convert_from_flags()
     print(json.dumps(summary, indent=2))
     print(f"Wrote the training workdir {FLAGS.out}.")
 
 
 def run() -> None:
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,13 @@ checkpoint or the statistics file are missing.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from absl import app, flags
 
+from alphagan_tf import cli_errors
 from alphagan_tf import flags as alphagan_flags
+from alphagan_tf.utils.typed_config import require, require_positive
 
 alphagan_flags.define_evaluate_flags()
 FLAGS = flags.FLAGS
@@ -66,11 +67,15 @@ def _check_sources() -> None:
             "--saved_model needs the real statistics: --real_stats=PATH.npz (make them with "
             "--make_stats) or --dataset=SPEC to compute them now."
         )
-    if FLAGS.num_samples < 2 or FLAGS.eval_batch_size < 1:
-        raise app.UsageError(
-            "Need --num_samples >= 2 and --eval_batch_size >= 1. Received: "
-            f"{FLAGS.num_samples}, {FLAGS.eval_batch_size}"
-        )
+    require(FLAGS.num_samples >= 2, "num_samples", FLAGS.num_samples, "must be an integer >= 2")
+    require_positive(FLAGS, "eval_batch_size")
+    _check_out()
+
+
+def _check_out() -> None:
+    out = _flag("out", None)
+    if out:
+        require(not os.path.isdir(out), "out", out, "must be a file path, not a folder")
 
 
 def generator_from_flags() -> _Generator:
@@ -121,6 +126,7 @@ def make_stats_from_flags() -> str:
     out = _flag("out", None)
     if not out:
         raise app.UsageError("--make_stats needs --out=PATH.npz (where to write the statistics).")
+    _check_out()
     feature_fn = _feature_extractor()
     stats = generator_eval.real_statistics(
         feature_fn, dataset=FLAGS.dataset, image_size=FLAGS.image_size,
@@ -207,11 +213,8 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(lines) + f"\n({metrics['num_samples']} samples)"
 
 
+@cli_errors.command
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
-    from alphagan_tf.data.sources import DatasetUnavailableError
-    from alphagan_tf.gan.genotypes import GenotypeError
     from alphagan_tf.metrics.features import WeightsNotFoundError
 
     try:
@@ -220,17 +223,13 @@ def main(argv):
         else:
             evaluate_from_flags()
     except WeightsNotFoundError as error:
-        print(f"error: {error}\nHere: --inception_path=DIR for a local Inception, or "
-              "--feature_extractor=classifier:DIR for a classifier SavedModel.", file=sys.stderr)
-        return 2
-    except (DatasetUnavailableError, GenotypeError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        raise app.UsageError(
+            f"{error} Here: --inception_path=DIR for a local Inception, or "
+            "--feature_extractor=classifier:DIR for a classifier SavedModel.") from None
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ import os
 
 from absl import app, flags
 
+from alphagan_tf import cli_errors
 from alphagan_tf import flags as alphagan_flags
+from alphagan_tf.utils.typed_config import require, require_positive
 
 alphagan_flags.define_export_flags()
 FLAGS = flags.FLAGS
@@ -68,10 +70,11 @@ def generator_from_flags():
         genotype = load_genotype(FLAGS.genotype)
     except (GenotypeError, FileNotFoundError) as e:
         raise app.UsageError(f"--genotype: {e}") from None
+    size = alphagan_flags.generator_config_from_flags()  # --gf, --latent_dim, ... >= 1
     seed = FLAGS.seed if FLAGS["seed"].present else 0
     keras.utils.set_random_seed(seed)
     generator = Generator.from_genotype(
-        genotype, gf=FLAGS.gf, latent_dim=FLAGS.latent_dim, bottom_width=FLAGS.bottom_width
+        genotype, gf=size.gf, latent_dim=size.latent_dim, bottom_width=size.bottom_width
     )
     return generator, {"source": {"genotype": FLAGS.genotype, "weights": f"random (seed {seed})"}}
 
@@ -80,8 +83,14 @@ def export_from_flags() -> str:
     """Runs the export the flags describe; returns the version folder or .tflite path."""
     if not FLAGS.export_dir and not (FLAGS.format == "tflite" and FLAGS.tflite_path):
         raise app.UsageError("--export_dir is required (e.g. export/alphagan).")
-    if FLAGS.max_batch < 1:
-        raise app.UsageError(f"--max_batch must be >= 1. Received: {FLAGS.max_batch}")
+    require_positive(FLAGS, "max_batch", "calibration_samples")
+    if FLAGS.export_dir:
+        from alphagan_tf.utils.workdir import check_writable_folder
+
+        check_writable_folder(FLAGS.export_dir, flag="export_dir")
+    if FLAGS.format == "tflite" and FLAGS.tflite_path:
+        require(not os.path.isdir(FLAGS.tflite_path), "tflite_path", FLAGS.tflite_path,
+                "must be a file path, not a folder")
     generator, info = generator_from_flags()
     from alphagan_tf.utils.guards import nonfinite_variables
 
@@ -113,14 +122,13 @@ def export_from_flags() -> str:
     return path
 
 
+@cli_errors.command
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
     print(export_from_flags())
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

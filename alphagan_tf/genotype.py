@@ -15,7 +15,12 @@ code draws with `alphagan_tf.gan.genotype_plot.draw_genotype`.
 
 from __future__ import annotations
 
+import os
+
 from absl import app, flags
+
+from alphagan_tf import cli_errors
+from alphagan_tf.utils.typed_config import require, require_positive
 
 FLAGS = flags.FLAGS
 
@@ -27,9 +32,8 @@ flags.DEFINE_integer("gf", 256, "Generator channels, for the labels of the drawi
 flags.DEFINE_string("title", None, "Title of the drawing (default: a summary line).")
 
 
+@cli_errors.command
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
     from alphagan_tf.gan.genotypes import GenotypeError, load_genotype, space_size
 
     try:
@@ -38,6 +42,9 @@ def main(argv):
         raise app.UsageError(f"--genotype: {e}") from None
     if not FLAGS.out and not FLAGS.print:
         raise app.UsageError("Nothing to do: give --out=PATH.png and/or --print.")
+    require_positive(FLAGS, "gf", "bottom_width")
+    if FLAGS.out:
+        require(not os.path.isdir(FLAGS.out), "out", FLAGS.out, "must be a PNG file path, not a folder")
     if FLAGS.print:
         size = space_size()
         print(f"genotype: {FLAGS.genotype}")
@@ -55,7 +62,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

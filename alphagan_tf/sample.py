@@ -14,9 +14,13 @@ identical pixels for float32 in practice, see tests/test_tflite.py).
 
 from __future__ import annotations
 
+import os
+
 from absl import app, flags
 
+from alphagan_tf import cli_errors
 from alphagan_tf import flags as alphagan_flags
+from alphagan_tf.utils.typed_config import require, require_positive
 
 alphagan_flags.define_sample_flags()
 FLAGS = flags.FLAGS
@@ -25,33 +29,37 @@ flags.adopt_module_key_flags(alphagan_flags)  # --help lists them
 
 def sample_from_flags() -> str:
     """Writes the grid the flags describe; returns the PNG path."""
-    from alphagan_tf.serving.samplers import load_generator, sample_images
+    from alphagan_tf.serving.samplers import ModelFileError, load_generator, sample_images
     from alphagan_tf.utils.images import save_grid
 
     if not FLAGS.model:
         raise app.UsageError("--model is required: a .tflite file or a SavedModel folder.")
-    if FLAGS.n < 1:
-        raise app.UsageError(f"--n must be >= 1. Received: {FLAGS.n}")
     seed = FLAGS.seed if FLAGS["seed"].present else 0
     out = FLAGS.out if FLAGS["out"].present else "samples.png"
     batch_size = FLAGS.batch_size if FLAGS["batch_size"].present else 64
     num_threads = FLAGS.num_threads if FLAGS["num_threads"].present else None
+    require_positive(FLAGS, "n")
+    require(batch_size >= 1, "batch_size", batch_size, "must be an integer >= 1")
+    require(FLAGS.columns is None or FLAGS.columns >= 1, "columns", FLAGS.columns,
+            "must be an integer >= 1 (or unset: a square grid)")
+    require(num_threads is None or num_threads >= 1, "num_threads", num_threads,
+            "must be an integer >= 1 (or unset: LiteRT's default)")
+    require(not os.path.isdir(out), "out", out, "must be a PNG file path, not a folder")
     try:
         generator = load_generator(FLAGS.model, num_threads=num_threads)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ModelFileError) as e:
         raise app.UsageError(f"--model: {e}") from None
     images = sample_images(generator, FLAGS.n, seed, batch_size=batch_size)
     return save_grid(images, out, columns=FLAGS.columns)
 
 
+@cli_errors.command
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
     print(sample_from_flags())
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import logging
 
 from absl import app, flags
 
+from alphagan_tf import cli_errors
 from alphagan_tf import flags as alphagan_flags
 
 alphagan_flags.define_search_flags()
@@ -72,26 +73,24 @@ def config_from_flags():
     )
 
 
+@cli_errors.command
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required (or set it in the flagfile).")
     if FLAGS.algorithm == "random_ws" and FLAGS.feature_extractor == "none":
         raise app.UsageError("--algorithm=random_ws scores candidates by FID: give a "
                              "--feature_extractor (inception or classifier:DIR), not 'none'.")
-    from alphagan_tf.cli_errors import report_errors
     from alphagan_tf.gan.search_loop import run_search
 
     if FLAGS.strategy == "mirrored":
         # MirroredStrategy logs an INFO line for every all-reduce it traces (~1300 in one
         # demo epoch), burying the progress bar; its warnings still show.
         logging.getLogger("tensorflow").setLevel(logging.WARNING)
-    return report_errors(lambda: run_search(config_from_flags(), FLAGS.workdir))
+    run_search(config_from_flags(), FLAGS.workdir)
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

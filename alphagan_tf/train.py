@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from alphagan_tf import cli_errors
 from alphagan_tf import flags as alphagan_flags
 
 alphagan_flags.define_train_flags()
@@ -47,25 +48,20 @@ def evaluate_fn_from_flags(config, workdir: str):
     )
 
 
+@cli_errors.command
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required (or set it in the flagfile).")
-    from alphagan_tf.cli_errors import report_errors
     from alphagan_tf.gan.train_loop import open_workdir, run_training
 
-    def train():
-        config = config_from_flags()
-        open_workdir(config, FLAGS.workdir)  # bad genotype or workdir: before evaluation setup
-        evaluate_fn = evaluate_fn_from_flags(config, FLAGS.workdir)
-        run_training(config, FLAGS.workdir, evaluate_fn=evaluate_fn)
-
-    return report_errors(train)
+    config = config_from_flags()
+    open_workdir(config, FLAGS.workdir)  # bad genotype or workdir: before evaluation setup
+    evaluate_fn = evaluate_fn_from_flags(config, FLAGS.workdir)
+    run_training(config, FLAGS.workdir, evaluate_fn=evaluate_fn)
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

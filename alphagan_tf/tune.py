@@ -29,7 +29,9 @@ import sys
 
 from absl import app, flags
 
+from alphagan_tf import cli_errors
 from alphagan_tf import flags as alphagan_flags
+from alphagan_tf.utils.typed_config import require, require_positive
 
 alphagan_flags.define_tune_flags()
 FLAGS = flags.FLAGS
@@ -108,6 +110,25 @@ def _build_demo_classifier_if_missing(dataset: str, feature_extractor: str, imag
     print(f"classifier: {report.out_dir}  test accuracy {report.test_accuracy:.4f}")
 
 
+def check_tune_flags(workdir: str) -> None:
+    """The tuner's own flags and the workdir, before anything is written (ConfigError)."""
+    from alphagan_tf.tuner.objective import check_feature_extractor
+    from alphagan_tf.utils.workdir import check_writable_folder
+
+    require_positive(FLAGS, "max_trials", "max_consecutive_failed_trials", "hyperband_max_epochs")
+    require(FLAGS.hyperband_factor >= 2, "hyperband_factor", FLAGS.hyperband_factor,
+            "must be an integer >= 2")
+    for name in ("bayesian_initial_points", "hyperband_steps_per_epoch"):
+        require(FLAGS[name].value is None or FLAGS[name].value >= 1, name, FLAGS[name].value,
+                "must be an integer >= 1 (or unset)")
+    for name in ("max_cpu_minutes", "max_minutes"):
+        require(FLAGS[name].value is None or FLAGS[name].value > 0, name, FLAGS[name].value,
+                "must be a number > 0 (or unset)")
+    check_writable_folder(workdir)
+    if not FLAGS.report_only:
+        check_feature_extractor(FLAGS.feature_extractor)
+
+
 def run_tuning(workdir: str) -> int:
     from alphagan_tf.tuner import report
     from alphagan_tf.tuner.objective import objective_from_spec
@@ -117,6 +138,7 @@ def run_tuning(workdir: str) -> int:
 
     objective_config = objective_config_from_flags()
     tune_config = tune_config_from_flags(objective_config)
+    check_tune_flags(workdir)
     config_path = os.path.join(workdir, "tune_config.json")
     tuner_dir = os.path.join(workdir, "keras_tuner")
     if FLAGS.tune_overwrite:
@@ -178,25 +200,15 @@ def run_tuning(workdir: str) -> int:
     return 0 if summary["completed"] else 1
 
 
+@cli_errors.command
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required (or set it in the flagfile).")
-    from alphagan_tf.data.sources import DatasetUnavailableError
-    from alphagan_tf.metrics.features import WeightsNotFoundError
-    from alphagan_tf.tuner.objective import ObjectiveConfigError
-
-    try:
-        return run_tuning(FLAGS.workdir)
-    except (DatasetUnavailableError, WeightsNotFoundError, FileNotFoundError,
-            ObjectiveConfigError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_tuning(FLAGS.workdir)
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

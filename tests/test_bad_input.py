@@ -31,8 +31,7 @@ def _listing(path):
 def _run(command, args, capsys):
     FLAGS.unparse_flags()
     try:
-        FLAGS(["prog", *args])
-        status = command.main(["prog"])
+        status = command.main(FLAGS(["prog", *args]))  # positional arguments reach main
     finally:
         FLAGS.unparse_flags()
     err = capsys.readouterr().err
@@ -160,3 +159,146 @@ def test_a_diverged_retrain_stops_with_exit_1_and_saves_no_checkpoint(workdir, c
         values = [reader.get_tensor(n) for n, d in reader.get_variable_to_dtype_map().items()
                   if d.is_floating]
         assert all(np.isfinite(v).all() for v in values)
+
+
+# --- every other command: (module, its flags, the message expected in the one error line) ---
+# Output paths point into `workdir` (or `files`), whose listing must not change.
+W = "{workdir}"
+OTHER_TRIALS = [
+    ("evaluate", ["--checkpoint=" + W, "--num_samples=0"], "--num_samples: must be an integer >= 2. Received: 0"),
+    ("evaluate", ["--checkpoint=" + W, "--eval_batch_size=0"], "--eval_batch_size: must be an integer >= 1"),
+    ("evaluate", ["--checkpoint=" + W, "--saved_model=" + W], "exactly one of --checkpoint"),
+    ("evaluate", ["--checkpoint=" + W, "--feature_extractor=bogus"],
+     "--feature_extractor: must be inception, classifier:/path/to/SavedModel or none. Received: 'bogus'"),
+    ("evaluate", ["--checkpoint=" + W, "--feature_extractor=classifier:{empty}"],
+     "No classifier SavedModel at"),
+    ("evaluate", ["--checkpoint=" + W, "--out={dir}"], "--out: must be a file path, not a folder"),
+    ("evaluate", ["--checkpoint=" + W, "stray"], "unexpected arguments"),
+    ("export", ["--genotype=alphaGAN_s", "--gf=0", f"--export_dir={W}/x"], "--gf: must be an integer >= 1. Received: 0"),
+    ("export", ["--genotype=alphaGAN_s", "--latent_dim=0", f"--export_dir={W}/x"], "--latent_dim: must be an integer >= 1"),
+    ("export", ["--genotype=alphaGAN_s", "--max_batch=0", f"--export_dir={W}/x"], "--max_batch: must be an integer >= 1"),
+    ("export", ["--genotype=alphaGAN_x", f"--export_dir={W}/x"], "--genotype: Genotype must be a preset name"),
+    ("export", ["--genotype={dir}", f"--export_dir={W}/x"], "not a folder (a search workdir holds genotype.json)"),
+    ("export", ["--checkpoint=" + W, f"--export_dir={W}/x"], "train_config.json is missing"),
+    ("export", ["--genotype=alphaGAN_s", f"--export_dir={W}/notes.txt"], "is a file, not a folder"),
+    ("sample", ["--model=" + W, f"--out={W}/g.png"], "--model: Expected a SavedModel folder"),
+    ("sample", ["--model={text}", f"--out={W}/g.png"], "is not a generator's TFLite model"),
+    ("sample", ["--model=" + W, "--n=0", f"--out={W}/g.png"], "--n: must be an integer >= 1. Received: 0"),
+    ("sample", ["--model=" + W, "--batch_size=0", f"--out={W}/g.png"], "--batch_size: must be an integer >= 1"),
+    ("sample", ["--model=" + W, "--columns=0", f"--out={W}/g.png"], "--columns: must be an integer >= 1"),
+    ("sample", ["--model=" + W, "--out=" + W], "--out: must be a PNG file path, not a folder"),
+    ("tune", ["--workdir=" + W, "--max_trials=0"], "--max_trials: must be an integer >= 1. Received: 0"),
+    ("tune", ["--workdir=" + W, "--hyperband_factor=1"], "--hyperband_factor: must be an integer >= 2"),
+    ("tune", ["--workdir=" + W, "--g_iterations=0"], "--g_iterations: must be an integer >= 1"),
+    ("tune", ["--workdir=" + W, "--feature_extractor=bogus"], "--feature_extractor: must be inception"),
+    ("tune", ["--workdir=" + W, "--feature_extractor=none"], "The tuning objective is FID"),
+    ("tune", [f"--workdir={W}/notes.txt"], "is a file, not a folder"),
+    ("convert", ["--pytorch_checkpoint={text}", "--genotype=alphaGAN_s", f"--out={W}/c", "--bottom_width=0"],
+     "--bottom_width: must be an integer >= 1. Received: 0"),
+    ("convert", ["--pytorch_checkpoint={text}", "--genotype=alphaGAN_x", f"--out={W}/c"], "--genotype: Genotype must be"),
+    ("textnas.search", ["--workdir=" + W, "--search_layers=0"], "--search_layers: must be an integer >= 1. Received: 0"),
+    ("textnas.search", ["--workdir=" + W, "--search_units=0"], "--search_units: must be an integer >= 1. Received: 0"),
+    ("textnas.search", ["--workdir=" + W, "--search_warmup_epochs=3"], "--search_warmup_epochs: must be in [0, epochs - 1]"),
+    ("textnas.search", ["--workdir=" + W, "--held_out_fraction=1"], "--held_out_fraction: must be in (0, 1)"),
+    ("textnas.search", ["--workdir=" + W, "--search_learning_rate=nan"], "--search_learning_rate: must be a finite number > 0"),
+    ("textnas.search", ["--workdir=" + W, "--algorithm=enas", "--controller_skip_target=1.5"],
+     "--controller_skip_target: must be in (0, 1). Received: 1.5"),
+    ("textnas.search", ["--workdir=" + W, "--max_length=0"], "--max_length: must be an integer >= 1"),
+    ("textnas.train", ["--workdir=" + W, "--architecture=textnas_paper", "--train_units=0"],
+     "--train_units: must be an integer >= 1. Received: 0"),
+    ("textnas.train", ["--workdir=" + W, "--architecture=textnas_paper", "--train_embedding_dropout=1.5"],
+     "--train_embedding_dropout: must be in [0, 1). Received: 1.5"),
+    ("textnas.train", ["--workdir=" + W, "--architecture=textnas_paper", "--train_label_smoothing=1"],
+     "--train_label_smoothing: must be in [0, 1)"),
+    ("textnas.train", ["--workdir=" + W, "--architecture=textnas_paper", "--train_patience=-1"],
+     "--train_patience: must be a finite number >= 0"),
+    ("textnas.train", ["--workdir={empty}/t", "--architecture=textnas_paper", "--export_dir=" + W],
+     "--export_dir: must be new or empty"),
+    ("textnas.derive", ["--workdir=" + W, f"--derived_path={W}/d.json"], "probabilities.json does not exist"),
+    ("textnas.derive", ["--workdir=" + W, f"--derived_path={W}/d.json", "--search_max_skips=-1"],
+     "--search_max_skips: must be an integer >= 0. Received: -1"),
+    ("textnas.export", ["--train_dir=" + W, f"--export_dir={W}/e"], "model_config.json not found"),
+    ("textnas.export", ["--train_dir={empty}", "--export_dir=" + W], "--export_dir: must be new or empty"),
+]
+
+
+def _trial_id(trial):
+    module, args, _ = trial
+    return module + ":" + next((a.split("=")[0] for a in reversed(args) if "=" in a), args[-1])
+
+
+@pytest.mark.parametrize("module, args, message", OTHER_TRIALS, ids=[f"{_trial_id(t)}-{i}" for i, t in enumerate(OTHER_TRIALS)])
+def test_every_command_reports_bad_input_in_one_line_and_writes_nothing(module, args, message, workdir, files, capsys):
+    import importlib
+
+    command = importlib.import_module(f"alphagan_tf.{module}")
+    watched = {path: _listing(path) for path in (workdir, files["dir"])}
+    status, lines = _run(command, [a.format(workdir=workdir, **files) for a in args], capsys)
+    assert status == 2, lines
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert "Traceback" not in lines[0]
+    assert {path: _listing(path) for path in watched} == watched
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--max_batch=abc"], "error: --max_batch: invalid literal for int() with base 10: 'abc'. Received: abc"),
+    (["--format=onnx"], "error: --format: value should be one of <savedmodel|tflite>. Received: onnx"),
+    (["--no_such_flag=1"], "error: Unknown command line flag 'no_such_flag'"),
+])
+def test_a_flag_absl_cannot_parse_is_one_error_line_with_exit_2(argv, line, capsys):
+    from alphagan_tf import cli_errors, export  # noqa: F401  (defines --max_batch, --format)
+
+    FLAGS.unparse_flags()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli_errors.parse_flags(["prog", *argv])
+    finally:
+        FLAGS.unparse_flags()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--genotype={dir}", "--print"], "--genotype: Genotype must be a preset name"),
+    (["--genotype=alphaGAN_s", "--out={dir}"], "--out: must be a PNG file path, not a folder"),
+    (["--genotype=alphaGAN_s", "--out={dir}/g.png", "--gf=0"], "--gf: must be an integer >= 1. Received: 0"),
+])
+def test_genotype_cli_bad_input_is_one_error_line(args, message, files):
+    # A subprocess: the genotype CLI defines its own --genotype/--out/--gf (no TensorFlow).
+    import subprocess
+    import sys
+
+    before = _listing(files["dir"])
+    done = subprocess.run([sys.executable, "-m", "alphagan_tf.genotype", *[a.format(**files) for a in args]],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert _listing(files["dir"]) == before
+
+
+def test_a_folder_of_another_kind_is_one_error_line(workdir, tmp_path, capsys):
+    """A classifier SavedModel given as a generator, a TextNAS training workdir as a GAN one."""
+    import tensorflow as tf
+
+    from alphagan_tf import export, sample
+
+    classifier = tf.Module()
+    classifier.serve = tf.function(lambda sentences: {"probabilities": tf.zeros([1, 2])},
+                                   input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+    other_model = str(tmp_path / "classifier")
+    tf.saved_model.save(classifier, other_model, signatures={"serving_default": classifier.serve})
+    textnas_run = tmp_path / "textnas_train"
+    textnas_run.mkdir()
+    (textnas_run / "train_config.json").write_text(json.dumps({"sst_dir": "sst", "train_units": 64}))
+    before = _listing(workdir)
+    for command, args, message in [
+        (sample, [f"--model={other_model}", f"--out={workdir}/g.png"],
+         "is not an exported generator: its 'serving_default' takes ['sentences']"),
+        (export, [f"--checkpoint={textnas_run}", f"--export_dir={workdir}/x"], "unknown TrainRunConfig key(s)"),
+    ]:
+        status, lines = _run(command, args, capsys)
+        assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+        assert message in lines[0], lines
+    assert _listing(workdir) == before

@@ -64,7 +64,7 @@ def test_tf2_loader(exported):
 
 def test_export_refuses_non_empty_dir(exported):
     path, _ = exported
-    with pytest.raises(ValueError, match="export_dir must be new or empty"):
+    with pytest.raises(ValueError, match="export_dir: must be new or empty"):
         export_classifier(None, VOCAB, 64, path)
 
 

@@ -70,7 +70,7 @@ def test_retraining_selects_on_dev_and_reports_test_once(sst_dir, tmp_path):
 
 
 def test_config_validation(sst_dir):
-    with pytest.raises(ValueError, match="warmup_epochs must be in"):
+    with pytest.raises(ValueError, match="warmup_epochs: must be in"):
         _search_config(sst_dir, epochs=2, warmup_epochs=2)
     with pytest.raises(ValueError, match="task must be one of"):
         _search_config(sst_dir, task="sst3")

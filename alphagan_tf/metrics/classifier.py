@@ -30,6 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
+from alphagan_tf import cli_errors
+
 METADATA_FILE = "alphagan_classifier.json"
 
 
@@ -260,6 +262,7 @@ def _define_flags() -> None:
     flags.mark_flags_as_required(["npz", "out"])
 
 
+@cli_errors.command
 def main(argv: Sequence[str]) -> None:
     """Trains, exports, then prints the test accuracy and a sanity FID train vs test."""
     from absl import app, flags
@@ -267,8 +270,6 @@ def main(argv: Sequence[str]) -> None:
     from alphagan_tf.metrics.features import ClassifierFeatures
     from alphagan_tf.metrics.fid import frechet_distance_from_activations
 
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
     f = flags.FLAGS
     with np.load(f.npz) as data:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
@@ -302,10 +303,8 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run() -> None:
-    from absl import app
-
     _define_flags()
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

@@ -12,22 +12,25 @@ from typing import Callable
 import numpy as np
 
 from alphagan_tf.metrics.statistics import FeatureStatistics
+from alphagan_tf.utils.typed_config import require
 
 
 def feature_extractor_from_spec(spec: str, inception_path: str | None = None):
     """'inception' | 'classifier:/path/to/SavedModel' | 'none' -> a feature extractor or None."""
     from alphagan_tf.metrics import features
 
+    check_feature_extractor_spec(spec)
     if spec == "none":
         return None
     if spec == "inception":
         return features.InceptionFeatures(inception_path or features.INCEPTION_TFHUB_HANDLE)
-    if spec.startswith("classifier:"):
-        return features.ClassifierFeatures(spec.split(":", 1)[1])
-    raise ValueError(
-        "feature_extractor must be 'inception', 'classifier:/path/to/SavedModel' or 'none'. "
-        f"Received: {spec!r}"
-    )
+    return features.ClassifierFeatures(spec.split(":", 1)[1])
+
+
+def check_feature_extractor_spec(spec: str) -> None:
+    """Raises ConfigError unless `spec` is inception, classifier:PATH or none (loads nothing)."""
+    require(spec in ("inception", "none") or (spec.startswith("classifier:") and len(spec) > 11),
+            "feature_extractor", spec, "must be inception, classifier:/path/to/SavedModel or none")
 
 
 def real_statistics(

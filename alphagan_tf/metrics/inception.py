@@ -55,6 +55,8 @@ import numpy as np
 import keras
 from keras import ops
 
+from alphagan_tf import cli_errors
+
 IMAGE_SIZE = 299
 POOL_DIM = 2048
 POOL_KEY = "pool_3"
@@ -636,14 +638,13 @@ def _report_npz_fid(npz: str, out_dir: str, source: TorchScriptSource, batch_siz
         )
 
 
+@cli_errors.command
 def main(argv: Sequence[str]) -> int:
     """Converts, checks and writes; prints what was measured. Exit status 2 on bad input."""
     import sys
 
-    from absl import app, flags, logging
+    from absl import flags, logging
 
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
     f = flags.FLAGS
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines while saving
     try:
@@ -668,10 +669,8 @@ def main(argv: Sequence[str]) -> int:
 
 
 def run() -> None:
-    from absl import app
-
     _define_flags()
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -236,8 +237,16 @@ class FeatureStatistics:
                 "`python -m alphagan_tf.evaluate --make_stats` or "
                 f"alphagan_tf.metrics.evaluation.compute_real_statistics. Received: {path}"
             )
-        with np.load(path, allow_pickle=False) as data:
-            missing = {"mu", "sigma"} - set(data.files)
+        try:
+            archive = np.load(path, allow_pickle=False)
+            names = archive.files
+        except (ValueError, OSError, AttributeError, zipfile.BadZipFile):  # not an .npz
+            raise ValueError(
+                f"{path} is not a statistics .npz file (make one with "
+                "`python -m alphagan_tf.evaluate --make_stats`)."
+            ) from None
+        with archive as data:
+            missing = {"mu", "sigma"} - set(names)
             if missing:
                 raise ValueError(
                     f"{path} is not a statistics file: it lacks {sorted(missing)}. "

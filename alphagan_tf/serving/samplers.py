@@ -30,6 +30,10 @@ from alphagan_tf.serving.signatures import (
 from alphagan_tf.serving.tflite import TFLiteGenerator
 
 
+class ModelFileError(ValueError):
+    """A file or folder is not an exported generator (named by `load_generator` callers' flag)."""
+
+
 class SavedModelGenerator:
     """Runs an exported SavedModel's signatures with the TF2 loader.
 
@@ -49,12 +53,18 @@ class SavedModelGenerator:
         self.path = savedmodel.resolve_saved_model_dir(path)
         self.model = tf.saved_model.load(self.path)
         if SERVING_DEFAULT not in self.model.signatures:
-            raise ValueError(
+            raise ModelFileError(
                 f"{self.path} has no {SERVING_DEFAULT!r} signature. "
                 f"Received signatures: {sorted(self.model.signatures)}"
             )
         self.serving_default = self.model.signatures[SERVING_DEFAULT]
-        spec = self.serving_default.structured_input_signature[1][INPUT_Z]
+        inputs = self.serving_default.structured_input_signature[1]
+        if set(inputs) != {INPUT_Z}:  # e.g. a TextNAS classifier (sentences)
+            raise ModelFileError(
+                f"{self.path} is not an exported generator: its {SERVING_DEFAULT!r} takes "
+                f"{sorted(inputs)}, not [{INPUT_Z!r}]."
+            )
+        spec = inputs[INPUT_Z]
         self.latent_dim = int(spec.shape[-1])
         out = self.serving_default.structured_outputs[OUTPUT_IMAGES_FLOAT]
         self.image_shape = tuple(int(d) for d in out.shape[1:])
@@ -80,9 +90,14 @@ def load_generator(path: str, num_threads: int | None = None):
 
     Raises:
         FileNotFoundError: `path` is neither.
+        ModelFileError: `path` is a file but not a generator's TFLite model, or a
+            SavedModel without the ``serving_default`` signature.
     """
     if path.endswith(".tflite") or os.path.isfile(path):
-        return TFLiteGenerator(path, num_threads=num_threads)
+        try:
+            return TFLiteGenerator(path, num_threads=num_threads)
+        except ValueError as error:  # LiteRT: "The model is not a valid Flatbuffer buffer"
+            raise ModelFileError(f"{path} is not a generator's TFLite model: {error}") from None
     return SavedModelGenerator(path)
 
 

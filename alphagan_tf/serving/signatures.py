@@ -6,6 +6,10 @@ Two signatures, both returning
     images_float: float32 [batch, H, W, 3]  in [-1, 1] (the generator's tanh output)
 
 - ``serving_default``: ``z`` float32 [batch, latent_dim] -> images of those latents.
+  Latents are standard normal; a ``z`` with any ``|z| > MAX_ABS_LATENT`` (1e4) is refused,
+  not clipped (the generator's activations grow with ``|z|`` and overflow to NaN near
+  float32's maximum, e.g. z = 3e38; up to 1e4 they stay finite with a margin of many
+  orders of magnitude). As a last guard, an output that is not finite is refused too.
 - ``generate``: ``seed`` int64 scalar, ``count`` int32 scalar -> ``count`` images of the
   latents ``latents_for_seed(seed, count, latent_dim)``: deterministic for a seed, and
   identical to ``serving_default`` on those latents.
@@ -19,10 +23,11 @@ Bad input is rejected by asserts that run before the generator, so it fails with
 `InvalidArgumentError` whose message names the input, what was expected and what was
 received, rather than an error from deep inside the network. The checks are runtime ops on
 purpose: a serving signature's placeholder shape [None, latent_dim] is not enforced by every
-caller (TF Serving's C++ session and TF2's loaded signatures feed any shape). One gap, on
-TF2's loaded signatures only: they do not check shapes and grappler folds the rank checks of
-the inputs declared scalar, so a [1]-shaped seed or count is used as its single element
-there (TF Serving, the TF1 session loader and saved_model_cli reject it).
+caller (TF Serving's C++ session and TF2's loaded signatures feed any shape). ``seed`` and
+``count`` are therefore declared with an unknown shape in the SignatureDef: declared scalar,
+grappler folds their rank checks away under TF2's loader (`tf.saved_model.load`), which
+then used count=[2, 3] as 5; declared unknown, a seed or count that is not a scalar is
+refused under every loader (TF Serving, the TF1 session loader, saved_model_cli, TF2).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ INPUT_COUNT = "count"
 OUTPUT_IMAGES = "images"
 OUTPUT_IMAGES_FLOAT = "images_float"
 DEFAULT_MAX_BATCH = 1024
+MAX_ABS_LATENT = 1e4  # serving_default refuses larger |z| (module docstring)
 RNG_ALGORITHM = "philox"
 
 
@@ -78,11 +84,12 @@ def _runtime_shape(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def checked_latents(z: tf.Tensor, latent_dim: int, max_batch: int) -> tf.Tensor:
-    """`z` after runtime checks of its rank, latent size, batch size and finiteness.
+    """`z` after runtime checks of its rank, latent size, batch size and magnitude.
 
     Raises (when run):
         InvalidArgumentError: "z must be float32 [batch, latent_dim] with 1 <= batch <= max.
-            Received: shape=" followed by the shape fed; or "z must be finite".
+            Received: shape=" followed by the shape fed; "z must be finite"; or
+            "z must satisfy |z| <= 10000 ... Received: max |z| =" and the largest |z|.
     """
     expected = (
         f"{INPUT_Z} must be float32 [batch, {latent_dim}] with 1 <= batch <= {max_batch}. "
@@ -96,7 +103,15 @@ def checked_latents(z: tf.Tensor, latent_dim: int, max_batch: int) -> tf.Tensor:
         tf.stack([tf.equal(rank, 2), tf.equal(size, latent_dim), batch >= 1, batch <= max_batch])
     )
     with tf.control_dependencies([_check(valid, expected, shape)]):
-        return tf.debugging.assert_all_finite(z, f"{INPUT_Z} must be finite")
+        z = tf.debugging.assert_all_finite(z, f"{INPUT_Z} must be finite")
+    largest = tf.reduce_max(tf.abs(z))
+    in_range = _check(
+        largest <= MAX_ABS_LATENT,
+        f"{INPUT_Z} must satisfy |z| <= {MAX_ABS_LATENT:g} (latents are standard normal; "
+        "larger ones overflow the generator). Received: max |z| =", largest,
+    )
+    with tf.control_dependencies([in_range]):
+        return tf.identity(z)
 
 
 def checked_seed_and_count(
@@ -156,7 +171,9 @@ def make_serving_functions(
     latent_dim = int(generator.latent_dim)
 
     def outputs(z):
-        images = generator(z, training=False)
+        images = tf.debugging.assert_all_finite(
+            generator(z, training=False),
+            f"{OUTPUT_IMAGES_FLOAT} are not finite: the generator overflowed on this {INPUT_Z}")
         return {OUTPUT_IMAGES: images_to_uint8(images), OUTPUT_IMAGES_FLOAT: images}
 
     @tf.function(
@@ -167,9 +184,9 @@ def make_serving_functions(
         return outputs(checked_latents(z, latent_dim, max_batch))
 
     @tf.function(
-        input_signature=[
-            tf.TensorSpec([], tf.int64, name=INPUT_SEED),
-            tf.TensorSpec([], tf.int32, name=INPUT_COUNT),
+        input_signature=[  # unknown shapes: the scalar checks run under every loader
+            tf.TensorSpec(None, tf.int64, name=INPUT_SEED),
+            tf.TensorSpec(None, tf.int32, name=INPUT_COUNT),
         ],
         autograph=False,
     )

@@ -40,7 +40,14 @@ import keras
 import tensorflow as tf
 
 from alphagan_tf.textnas.architecture import OPS, input_candidates
-from alphagan_tf.utils.typed_config import TypedConfig
+from alphagan_tf.utils.typed_config import (
+    TypedConfig,
+    require,
+    require_finite_positive,
+    require_fraction,
+    require_non_negative,
+    require_positive,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,15 +73,13 @@ class ControllerConfig(TypedConfig):
     clipnorm: float = 5.0
 
     def __post_init__(self):
-        if self.units < 1:
-            raise ValueError(f"controller units must be >= 1. Received: {self.units}")
-        if not 0.0 <= self.baseline_decay < 1.0:
-            raise ValueError(f"baseline_decay must be in [0, 1). Received: {self.baseline_decay}")
-        if not 0.0 < self.skip_target < 1.0:
-            raise ValueError(f"skip_target must be in (0, 1). Received: {self.skip_target}")
-        if min(self.learning_rate, self.entropy_weight, self.skip_weight, self.clipnorm) < 0:
-            raise ValueError("learning_rate, entropy_weight, skip_weight and clipnorm must be "
-                             f">= 0. Received: {self}")
+        require_positive(self, "units")
+        require_finite_positive(self, "learning_rate")
+        require_non_negative(self, "entropy_weight", "skip_weight", "clipnorm")
+        require_fraction(self, "baseline_decay", closed=False)
+        target = self.skip_target
+        require(isinstance(target, (int, float)) and 0 < target < 1, "skip_target", target,
+                "must be in (0, 1)")
 
 
 class ControllerSample(NamedTuple):

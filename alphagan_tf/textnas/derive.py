@@ -14,16 +14,21 @@ import os
 
 from absl import app, flags
 
+from alphagan_tf import cli_errors
 from alphagan_tf.textnas import flags as textnas_flags  # noqa: F401  (defines the flags)
+from alphagan_tf.utils.typed_config import require
 
 FLAGS = flags.FLAGS
 
 
+@cli_errors.command
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.workdir or not FLAGS.derived_path:
         raise app.UsageError("--workdir (a finished search) and --derived_path are required.")
+    require(FLAGS.search_max_skips >= 0, "search_max_skips", FLAGS.search_max_skips,
+            "must be an integer >= 0")
+    require(not os.path.isdir(FLAGS.derived_path), "derived_path", FLAGS.derived_path,
+            "must be a JSON file path, not a folder")
     path = os.path.join(FLAGS.workdir, "probabilities.json")
     if not os.path.exists(path):
         raise app.UsageError(f"{path} does not exist: --workdir must be a finished search.")
@@ -44,7 +49,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

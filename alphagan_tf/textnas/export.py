@@ -9,25 +9,26 @@ session loader (tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)).
 
 from absl import app, flags
 
+from alphagan_tf import cli_errors
 from alphagan_tf.textnas import flags as textnas_flags  # noqa: F401  (defines the flags)
 
 FLAGS = flags.FLAGS
 
 
+@cli_errors.command
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.train_dir or not FLAGS.export_dir:
         raise app.UsageError("--train_dir and --export_dir are required.")
-    from alphagan_tf.textnas.exporter import export_classifier, load_trained
+    from alphagan_tf.textnas.exporter import check_export_dir, export_classifier, load_trained
 
+    check_export_dir(FLAGS.export_dir)
     model, vocab, max_length = load_trained(FLAGS.train_dir)
     export_classifier(model, vocab, max_length, FLAGS.export_dir)
     print(f"exported {FLAGS.export_dir}")
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

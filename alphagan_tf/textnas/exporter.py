@@ -26,6 +26,7 @@ import tensorflow as tf
 from alphagan_tf.textnas.architecture import TextArchitecture
 from alphagan_tf.textnas.data import PAD_ID, UNK_ID, Vocabulary
 from alphagan_tf.textnas.model import NetworkConfig, TextClassifier
+from alphagan_tf.utils.typed_config import require
 
 SERVING_INPUT = "sentences"
 SERVING_OUTPUT = "probabilities"
@@ -41,6 +42,13 @@ def tokenize_in_graph(sentences: tf.Tensor, table: tf.lookup.StaticHashTable,
     return tf.pad(ids, [[0, 0], [0, missing]])
 
 
+def check_export_dir(export_dir: str) -> None:
+    """Raises ConfigError unless `export_dir` is a new or empty folder."""
+    usable = not os.path.exists(export_dir) or (
+        os.path.isdir(export_dir) and not os.listdir(export_dir))
+    require(usable, "export_dir", export_dir, "must be new or empty")
+
+
 def export_classifier(model: keras.Model, vocab: Vocabulary, max_length: int,
                       export_dir: str) -> str:
     """Writes the SavedModel; returns `export_dir`.
@@ -51,8 +59,7 @@ def export_classifier(model: keras.Model, vocab: Vocabulary, max_length: int,
         max_length: tokens kept per sentence (as in training).
         export_dir: target folder (must not exist or be empty).
     """
-    if os.path.exists(export_dir) and os.listdir(export_dir):
-        raise ValueError(f"export_dir must be new or empty. Received: {export_dir!r}")
+    check_export_dir(export_dir)
     words = vocab.words[UNK_ID + 1:]
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(

@@ -5,15 +5,22 @@ so one flagfile (configs/sst2.cfg, configs/sst5.cfg) serves all three; each
 command reads the flags it needs and turns them into a typed config here.
 Flags that another part of the project may already have defined in the same
 process (e.g. `--workdir`, `--seed`) are reused rather than redefined.
+
+The configs name their own fields in a `ConfigError`; where a field's flag has
+another name (`num_layers` <- `--search_layers`), the builders below rename the
+error, so a bad value reads `error: --search_layers: must be an integer >= 1. Received: 0`.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from absl import flags
 
 from alphagan_tf import flags as alphagan_flags
 
 from alphagan_tf.utils import precision
+from alphagan_tf.utils.typed_config import ConfigError
 
 FLAGS = flags.FLAGS
 
@@ -123,43 +130,43 @@ def _optional(value: int) -> int | None:
     return value or None
 
 
+# The flag of every config field whose flag has another name.
+SEARCH_FLAG_NAMES = {"num_layers": "search_layers", **{name: f"search_{name}" for name in (
+    "units", "embedding_dropout", "output_dropout", "pooling", "word_dropout", "batch_size",
+    "epochs", "warmup_epochs", "learning_rate", "clipnorm", "skip_penalty", "max_skips",
+    "op_selection")}}
+CONTROLLER_FLAG_NAMES = {name: f"controller_{name}" for name in (
+    "units", "learning_rate", "entropy_weight", "baseline_decay", "skip_target", "skip_weight",
+    "clipnorm")}
+TRAIN_FLAG_NAMES = {name: f"train_{name}" for name in (
+    "units", "embedding_dropout", "output_dropout", "pooling", "word_dropout", "batch_size",
+    "epochs", "learning_rate", "weight_decay", "clipnorm", "label_smoothing", "eval_every",
+    "patience")}
+
+
+@contextlib.contextmanager
+def errors_named_as_flags(flag_names: dict[str, str]):
+    """A ConfigError about field F raised inside names its flag `flag_names[F]` instead."""
+    try:
+        yield
+    except ConfigError as error:
+        flag = flag_names.get(error.key)
+        if flag is None:
+            raise
+        message = str(error)
+        if message.startswith(f"{error.key}:"):
+            message = flag + message[len(error.key):]
+        raise ConfigError(message, key=flag) from None
+
+
 def search_config_from_flags():
     """The search's typed config from the parsed flags."""
     from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
     from alphagan_tf.textnas.controller import ControllerConfig
     from alphagan_tf.textnas.searcher import SearchConfig
 
-    return SearchConfig(
-        sst_dir=FLAGS.sst_dir,
-        algorithm=FLAGS.algorithm or "darts",
-        task=FLAGS.task,
-        max_length=FLAGS.max_length,
-        held_out_fraction=FLAGS.held_out_fraction,
-        dedup_phrases=FLAGS.dedup_phrases,
-        max_train_trees=_optional(FLAGS.max_train_trees),
-        num_layers=FLAGS.search_layers,
-        units=FLAGS.search_units,
-        embedding_dim=FLAGS.embedding_dim,
-        embedding_dropout=FLAGS.search_embedding_dropout,
-        output_dropout=FLAGS.search_output_dropout,
-        pooling=FLAGS.search_pooling,
-        word_dropout=FLAGS.search_word_dropout,
-        embeddings_path=FLAGS.embeddings_path or None,
-        batch_size=FLAGS.search_batch_size,
-        epochs=FLAGS.search_epochs,
-        warmup_epochs=FLAGS.search_warmup_epochs,
-        learning_rate=FLAGS.search_learning_rate,
-        clipnorm=FLAGS.search_clipnorm,
-        arch=ArchOptimizerConfig(
-            learning_rate=FLAGS.arch_learning_rate,
-            beta_1=FLAGS.arch_beta_1,
-            beta_2=FLAGS.arch_beta_2,
-            weight_decay=FLAGS.arch_weight_decay,
-        ),
-        skip_penalty=FLAGS.search_skip_penalty,
-        max_skips=FLAGS.search_max_skips,
-        op_selection=FLAGS.search_op_selection,
-        controller=ControllerConfig(
+    with errors_named_as_flags(CONTROLLER_FLAG_NAMES):
+        controller = ControllerConfig(
             units=FLAGS.controller_units,
             learning_rate=FLAGS.controller_learning_rate,
             entropy_weight=FLAGS.controller_entropy_weight,
@@ -167,46 +174,81 @@ def search_config_from_flags():
             skip_target=FLAGS.controller_skip_target,
             skip_weight=FLAGS.controller_skip_weight,
             clipnorm=FLAGS.controller_clipnorm,
-        ),
-        controller_every=FLAGS.controller_every,
-        controller_steps=FLAGS.controller_steps,
-        derive_samples=FLAGS.derive_samples,
-        seed=FLAGS.seed,
-        log_every=FLAGS.log_every,
-        checkpoint_every=FLAGS.checkpoint_every,
-        max_steps=_optional(FLAGS.max_steps),
-        precision=FLAGS.precision,
-    )
+        )
+    with errors_named_as_flags(SEARCH_FLAG_NAMES):
+        return SearchConfig(
+            sst_dir=FLAGS.sst_dir,
+            algorithm=FLAGS.algorithm or "darts",
+            task=FLAGS.task,
+            max_length=FLAGS.max_length,
+            held_out_fraction=FLAGS.held_out_fraction,
+            dedup_phrases=FLAGS.dedup_phrases,
+            max_train_trees=_optional(FLAGS.max_train_trees),
+            num_layers=FLAGS.search_layers,
+            units=FLAGS.search_units,
+            embedding_dim=FLAGS.embedding_dim,
+            embedding_dropout=FLAGS.search_embedding_dropout,
+            output_dropout=FLAGS.search_output_dropout,
+            pooling=FLAGS.search_pooling,
+            word_dropout=FLAGS.search_word_dropout,
+            embeddings_path=FLAGS.embeddings_path or None,
+            batch_size=FLAGS.search_batch_size,
+            epochs=FLAGS.search_epochs,
+            warmup_epochs=FLAGS.search_warmup_epochs,
+            learning_rate=FLAGS.search_learning_rate,
+            clipnorm=FLAGS.search_clipnorm,
+            arch=ArchOptimizerConfig(
+                learning_rate=FLAGS.arch_learning_rate,
+                beta_1=FLAGS.arch_beta_1,
+                beta_2=FLAGS.arch_beta_2,
+                weight_decay=FLAGS.arch_weight_decay,
+            ),
+            skip_penalty=FLAGS.search_skip_penalty,
+            max_skips=FLAGS.search_max_skips,
+            op_selection=FLAGS.search_op_selection,
+            controller=controller,
+            controller_every=FLAGS.controller_every,
+            controller_steps=FLAGS.controller_steps,
+            derive_samples=FLAGS.derive_samples,
+            seed=FLAGS.seed,
+            log_every=FLAGS.log_every,
+            checkpoint_every=FLAGS.checkpoint_every,
+            max_steps=_optional(FLAGS.max_steps),
+            precision=FLAGS.precision,
+        )
 
 
 def train_config_from_flags():
     """The retraining's typed config from the parsed flags."""
     from alphagan_tf.textnas.trainer import TrainConfig
 
-    return TrainConfig(
-        sst_dir=FLAGS.sst_dir,
-        task=FLAGS.task,
-        max_length=FLAGS.max_length,
-        dedup_phrases=FLAGS.dedup_phrases,
-        max_train_trees=_optional(FLAGS.max_train_trees),
-        units=FLAGS.train_units,
-        embedding_dim=FLAGS.train_embedding_dim or FLAGS.embedding_dim,
-        embedding_dropout=FLAGS.train_embedding_dropout,
-        output_dropout=FLAGS.train_output_dropout,
-        pooling=FLAGS.train_pooling,
-        word_dropout=FLAGS.train_word_dropout,
-        embeddings_path=FLAGS.embeddings_path or None,
-        batch_size=FLAGS.train_batch_size,
-        epochs=FLAGS.train_epochs,
-        learning_rate=FLAGS.train_learning_rate,
-        weight_decay=FLAGS.train_weight_decay,
-        clipnorm=FLAGS.train_clipnorm,
-        label_smoothing=FLAGS.train_label_smoothing,
-        eval_every=FLAGS.train_eval_every,
-        patience=FLAGS.train_patience,
-        seed=FLAGS.seed,
-        log_every=FLAGS.log_every,
-        checkpoint_every=FLAGS.checkpoint_every,
-        max_steps=_optional(FLAGS.max_steps),
-        precision=FLAGS.precision,
-    )
+    names = {**TRAIN_FLAG_NAMES,
+             "embedding_dim": "train_embedding_dim" if FLAGS.train_embedding_dim else "embedding_dim"}
+    with errors_named_as_flags(names):
+        return TrainConfig(
+            sst_dir=FLAGS.sst_dir,
+            task=FLAGS.task,
+            max_length=FLAGS.max_length,
+            dedup_phrases=FLAGS.dedup_phrases,
+            max_train_trees=_optional(FLAGS.max_train_trees),
+            units=FLAGS.train_units,
+            embedding_dim=FLAGS.train_embedding_dim or FLAGS.embedding_dim,
+            embedding_dropout=FLAGS.train_embedding_dropout,
+            output_dropout=FLAGS.train_output_dropout,
+            pooling=FLAGS.train_pooling,
+            word_dropout=FLAGS.train_word_dropout,
+            embeddings_path=FLAGS.embeddings_path or None,
+            batch_size=FLAGS.train_batch_size,
+            epochs=FLAGS.train_epochs,
+            learning_rate=FLAGS.train_learning_rate,
+            weight_decay=FLAGS.train_weight_decay,
+            clipnorm=FLAGS.train_clipnorm,
+            label_smoothing=FLAGS.train_label_smoothing,
+            eval_every=FLAGS.train_eval_every,
+            patience=FLAGS.train_patience,
+            seed=FLAGS.seed,
+            log_every=FLAGS.log_every,
+            checkpoint_every=FLAGS.checkpoint_every,
+            max_steps=_optional(FLAGS.max_steps),
+            precision=FLAGS.precision,
+        )

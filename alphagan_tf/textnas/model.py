@@ -11,19 +11,34 @@ so the two agree on what a layer is).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import keras
 from keras import ops
 
 from alphagan_tf.nas.tracking import track_layers
 from alphagan_tf.textnas.architecture import TextArchitecture
-from alphagan_tf.textnas.layers import ClassifierHead, ExplicitMask, MaskedBatchNorm, Stem
+from alphagan_tf.textnas.layers import POOLINGS, ClassifierHead, ExplicitMask, MaskedBatchNorm, Stem
 from alphagan_tf.textnas.operations import make_op
+from alphagan_tf.utils.typed_config import (
+    TypedConfig,
+    require,
+    require_fraction,
+    require_positive,
+)
+
+
+def check_network_fields(config) -> None:
+    """The network fields of a NetworkConfig, search or train config (ConfigError naming the field).
+
+    Every config that sets them checks them when built, before a run writes anything.
+    """
+    require_positive(config, "units", "embedding_dim")
+    require_fraction(config, "embedding_dropout", "output_dropout", "word_dropout", closed=False)
+    require(config.pooling in POOLINGS, "pooling", config.pooling, f"must be one of {POOLINGS}")
 
 
 @dataclasses.dataclass(frozen=True)
-class NetworkConfig:
+class NetworkConfig(TypedConfig):
     """Sizes shared by the search network and the fixed network.
 
     Attributes:
@@ -46,16 +61,12 @@ class NetworkConfig:
     pooling: str = "mean"
     word_dropout: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "NetworkConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - fields
-        if unknown:
-            raise ValueError(f"unknown NetworkConfig fields {sorted(unknown)}. Expected {sorted(fields)}")
-        return cls(**data)
+    def __post_init__(self):
+        require(isinstance(self.vocab_size, int) and self.vocab_size >= 2, "vocab_size",
+                self.vocab_size, "must be an integer >= 2 (padding and unknown ids)")
+        require(isinstance(self.num_classes, int) and self.num_classes >= 2, "num_classes",
+                self.num_classes, "must be an integer >= 2")
+        check_network_fields(self)
 
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")

@@ -10,27 +10,26 @@ search is finished.
 
 from absl import app, flags
 
+from alphagan_tf import cli_errors
 from alphagan_tf.textnas import flags as textnas_flags
 
 FLAGS = flags.FLAGS
 
 
+@cli_errors.command
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required.")
     from alphagan_tf.textnas.training import set_threads
 
     set_threads(FLAGS.num_threads)
-    from alphagan_tf.cli_errors import report_errors
     from alphagan_tf.textnas.searcher import run_search
 
-    return report_errors(lambda: run_search(textnas_flags.search_config_from_flags(), FLAGS.workdir))
+    run_search(textnas_flags.search_config_from_flags(), FLAGS.workdir)
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

@@ -56,10 +56,16 @@ from alphagan_tf.textnas.selection import op_removal_scores, select_by_removal
 from alphagan_tf.textnas.supernet import TextNASSupernet
 from alphagan_tf.utils import precision as precision_lib
 from alphagan_tf.utils import seeding
-from alphagan_tf.utils.typed_config import TypedConfig, require
+from alphagan_tf.utils.typed_config import (
+    TypedConfig,
+    require,
+    require_non_negative,
+    require_positive,
+)
 from alphagan_tf.utils.workdir import Workdir
 from alphagan_tf.textnas.training import (
     BATCH_SIGNATURE,
+    check_run_fields,
     classification_loss_fn,
     evaluate,
     make_checkpoint,
@@ -170,23 +176,18 @@ class SearchConfig(TypedConfig):
         require(self.algorithm in ALGORITHMS, "algorithm", self.algorithm,
                 f"must be one of {ALGORITHMS}")
         sst.check_task(self.task)
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1. Received: {self.epochs}")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(
-                f"warmup_epochs must be in [0, epochs - 1] = [0, {self.epochs - 1}]. "
-                f"Received: {self.warmup_epochs}"
-            )
-        if self.op_selection not in OP_SELECTIONS:
-            raise ValueError(f"op_selection must be one of {OP_SELECTIONS}. "
-                             f"Received: {self.op_selection!r}")
-        if self.skip_penalty < 0 or self.max_skips < 0:
-            raise ValueError(f"skip_penalty and max_skips must be >= 0. Received: "
-                             f"skip_penalty={self.skip_penalty}, max_skips={self.max_skips}")
-        if min(self.controller_every, self.controller_steps, self.derive_samples) < 1:
-            raise ValueError(
-                "controller_every, controller_steps and derive_samples must be >= 1. Received: "
-                f"{self.controller_every}, {self.controller_steps}, {self.derive_samples}")
+        check_run_fields(self)
+        require_positive(self, "num_layers", "controller_every", "controller_steps",
+                         "derive_samples")
+        require(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs < self.epochs,
+                "warmup_epochs", self.warmup_epochs,
+                f"must be in [0, epochs - 1] = [0, {self.epochs - 1}]")
+        fraction = self.held_out_fraction
+        require(isinstance(fraction, (int, float)) and 0 < fraction < 1, "held_out_fraction",
+                fraction, "must be in (0, 1)")
+        require(self.op_selection in OP_SELECTIONS, "op_selection", self.op_selection,
+                f"must be one of {OP_SELECTIONS}")
+        require_non_negative(self, "skip_penalty", "max_skips")
 
 
 @dataclasses.dataclass(frozen=True)

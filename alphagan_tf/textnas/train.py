@@ -10,14 +10,14 @@ test sentences once at the end and writes TRAIN_DIR/results.json. With
 
 from absl import app, flags
 
+from alphagan_tf import cli_errors
 from alphagan_tf.textnas import flags as textnas_flags
 
 FLAGS = flags.FLAGS
 
 
+@cli_errors.command
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required.")
     if not FLAGS.architecture:
@@ -34,23 +34,22 @@ def main(argv):
         architecture = load_architecture(FLAGS.architecture)
     except ValueError as e:
         raise app.UsageError(f"--architecture: {e}") from None
-    from alphagan_tf.cli_errors import report_errors
+    from alphagan_tf.textnas.exporter import check_export_dir, export_classifier, load_trained
 
-    def train():
-        results = run_training(textnas_flags.train_config_from_flags(), architecture,
-                               FLAGS.workdir, architecture_source=FLAGS.architecture)
-        if results is not None and FLAGS.export_dir:
-            from alphagan_tf.textnas.exporter import export_classifier, load_trained
+    config = textnas_flags.train_config_from_flags()
+    if FLAGS.export_dir:
+        check_export_dir(FLAGS.export_dir)  # before training, not after it
+    results = run_training(config, architecture, FLAGS.workdir,
+                           architecture_source=FLAGS.architecture)
+    if results is not None and FLAGS.export_dir:
 
-            model, vocab, max_length = load_trained(FLAGS.workdir)
-            export_classifier(model, vocab, max_length, FLAGS.export_dir)
-            print(f"exported {FLAGS.export_dir}")
-
-    return report_errors(train)
+        model, vocab, max_length = load_trained(FLAGS.workdir)
+        export_classifier(model, vocab, max_length, FLAGS.export_dir)
+        print(f"exported {FLAGS.export_dir}")
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from alphagan_tf.textnas.architecture import TextArchitecture
 from alphagan_tf.textnas.model import NetworkConfig, TextClassifier
 from alphagan_tf.textnas.training import (
     BATCH_SIGNATURE,
+    check_run_fields,
     classification_loss_fn,
     evaluate,
     make_checkpoint,
@@ -40,7 +41,12 @@ from alphagan_tf.textnas.training import (
 )
 from alphagan_tf.utils import precision as precision_lib
 from alphagan_tf.utils import seeding
-from alphagan_tf.utils.typed_config import TypedConfig, require
+from alphagan_tf.utils.typed_config import (
+    TypedConfig,
+    require,
+    require_fraction,
+    require_non_negative,
+)
 from alphagan_tf.utils.workdir import Workdir
 
 
@@ -114,13 +120,9 @@ class TrainConfig(TypedConfig):
         require(self.precision != "float16", "precision", self.precision,
                 "TextNAS training runs in float32 or bfloat16 (float16 overflows its masking)")
         sst.check_task(self.task)
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1. Received: {self.epochs}")
-        if self.eval_every < 0 or self.patience < 0:
-            raise ValueError(f"eval_every and patience must be >= 0. "
-                             f"Received: eval_every={self.eval_every}, patience={self.patience}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1). Received: {self.label_smoothing}")
+        check_run_fields(self)
+        require_non_negative(self, "weight_decay", "eval_every", "patience")
+        require_fraction(self, "label_smoothing", closed=False)
 
 
 def _make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:

@@ -2,6 +2,7 @@
 
 - `classification_loss_fn`: mean cross-entropy + accuracy of a model on a batch.
 - `make_predict_fn` / `evaluate`: compiled inference and accuracy over batches.
+- `check_run_fields`: the config fields both drivers share, validated alike.
 - `make_checkpoint`: the object-based `tf.train.Checkpoint` every loop of the
   project uses (model, optimizers, step), plus the one thing TF's object graph
   does not reach in a Keras 3 model: the `SeedGenerator` states of its dropouts
@@ -17,13 +18,33 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from alphagan_tf.textnas.model import check_network_fields
 from alphagan_tf.utils import precision
+from alphagan_tf.utils.typed_config import (
+    require,
+    require_finite_positive,
+    require_non_negative,
+    require_positive,
+)
 
 BATCH_SIGNATURE = (
     tf.TensorSpec([None, None], tf.int32, name="ids"),
     tf.TensorSpec([None], tf.int32, name="labels"),
 )
 IDS_SIGNATURE = (tf.TensorSpec([None, None], tf.int32, name="ids"),)
+
+
+def check_run_fields(config) -> None:
+    """The fields a TextNAS search and a retraining config share (ConfigError naming the field)."""
+    check_network_fields(config)
+    require_positive(config, "max_length", "batch_size", "epochs", "log_every",
+                     "checkpoint_every")
+    for name in ("max_train_trees", "max_steps"):
+        value = getattr(config, name)
+        require(value is None or (isinstance(value, int) and value >= 1), name, value,
+                "must be an integer >= 1 (or 0 / unset: no limit)")
+    require_finite_positive(config, "learning_rate")
+    require_non_negative(config, "clipnorm")
 
 
 def smoothed_cross_entropy(labels, logits, label_smoothing: float = 0.0):
@@ -111,6 +132,6 @@ def make_checkpoint(model: keras.Model, optimizers: dict[str, Any], step: tf.Var
 
 def set_threads(num_threads: int) -> None:
     """Caps TensorFlow's CPU threads (0 = TensorFlow's default). Call before any op."""
-    if num_threads > 0:
+    if num_threads and num_threads > 0:
         tf.config.threading.set_intra_op_parallelism_threads(num_threads)
         tf.config.threading.set_inter_op_parallelism_threads(num_threads)

@@ -11,10 +11,10 @@ in configs/tune_demo.cfg). Its FIDs compare demo generators with each other only
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from alphagan_tf import cli_errors
 
 NUM_TRAIN = 1500
 
@@ -49,16 +49,11 @@ def define_flags() -> None:
     flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
 
 
+@cli_errors.command
 def main(argv) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
     f = flags.FLAGS
-    try:
-        report = train_demo_classifier(f.out, image_size=f.image_size, epochs=f.epochs,
-                                       overwrite=f.overwrite)
-    except FileExistsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    report = train_demo_classifier(f.out, image_size=f.image_size, epochs=f.epochs,
+                                   overwrite=f.overwrite)  # an existing --out: one error line
     print(f"classifier: {report.out_dir}  test accuracy {report.test_accuracy:.4f} "
           f"on {report.num_test} digits")
     return 0
@@ -66,7 +61,7 @@ def main(argv) -> int:
 
 def run() -> None:
     define_flags()
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

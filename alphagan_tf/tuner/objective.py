@@ -28,6 +28,7 @@ from typing import Callable
 from alphagan_tf.gan.genotypes import Genotype
 from alphagan_tf.gan.train_loop import TrainRunConfig
 from alphagan_tf.utils import files
+from alphagan_tf.utils.typed_config import require, require_positive
 
 OBJECTIVE_NAME = "fid"
 
@@ -55,11 +56,9 @@ class ObjectiveConfig:
     eval_seed: int = 0
 
     def __post_init__(self):
-        if self.eval_samples < 2 or self.eval_batch_size < 1:
-            raise ValueError(
-                "ObjectiveConfig needs eval_samples >= 2 and eval_batch_size >= 1. Received: "
-                f"eval_samples={self.eval_samples}, eval_batch_size={self.eval_batch_size}"
-            )
+        require(isinstance(self.eval_samples, int) and self.eval_samples >= 2, "eval_samples",
+                self.eval_samples, "must be an integer >= 2")
+        require_positive(self, "eval_batch_size")
 
 
 class RetrainObjective:
@@ -134,6 +133,20 @@ class RetrainObjective:
         return metrics
 
 
+def check_feature_extractor(feature_extractor: str) -> None:
+    """Raises ObjectiveConfigError for none (FID needs features), ConfigError for an unknown one."""
+    from alphagan_tf.metrics import generator_eval
+
+    if not feature_extractor or feature_extractor == "none":
+        raise ObjectiveConfigError(
+            "The tuning objective is FID, which needs a feature extractor: "
+            "--feature_extractor=inception or --feature_extractor=classifier:/path/to/SavedModel "
+            "(python -m alphagan_tf.metrics.classifier trains one offline). "
+            f"Received: feature_extractor={feature_extractor!r}"
+        )
+    generator_eval.check_feature_extractor_spec(feature_extractor)
+
+
 def objective_from_spec(
     config: ObjectiveConfig,
     feature_extractor: str,
@@ -161,13 +174,7 @@ def objective_from_spec(
     """
     from alphagan_tf.metrics import generator_eval
 
-    if not feature_extractor or feature_extractor == "none":
-        raise ObjectiveConfigError(
-            "The tuning objective is FID, which needs a feature extractor: "
-            "--feature_extractor=inception or --feature_extractor=classifier:/path/to/SavedModel "
-            "(python -m alphagan_tf.metrics.classifier trains one offline). "
-            f"Received: feature_extractor={feature_extractor!r}"
-        )
+    check_feature_extractor(feature_extractor)
     feature_fn = generator_eval.feature_extractor_from_spec(feature_extractor, inception_path)
     cache_path = None
     if cache_dir:

@@ -7,16 +7,29 @@ import os
 from typing import Any
 
 
-def write_text_atomic(path: str, text: str) -> str:
-    """Write text to `path` via a temporary file and an atomic rename."""
+def write_bytes_atomic(path: str, data: bytes) -> str:
+    """Write `data` to `path` via a temporary file and an atomic rename.
+
+    A failure (e.g. `path` is a folder) leaves `path` as it was and no temporary file.
+    """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.isfile(tmp):
+            os.remove(tmp)
+        raise
     return path
+
+
+def write_text_atomic(path: str, text: str) -> str:
+    """Write text to `path` via a temporary file and an atomic rename."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: str, data: Any) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
+
+from alphagan_tf.utils import files
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -50,11 +51,7 @@ def save_png(image: np.ndarray, path: str, scale: int = 1) -> str:
     image = np.asarray(image, np.uint8)
     if scale > 1:
         image = image.repeat(scale, axis=0).repeat(scale, axis=1)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    tf.io.write_file(tmp, tf.io.encode_png(image))
-    os.replace(tmp, path)
-    return path
+    return files.write_bytes_atomic(path, tf.io.encode_png(image).numpy())
 
 
 def save_grid(images: np.ndarray, path: str, columns: int | None = None) -> str:

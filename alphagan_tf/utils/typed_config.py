@@ -64,6 +64,14 @@ def require_finite_positive(config: Any, *names: str) -> None:
                 name, value, "must be a finite number > 0")
 
 
+def require_non_negative(config: Any, *names: str) -> None:
+    """Every named float field of `config` must be finite and >= 0 (0 often meaning "off")."""
+    for name in names:
+        value = getattr(config, name)
+        require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+                name, value, "must be a finite number >= 0")
+
+
 def require_fraction(config: Any, *names: str, closed: bool = True) -> None:
     """Every named float field of `config` must be in [0, 1] (or [0, 1) when not `closed`)."""
     for name in names:

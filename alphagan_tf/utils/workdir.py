@@ -87,11 +87,7 @@ class Workdir:
             WorkdirError: `path` is a file, not writable, or holds a checkpointed
                 run with another configuration.
         """
-        if os.path.exists(path) and not os.path.isdir(path):
-            raise WorkdirError(f"--workdir={path} is a file, not a folder: choose another --workdir.")
-        parent = path if os.path.isdir(path) else _existing_parent(path)
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise WorkdirError(f"--workdir={path}: {parent} is not writable: choose another --workdir.")
+        check_writable_folder(path)
         run = cls(path, config, config_name, pinned, verbose)
         if run.has_checkpoint():
             run._check_resumable(resumable)
@@ -266,6 +262,19 @@ def _saved_checkpoints(directory: str) -> list[str]:
         return int(tail) if tail.isdigit() else -1
 
     return sorted(prefixes, key=number)
+
+
+def check_writable_folder(path: str, flag: str = "workdir") -> None:
+    """Raises WorkdirError unless `path` is a folder, or can be created, that we may write in.
+
+    Args:
+        flag: the flag named in the message (e.g. "export_dir").
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise WorkdirError(f"--{flag}={path} is a file, not a folder: choose another --{flag}.")
+    parent = path if os.path.isdir(path) else _existing_parent(path)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise WorkdirError(f"--{flag}={path}: {parent} is not writable: choose another --{flag}.")
 
 
 def _existing_parent(path: str) -> str:
