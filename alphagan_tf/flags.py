@@ -130,6 +130,30 @@ def precision_from_flags() -> str:
 
 
 @_once
+def define_strategy_flags() -> None:
+    """The devices a search or a retraining runs on (utils/distribution.py)."""
+    flags.DEFINE_enum(
+        "strategy", "default", ["default", "mirrored", "one_device"],
+        "tf.distribute strategy of the compiled steps: default (one device), mirrored (one "
+        "replica per device of --devices, or every GPU; the global batch is split over them, "
+        "batch norms synchronized: the same result as one device with the same global batch "
+        "sizes) or one_device.",
+    )
+    flags.DEFINE_list("devices", [], "Devices of --strategy, e.g. /gpu:0,/gpu:1 (empty: its default).")
+    flags.DEFINE_integer(
+        "cpu_devices", 0,
+        "Split the CPU into this many logical devices first (e.g. 2 with --strategy=mirrored "
+        "--devices=/cpu:0,/cpu:1, to try data parallelism without GPUs); 0 or 1 = leave it.",
+        lower_bound=0,
+    )
+
+
+def strategy_fields_from_flags() -> dict:
+    """--strategy, --devices, --cpu_devices -> the run config fields of the same names."""
+    return dict(strategy=FLAGS.strategy, devices=tuple(FLAGS.devices), cpu_devices=FLAGS.cpu_devices)
+
+
+@_once
 def define_search_flags() -> None:
     """The bi-level architecture search (AlphaGAN)."""
     define_data_flags()
@@ -137,6 +161,7 @@ def define_search_flags() -> None:
     define_gan_optimizer_flags()
     define_run_flags()
     define_precision_flags()
+    define_strategy_flags()
     flags.DEFINE_integer("batch_size", 64, "Batch size of every search step.")
     flags.DEFINE_integer("epochs", 100, "Search epochs.")
     flags.DEFINE_integer("inner_steps", 20, "Weight (D) steps per epoch: 20 for alphaGAN(s), 390 for (l).")
@@ -165,19 +190,6 @@ def define_search_flags() -> None:
     flags.DEFINE_boolean(
         "mixed_precision", False,
         "Old name of --precision=float16 (kept as an alias).",
-    )
-    flags.DEFINE_enum(
-        "strategy", "default", ["default", "mirrored", "one_device"],
-        "tf.distribute strategy of the search steps: default (one device), mirrored (one "
-        "replica per device of --devices, or every GPU; batch norms synchronized, the same "
-        "result as one device with the same global --batch_size) or one_device.",
-    )
-    flags.DEFINE_list("devices", [], "Devices of --strategy, e.g. /gpu:0,/gpu:1 (empty: its default).")
-    flags.DEFINE_integer(
-        "cpu_devices", 0,
-        "Split the CPU into this many logical devices first (e.g. 2 with --strategy=mirrored "
-        "--devices=/cpu:0,/cpu:1, to try data parallelism without GPUs); 0 or 1 = leave it.",
-        lower_bound=0,
     )
     _define_shared(flags.DEFINE_enum, "algorithm", None, ALGORITHM_CHOICES, ALGORITHM_FLAG_HELP)
     flags.DEFINE_integer(
@@ -286,6 +298,7 @@ def retrain_run_config_from_flags(genotype: str, **overrides):
 def define_train_flags() -> None:
     """Retraining a derived generator."""
     define_retrain_flags()
+    define_strategy_flags()
     flags.DEFINE_string(
         "genotype", "alphaGAN_l", "A preset (alphaGAN_l, alphaGAN_s) or a genotype.json path."
     )

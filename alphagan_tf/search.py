@@ -10,8 +10,6 @@ checkpoints into --workdir; re-running the same command resumes.
 
 from __future__ import annotations
 
-import logging
-
 from absl import app, flags
 
 from alphagan_tf import cli_errors
@@ -59,9 +57,7 @@ def config_from_flags():
         deterministic=FLAGS.deterministic,
         fuse_convs=FLAGS.fuse_convs,
         precision=alphagan_flags.precision_from_flags(),
-        strategy=FLAGS.strategy,
-        devices=tuple(FLAGS.devices),
-        cpu_devices=FLAGS.cpu_devices,
+        **alphagan_flags.strategy_fields_from_flags(),
         algorithm=FLAGS.algorithm or "alphagan",
         random_ws=RandomWSConfig(
             candidates=FLAGS.random_ws_candidates,
@@ -81,11 +77,9 @@ def main(argv):
         raise app.UsageError("--algorithm=random_ws scores candidates by FID: give a "
                              "--feature_extractor (inception or classifier:DIR), not 'none'.")
     from alphagan_tf.gan.search_loop import run_search
+    from alphagan_tf.utils.distribution import quiet_all_reduce_logs
 
-    if FLAGS.strategy == "mirrored":
-        # MirroredStrategy logs an INFO line for every all-reduce it traces (~1300 in one
-        # demo epoch), burying the progress bar; its warnings still show.
-        logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    quiet_all_reduce_logs(FLAGS.strategy)
     run_search(config_from_flags(), FLAGS.workdir)
 
 

@@ -2,6 +2,8 @@
 
     python -m alphagan_tf.train --genotype=alphaGAN_l --flagfile=configs/train_cifar10.cfg --workdir=DIR
     python -m alphagan_tf.train --genotype=runs/demo_search/genotype.json --flagfile=configs/demo_train.cfg
+    python -m alphagan_tf.train ... --strategy=mirrored                 # every GPU of this host
+    python -m alphagan_tf.train ... --strategy=mirrored --cpu_devices=2 --devices=/cpu:0,/cpu:1
 
 Writes checkpoints (exact resume), the best checkpoint by FID, TensorBoard logs,
 eval_history.json and samples.png into --workdir; re-running resumes.
@@ -23,7 +25,8 @@ flags.adopt_module_key_flags(alphagan_flags)  # --help lists them
 def config_from_flags():
     """Flags -> a typed TrainRunConfig (the only place train flags are read)."""
     return alphagan_flags.retrain_run_config_from_flags(
-        FLAGS.genotype, init_from=FLAGS.init_from, eval_every=FLAGS.eval_every
+        FLAGS.genotype, init_from=FLAGS.init_from, eval_every=FLAGS.eval_every,
+        **alphagan_flags.strategy_fields_from_flags(),
     )
 
 
@@ -53,8 +56,12 @@ def main(argv):
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required (or set it in the flagfile).")
     from alphagan_tf.gan.train_loop import open_workdir, run_training
+    from alphagan_tf.utils import distribution
+
+    distribution.quiet_all_reduce_logs(FLAGS.strategy)
 
     config = config_from_flags()
+    distribution.prepare_cpu(config.cpu_devices)  # before the evaluation's first TF op
     open_workdir(config, FLAGS.workdir)  # bad genotype or workdir: before evaluation setup
     evaluate_fn = evaluate_fn_from_flags(config, FLAGS.workdir)
     run_training(config, FLAGS.workdir, evaluate_fn=evaluate_fn)

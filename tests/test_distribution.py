@@ -1,10 +1,12 @@
-"""The search under tf.distribute: two replicas compute what one device computes.
+"""The search and the retraining under tf.distribute: two replicas compute what one device computes.
 
-The MirroredStrategy run needs two logical CPU devices, which must be set up
-before TensorFlow initialises, so it runs in a subprocess
+The MirroredStrategy runs need two logical CPU devices, which must be set up
+before TensorFlow initialises, so they run in subprocesses
 (tests/distributed_search_run.py: it traces the supernet's steps for one device and
 for two replicas; 90 + 225 CPU-seconds, 4:48 alone on 2 cores, more on a busy machine,
-hence the 20-minute timeout of the first test, which builds the fixture).
+hence the 20-minute timeout of the first test, which builds the fixture;
+tests/distributed_train_run.py: a tiny retraining, 37 CPU-seconds; as a fixture 39 s at load 1,
+73 s at load 4 on 2 cores).
 """
 
 import json
@@ -21,16 +23,25 @@ from alphagan_tf.utils import distribution
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("distributed")
+def _run_script(name, workdir, timeout):
+    """The JSON a tests/distributed_*_run.py script prints on its last line."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run(
-        [sys.executable, os.path.join(HERE, "distributed_search_run.py"), str(workdir)],
-        capture_output=True, text=True, env=env, timeout=1200,
+        [sys.executable, os.path.join(HERE, name), str(workdir)],
+        capture_output=True, text=True, env=env, timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return _run_script("distributed_search_run.py", tmp_path_factory.mktemp("distributed"), 1200)
+
+
+@pytest.fixture(scope="module")
+def train_runs(tmp_path_factory):
+    return _run_script("distributed_train_run.py", tmp_path_factory.mktemp("distributed_train"), 600)
 
 
 def flat(values):
@@ -65,12 +76,18 @@ SHIFT_ONLY = tuple(f"search_generator/cell3/{edge}/" for edge in ("normal1", "no
 ABSORBS_SHIFTS = "search_generator/head/bn/moving_mean"
 
 
+def adam_walk(lr, steps):
+    """How far apart two runs' weight can get when Adam (beta1 0, beta2 0.9) steps it by noise.
+
+    One step moves a weight by at most sqrt(1.9) lr: two runs walking opposite ways differ
+    by at most twice that per step.
+    """
+    return 2 * np.sqrt(1.9) * lr * steps
+
+
 def test_two_replicas_train_the_same_weights(runs):
-    # The tiny search's G learning rate and G steps (2 epochs of 5 D steps, n_critic 5). One
-    # Adam step (beta1 0, beta2 0.9) moves a weight by at most sqrt(1.9) lr: two runs walking
-    # opposite ways differ by at most twice that per step.
-    lr, steps = 2e-4, 2
-    walk = 2 * np.sqrt(1.9) * lr * steps
+    # The tiny search's G learning rate and G steps (2 epochs of 5 D steps, n_critic 5).
+    walk = adam_walk(2e-4, 2)
     for player in ("generator", "discriminator"):
         one, two = runs["one_variables"][player], runs["two_variables"][player]
         assert sorted(one) == sorted(two)
@@ -98,6 +115,66 @@ def test_a_batch_the_replicas_cannot_share_is_refused(runs):
     assert "cannot be split evenly over 2 replicas" in runs["uneven_batch"]
 
 
+@pytest.mark.timeout(600)
+def test_two_replicas_retrain_like_one_device(train_runs):
+    # G iterations 3 and 4: on one device, and resumed from its checkpoint at 2 under
+    # MirroredStrategy (tests/distributed_train_run.py).
+    assert train_runs["replicas"] == [1, 2]
+    assert train_runs["synchronized_bn"] == [False, True]
+    one, two = train_runs["losses"]["one"], train_runs["losses"]["two"]
+    assert len(one) == len(two) == 2
+    for a, b in zip(one, two):
+        for name in ("d_loss", "g_loss"):
+            assert b[name] == pytest.approx(a[name], rel=1e-5, abs=1e-5), name
+
+
+# The fixed generator's biases with a mathematically zero gradient (as SHIFT_ONLY above):
+# cell 3's normal[1] and normal[2] conv_1x1 (the script's genotype) feed the head's
+# training-mode batch norm, whose moving mean averages their walk in.
+RETRAIN_SHIFT_ONLY = tuple(f"generator/cell3/normal{i}_conv_1x1/conv/bias" for i in (1, 2))
+RETRAIN_ABSORBS_SHIFTS = "generator/head/bn/moving_mean"
+
+
+def test_two_replicas_checkpoint_what_one_device_trains(train_runs):
+    # The last checkpoint of each run restored into a new one-device trainer: G, D, EMA G,
+    # both Adams' moments, iteration counters and the latent RNG.
+    one, two, halfway = train_runs["one"], train_runs["two"], train_runs["halfway"]
+    assert one["counters"] == two["counters"]
+    assert one["counters"]["g_iterations_done"] == [4]
+    walk = adam_walk(1e-3, 2)  # the script's g_lr; G steps under the strategy
+    for part in ("generator", "discriminator", "ema_generator", "g_optimizer", "d_optimizer"):
+        assert sorted(one[part]) == sorted(two[part]), part
+        moved, compared = 0, 0
+        for path in one[part]:
+            a, b = np.asarray(one[part][path]), np.asarray(two[part][path])
+            if path in RETRAIN_SHIFT_ONLY + (RETRAIN_ABSORBS_SHIFTS,):
+                assert np.abs(b - a).max() <= walk, (part, path)
+                continue
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-4, err_msg=f"{part} {path}")
+            compared += a.size
+            # ... and the two iterations under the strategy moved most values by far more.
+            moved += int(np.sum(np.abs(b - np.asarray(halfway[part][path])) > 5e-4))
+        assert compared > 0.95 * sum(np.size(v) for v in one[part].values()), part
+        assert moved > 0.5 * compared, (part, moved, compared)
+
+
+def test_strategy_fields_are_checked_by_the_configs():
+    from alphagan_tf.gan.search_loop import SearchRunConfig
+    from alphagan_tf.gan.train_loop import TrainRunConfig
+    from alphagan_tf.utils.typed_config import ConfigError
+
+    for config in (SearchRunConfig, TrainRunConfig):
+        with pytest.raises(ConfigError, match="strategy: must be one of") as error:
+            config(strategy="tpu")
+        assert error.value.key == "strategy"
+        with pytest.raises(ConfigError, match="cpu_devices: must be an integer >= 0"):
+            config(cpu_devices=-1)
+        with pytest.raises(ConfigError, match="devices: must be a list of device names"):
+            config(devices=("/cpu:0", 1))
+        assert config(strategy="mirrored", devices=("/cpu:0", "/cpu:1"), cpu_devices=2)
+    assert {"strategy", "devices", "cpu_devices"} <= set(TrainRunConfig.RESUMABLE)
+
+
 def test_make_strategy_rejects_bad_requests():
     with pytest.raises(distribution.StrategyError, match="Unknown strategy"):
         distribution.make_strategy("tpu")
@@ -116,15 +193,20 @@ def test_split_cpu_after_tensorflow_started_says_so():
         distribution.split_cpu(3)
 
 
-@pytest.mark.parametrize("flags, message", [
-    # The CLI splits the CPU before TensorFlow starts, then refuses the uneven batch.
-    (["--cpu_devices=2", "--devices=/cpu:0,/cpu:1", "--batch_size=3"],
+@pytest.mark.parametrize("command, flags, message", [
+    # The CLIs split the CPU before TensorFlow starts, then refuse the uneven batch.
+    (["search", "--flagfile=configs/demo.cfg"],
+     ["--cpu_devices=2", "--devices=/cpu:0,/cpu:1", "--batch_size=3"],
      "The batch of 3 cannot be split evenly over 2 replicas"),
-    (["--devices=/gpu:3"], "Unknown device '/gpu:3'"),
+    (["search", "--flagfile=configs/demo.cfg"], ["--devices=/gpu:3"], "Unknown device '/gpu:3'"),
+    (["train", "--flagfile=configs/demo_train.cfg", "--genotype=alphaGAN_s"],
+     ["--cpu_devices=2", "--devices=/cpu:0,/cpu:1", "--d_batch_size=5"],
+     "The batch of 5 cannot be split evenly over 2 replicas: make d_batch_size"),
 ])
-def test_search_cli_strategy_errors(tmp_path, flags, message):
+def test_cli_strategy_errors(tmp_path, command, flags, message):
+    name, *command_flags = command
     done = subprocess.run(
-        [sys.executable, "-m", "alphagan_tf.search", "--flagfile=configs/demo.cfg",
+        [sys.executable, "-m", f"alphagan_tf.{name}", *command_flags,
          f"--workdir={tmp_path}", "--strategy=mirrored", *flags],
         cwd=os.path.dirname(HERE), capture_output=True, text=True, timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),

@@ -208,6 +208,8 @@ class FixedCell(_CellBase, keras.layers.Layer):
         up_ops: 2 names of `UP_OPS` (up[0..1]).
         skip_ops: one name of `UP_OPS` per skip edge.
         skip_scales: upsampling factor of each skip edge.
+        synchronized_bn: the sep convs' batch statistics over all replicas of a
+            distribution strategy.
 
     Call args / returns: as `SearchCell`.
     """
@@ -219,6 +221,7 @@ class FixedCell(_CellBase, keras.layers.Layer):
         up_ops: Sequence[str],
         skip_ops: Sequence[str] = (),
         skip_scales: Sequence[int] = (),
+        synchronized_bn: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -234,6 +237,7 @@ class FixedCell(_CellBase, keras.layers.Layer):
         self.up_ops = tuple(up_ops)
         self.skip_ops = tuple(skip_ops)
         self.skip_scales = tuple(int(s) for s in skip_scales)
+        self.synchronized_bn = bool(synchronized_bn)
         # Lists of layers are invisible to tf.train.Checkpoint: see nas/tracking.py.
         self.up_edges = track_layers(self, "up", [
             operations.make_up_op(n, self.channels, 2, layer_name=f"up{i}_{n}")
@@ -241,7 +245,8 @@ class FixedCell(_CellBase, keras.layers.Layer):
         ])
         self.normal_edges = track_layers(self, "normal", [
             operations.make_normal_op(
-                n, self.channels, affine=True, layer_name=f"normal{i}_{n}"
+                n, self.channels, affine=True, synchronized_bn=self.synchronized_bn,
+                layer_name=f"normal{i}_{n}",
             )
             for i, n in enumerate(self.normal_ops)
         ])
@@ -258,6 +263,7 @@ class FixedCell(_CellBase, keras.layers.Layer):
             "up_ops": list(self.up_ops),
             "skip_ops": list(self.skip_ops),
             "skip_scales": list(self.skip_scales),
+            "synchronized_bn": self.synchronized_bn,
         }
 
 

@@ -44,6 +44,10 @@ class Generator(CellGenerator):
         gf: channels of every cell node (256).
         latent_dim: size of z (128).
         bottom_width: side of the first feature map: 4 -> 32x32, 6 -> 48x48.
+        synchronized_bn: batch statistics over all replicas of a multi-replica
+            `tf.distribute` strategy (build the generator under its scope), so
+            that N replicas compute what one device computes on the global batch.
+            The variables are the same either way (a checkpoint fits both).
 
     Call args:
         inputs: z, float32 [B, latent_dim].
@@ -59,6 +63,7 @@ class Generator(CellGenerator):
         gf: int = 256,
         latent_dim: int = 128,
         bottom_width: int = 4,
+        synchronized_bn: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("name", "generator")
@@ -66,6 +71,7 @@ class Generator(CellGenerator):
         if not isinstance(genotype, Genotype):
             genotype = Genotype.from_dict(genotype)
         self.genotype = genotype
+        self.synchronized_bn = bool(synchronized_bn)
         skips = [((), ()), (genotype.skip_2, SKIP_2_SCALES), (genotype.skip_3, SKIP_3_SCALES)]
         self._set_cells(
             [
@@ -75,11 +81,12 @@ class Generator(CellGenerator):
                     up_ops=cell.up,
                     skip_ops=skip_ops,
                     skip_scales=skip_scales,
+                    synchronized_bn=self.synchronized_bn,
                     name=f"cell{i + 1}",
                 )
                 for i, (cell, (skip_ops, skip_scales)) in enumerate(zip(genotype.cells, skips))
             ],
-            GeneratorHead(name="head"),
+            GeneratorHead(synchronized_bn=self.synchronized_bn, name="head"),
         )
 
     @classmethod
@@ -95,7 +102,8 @@ class Generator(CellGenerator):
         return cls(genotype, gf=gf, latent_dim=latent_dim, bottom_width=bottom_width, **kwargs)
 
     def get_config(self):
-        return {**super().get_config(), "genotype": self.genotype.to_dict()}
+        return {**super().get_config(), "genotype": self.genotype.to_dict(),
+                "synchronized_bn": self.synchronized_bn}
 
 
 def _assign(target, source, what: str) -> None:

@@ -96,6 +96,7 @@ class SearchRunConfig(TypedConfig):
         require(self.algorithm in ALGORITHMS, "algorithm", self.algorithm,
                 f"must be one of {ALGORITHMS}")
         precision.validate(self.precision)
+        distribution.validate_fields(self)
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
@@ -153,20 +154,13 @@ def build_players(
     return generator, Discriminator(df=model.df)
 
 
-def make_search_strategy(config: SearchRunConfig) -> tf.distribute.Strategy:
-    """The run's `tf.distribute` strategy (splitting the CPU first if asked)."""
-    if config.cpu_devices > 1:
-        distribution.split_cpu(config.cpu_devices)
-    return distribution.make_strategy(config.strategy, config.devices)
-
-
 def build_searcher(config: SearchRunConfig) -> BilevelSearcher:
     """The four players (current and worst-case G and D) and their steps.
 
     Under a multi-replica strategy the players are built in its scope with
     synchronized batch norms (global-batch statistics, as on one device).
     """
-    strategy = make_search_strategy(config)
+    strategy = distribution.strategy_from_config(config)
     search = config.search
     if precision.uses_loss_scaling(config.precision):
         search = dataclasses.replace(search, loss_scaling=True)
@@ -239,8 +233,7 @@ def run_search(
         from alphagan_tf.gan.random_ws import run_random_ws_search
 
         return run_random_ws_search(config, workdir, verbose)
-    if config.cpu_devices > 1:  # before the first TensorFlow op
-        distribution.split_cpu(config.cpu_devices)
+    distribution.prepare_cpu(config.cpu_devices)  # before the first TensorFlow op
     run = Workdir.open(workdir, config, "search_config.json",
                        resumable=SearchRunConfig.RESUMABLE, verbose=bool(verbose))
     seeding.seed_everything(config.seed)

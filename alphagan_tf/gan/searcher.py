@@ -39,13 +39,12 @@ exist before the first trace, steps take fixed-shape batches and return
 scalars, and the latent vectors come from a checkpointed `tf.random.Generator`.
 
 Distribution: the steps run under a `tf.distribute` strategy (default: the one
-device). Each step draws the global batch of latents in cross-replica context,
-as on one device, and hands every replica its slice of the latents and of the
-real batch; each replica's loss is its slice's mean divided by the number of
-replicas, so the summed (all-reduced) gradients are those of the global-batch
-mean. With the generator's batch norms synchronized (`synchronized_bn`), N
-replicas compute what one device computes on the global batch (a test checks
-MirroredStrategy on two CPU devices against one device).
+device), as `utils/data_parallel.py` describes: each step draws the global batch
+of latents in cross-replica context, as on one device, and hands every replica
+its slice of the latents and of the real batch; each replica's loss is its share
+of the global-batch mean. With the generator's batch norms synchronized
+(`synchronized_bn`), N replicas compute what one device computes on the global
+batch (a test checks MirroredStrategy on two CPU devices against one device).
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ from alphagan_tf.gan import losses
 from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
 from alphagan_tf.utils import precision
-from alphagan_tf.utils.distribution import StrategyError
+from alphagan_tf.utils.data_parallel import DataParallel
 from alphagan_tf.utils.typed_config import (
     TypedConfig, rename_keys, require, require_finite_positive, require_fraction, require_positive,
 )
@@ -169,13 +168,9 @@ class BilevelSearcher:
         strategy: tf.distribute.Strategy | None = None,
     ):
         self.config = config
-        self.strategy = strategy or tf.distribute.get_strategy()
-        self.replicas = self.strategy.num_replicas_in_sync
-        if config.batch_size % self.replicas:
-            raise StrategyError(
-                f"The batch of {config.batch_size} cannot be split evenly over "
-                f"{self.replicas} replicas: make batch_size a multiple of the replica count."
-            )
+        self.parallel = DataParallel(strategy)
+        self.strategy, self.replicas = self.parallel.strategy, self.parallel.replicas
+        self.parallel.check_batch(config.batch_size, "batch_size")
         self.generator = generator
         self.discriminator = discriminator
         self.worst_generator = worst_generator
@@ -216,12 +211,8 @@ class BilevelSearcher:
                     f"has {tuple(image_shape)}: bottom_width * 8 must equal the image size."
                 )
             d(images, training=False)
-        for player in (generator, discriminator, worst_generator, worst_discriminator):
-            if not self.strategy.extended.variable_created_in_scope(player.variables[0].value):
-                raise ValueError(
-                    f"{player.name} was built outside the scope of the search's "
-                    f"{type(self.strategy).__name__}: build the players under strategy.scope()."
-                )
+        self.parallel.check_built_in_scope(
+            "search", generator, discriminator, worst_generator, worst_discriminator)
 
         scaling = config.loss_scaling
         self.g_optimizer = _adam(config.g_lr, config.beta_1, config.beta_2, "g_adam", scaling)
@@ -241,35 +232,11 @@ class BilevelSearcher:
 
     # -- the six compiled steps ----------------------------------------------
     # Each `_x_step` runs in cross-replica context: it draws the global latents
-    # and runs `_x_replica` on every replica with its slice of the batches.
+    # and runs `_x_replica` on every replica with its slice of the batches
+    # (`self.parallel`, utils/data_parallel.py).
 
     def _latents(self) -> tf.Tensor:
         return self.latent_rng.normal([self.config.batch_size, self.generator.latent_dim])
-
-    def _run(self, replica_fn, *global_batches):
-        """replica_fn(*local slices) on every replica; its outputs summed over replicas.
-
-        replica_fn returns per-replica shares of global means (local mean / replicas),
-        so the sums are the global-batch values.
-        """
-
-        def on_replica(*batches):
-            if self.replicas > 1:
-                replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-                batches = [
-                    tf.gather(tf.reshape(b, [self.replicas, -1, *b.shape[1:]]), replica)
-                    for b in batches
-                ]
-            return replica_fn(*batches)
-
-        outputs = self.strategy.run(on_replica, args=global_batches)
-        return tf.nest.map_structure(
-            lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), outputs
-        )
-
-    def _share(self, value: tf.Tensor) -> tf.Tensor:
-        """This replica's share of a global-batch mean (its local mean / replicas)."""
-        return value / self.replicas if self.replicas > 1 else value
 
     @staticmethod
     def _generate(generator, z) -> tf.Tensor:
@@ -282,7 +249,7 @@ class BilevelSearcher:
         return precision.to_float32(discriminator(images, training=True))
 
     def _d_step(self, real: tf.Tensor) -> tf.Tensor:
-        loss = self._run(self._d_replica, real, self._latents())
+        loss = self.parallel.run(self._d_replica, real, self._latents())
         self.d_steps_done.assign_add(1)
         return loss
 
@@ -293,26 +260,27 @@ class BilevelSearcher:
         with tf.GradientTape() as tape:
             real_logits = self._logits(self.discriminator, real)
             fake_logits = self._logits(self.discriminator, fake)
-            loss = self._share(losses.hinge_discriminator_loss(real_logits, fake_logits))
+            loss = self.parallel.share(losses.hinge_discriminator_loss(real_logits, fake_logits))
             scaled = self.d_optimizer.scale_loss(loss)
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
 
     def _g_step(self) -> tf.Tensor:
-        return self._run(self._g_replica, self._latents())
+        return self.parallel.run(self._g_replica, self._latents())
 
     def _g_replica(self, z):
         """Inner level: G's network weights (not alpha) descend the hinge G loss."""
         variables = self.generator.weight_variables
         with tf.GradientTape() as tape:
             fake = self._generate(self.generator, z)
-            loss = self._share(losses.hinge_generator_loss(self._logits(self.discriminator, fake)))
+            logits = self._logits(self.discriminator, fake)
+            loss = self.parallel.share(losses.hinge_generator_loss(logits))
             scaled = self.g_optimizer.scale_loss(loss)
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
 
     def _worst_d_step(self, real: tf.Tensor) -> tf.Tensor:
-        return self._run(self._worst_d_replica, real, self._latents())
+        return self.parallel.run(self._worst_d_replica, real, self._latents())
 
     def _worst_d_replica(self, real, z):
         """D_worst maximises V(G, D_worst) against the current G. Returns V."""
@@ -322,13 +290,13 @@ class BilevelSearcher:
         with tf.GradientTape() as tape:
             real_logits = self._logits(self.worst_discriminator, real)
             fake_logits = self._logits(self.worst_discriminator, fake)
-            value = self._share(losses.game_value(real_logits, fake_logits))
+            value = self.parallel.share(losses.game_value(real_logits, fake_logits))
             scaled = optimizer.scale_loss(-value)
         optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return value
 
     def _worst_g_step(self) -> tf.Tensor:
-        return self._run(self._worst_g_replica, self._latents())
+        return self.parallel.run(self._worst_g_replica, self._latents())
 
     def _worst_g_replica(self, z):
         """G_worst's weights descend the hinge G loss against the current D. Returns the loss."""
@@ -336,23 +304,24 @@ class BilevelSearcher:
         optimizer = self.worst_g_optimizer.optimizer
         with tf.GradientTape() as tape:
             fake = self._generate(self.worst_generator, z)
-            loss = self._share(losses.hinge_generator_loss(self._logits(self.discriminator, fake)))
+            logits = self._logits(self.discriminator, fake)
+            loss = self.parallel.share(losses.hinge_generator_loss(logits))
             scaled = optimizer.scale_loss(loss)
         optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
 
     def _worst_value_step(self, real: tf.Tensor) -> tf.Tensor:
-        return self._run(self._worst_value_replica, real, self._latents())
+        return self.parallel.run(self._worst_value_replica, real, self._latents())
 
     def _worst_value_replica(self, real, z):
         """V(G_worst, D): DG's second term, constant during the outer level."""
-        return self._share(losses.game_value(
+        return self.parallel.share(losses.game_value(
             self._logits(self.discriminator, real),
             self._logits(self.discriminator, self._generate(self.worst_generator, z)),
         ))
 
     def _arch_step(self, real: tf.Tensor, value_worst_g_vs_d: tf.Tensor) -> dict[str, tf.Tensor]:
-        value_g_vs_worst_d = self._run(self._arch_replica, real, self._latents())
+        value_g_vs_worst_d = self.parallel.run(self._arch_replica, real, self._latents())
         return {
             "duality_gap": losses.duality_gap(value_g_vs_worst_d, value_worst_g_vs_d),
             "value_g_vs_worst_d": value_g_vs_worst_d,
@@ -368,7 +337,7 @@ class BilevelSearcher:
         real_logits_worst_d = self._logits(self.worst_discriminator, real)
         with tf.GradientTape() as tape:
             fake = self._generate(self.generator, z)
-            value_g_vs_worst_d = self._share(
+            value_g_vs_worst_d = self.parallel.share(
                 losses.game_value(real_logits_worst_d, self._logits(self.worst_discriminator, fake))
             )
             scaled = self.arch_optimizer.scale_loss(value_g_vs_worst_d)

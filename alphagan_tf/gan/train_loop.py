@@ -42,7 +42,7 @@ from alphagan_tf.gan.generator import Generator
 from alphagan_tf.gan.genotypes import Genotype, load_genotype
 from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
 from alphagan_tf.metrics import diversity
-from alphagan_tf.utils import files, guards, images, seeding
+from alphagan_tf.utils import distribution, files, guards, images, seeding
 from alphagan_tf.utils import precision as precision_lib
 from alphagan_tf.utils.typed_config import TypedConfig, require, require_positive
 from alphagan_tf.utils.workdir import Workdir
@@ -68,20 +68,27 @@ class TrainRunConfig(TypedConfig):
     # float32, bfloat16 or float16 compute of G, D and the EMA G (utils/precision.py: what
     # stays float32); float16 with dynamic loss scaling. Checkpoints hold float32 either way.
     precision: str = "float32"
+    # tf.distribute, as in SearchRunConfig: "default" (one device), "mirrored" or "one_device"
+    # over `devices`; `cpu_devices` > 1 first splits the CPU into that many logical devices.
+    strategy: str = "default"
+    devices: tuple[str, ...] = ()
+    cpu_devices: int = 0
 
-    # What a rerun in the same workdir may change: the schedule and the optimizers' settings.
-    # The sizes, the genotype's text, the data and its batch (the checkpointed iterator) and
-    # the seed must match the checkpoint.
+    # What a rerun in the same workdir may change: the schedule, the optimizers' settings and
+    # the devices (a checkpoint written under MirroredStrategy restores on one device to the
+    # values one device trains: tests/test_distribution.py). The sizes, the genotype's text,
+    # the data and its batch (the checkpointed iterator) and the seed must match the checkpoint.
     RESUMABLE = ("train.g_iterations", "train.n_critic", "train.g_batch_size", "train.g_lr",
                  "train.d_lr", "train.beta_1", "train.beta_2", "train.ema_decay",
                  "checkpoint_every", "sample_every", "eval_every", "keep_checkpoints",
-                 "init_from", "genotype")
+                 "init_from", "genotype", "strategy", "devices", "cpu_devices")
 
     def __post_init__(self):
         require_positive(self, "checkpoint_every", "sample_every", "eval_every", "keep_checkpoints")
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
                 "must be an integer >= 0")
         precision_lib.validate(self.precision)
+        distribution.validate_fields(self)
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
@@ -92,24 +99,33 @@ class TrainRunConfig(TypedConfig):
         return self.model.image_size
 
 
-def build_generator(genotype: Genotype, model: GeneratorConfig) -> Generator:
+def build_generator(
+    genotype: Genotype, model: GeneratorConfig, synchronized_bn: bool = False
+) -> Generator:
     return Generator.from_genotype(
         genotype, gf=model.gf, latent_dim=model.latent_dim, bottom_width=model.bottom_width,
+        synchronized_bn=synchronized_bn,
     )
 
 
 def build_trainer(config: TrainRunConfig, genotype: Genotype) -> GANTrainer:
+    """G, D, the EMA G and their steps, under the run's strategy.
+
+    Under a multi-replica strategy the generators are built in its scope with
+    synchronized batch norms (global-batch statistics, as on one device).
+    """
+    strategy = distribution.strategy_from_config(config)
+    synchronized_bn = strategy.num_replicas_in_sync > 1
     train = dataclasses.replace(
         config.train, loss_scaling=precision_lib.uses_loss_scaling(config.precision))
     precision_lib.warn_if_emulated(config.precision)
-    with precision_lib.dtype_policy(config.precision):
-        generator = build_generator(genotype, config.model)
+    with precision_lib.dtype_policy(config.precision), strategy.scope():
+        generator = build_generator(genotype, config.model, synchronized_bn)
         discriminator = Discriminator(df=config.model.df)
-        ema_generator = build_generator(genotype, config.model)
+        ema_generator = build_generator(genotype, config.model, synchronized_bn)
     return GANTrainer(
         generator, discriminator, ema_generator, image_shape=config.model.image_shape,
-        config=train,
-        seed=config.seed,
+        config=train, seed=config.seed, strategy=strategy,
     )
 
 
@@ -171,6 +187,7 @@ def run_training(
     workdir: str,
     evaluate_fn: EvaluateFn | None = None,
     verbose: int = 1,
+    trainer: GANTrainer | None = None,
 ) -> dict:
     """Train (or resume training) a fixed generator; see the module docstring.
 
@@ -180,12 +197,17 @@ def run_training(
         evaluate_fn: called with the EMA generator every `eval_every` iterations and at the
             end; returns metrics, and "fid" (lower is better) selects the best checkpoint.
         verbose: 1 for a progress bar and summary lines.
+        trainer: networks and compiled steps to use instead of building new ones from
+            `config` (which must describe them), as `run_search`'s `searcher`: tests
+            reuse the steps they traced. Its state is overwritten by the checkpoint
+            when resuming.
 
     Returns:
         {"iterations": ..., "final": last metrics, "best_fid": ...}.
     """
     from alphagan_tf.data.pipeline import training_dataset
 
+    distribution.prepare_cpu(config.cpu_devices)  # before the first TensorFlow op
     genotype = load_genotype(config.genotype)
     run = open_workdir(config, workdir, verbose)
     seeding.seed_everything(config.seed)
@@ -196,7 +218,8 @@ def run_training(
         config.data.dataset, image_size=config.image_size, batch_size=config.train.d_batch_size,
         seed=config.seed, **config.data.loader_kwargs(),
     )
-    trainer = build_trainer(config, genotype)
+    if trainer is None:
+        trainer = build_trainer(config, genotype)
     real_batches = iter(data.dataset)
     best_fid = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_fid")
     checkpoint = tf.train.Checkpoint(real_batches=real_batches, best_fid=best_fid,
@@ -228,7 +251,8 @@ def run_training(
         print(f"Already trained {done} G iterations (g_iterations={total}): nothing to do.")
     elif verbose:
         print(f"Training {config.genotype} on {config.data.dataset} "
-              f"({config.image_size}x{config.image_size}), G iterations {done + 1}..{total}.")
+              f"({config.image_size}x{config.image_size}), G iterations {done + 1}..{total}, "
+              f"{trainer.parallel.replicas} replica(s).")
     progbar = keras.utils.Progbar(total, unit_name="G iter") if verbose else None
     if progbar is not None and done:
         progbar.update(min(done, total))

@@ -5,6 +5,15 @@ betas (0.0, 0.9) for both players, n_critic 5 discriminator steps per
 generator step, G batch 128 and D batch 64, spectral norm on D only, and an
 exponential moving average (0.999) of G's weights used for sampling and
 evaluation. One *generator iteration* = n_critic D steps + one G step.
+
+Distribution: the steps run under a `tf.distribute` strategy (default: the one
+device), as the search's do (`utils/data_parallel.py`): each step draws the
+global batch of latents in cross-replica context, every replica trains on its
+slice of them and of the real batch with its share of the global-batch mean
+loss, and the EMA is updated once per G step in cross-replica context. With the
+generator's batch norms synchronized, N replicas compute what one device
+computes on the same global batches (a test checks MirroredStrategy on two CPU
+devices against one device, a resume included).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from alphagan_tf.gan import losses
 from alphagan_tf.gan.ema import WeightEMA
 from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.utils import precision
+from alphagan_tf.utils.data_parallel import DataParallel
 from alphagan_tf.utils.typed_config import (
     TypedConfig, rename_keys, require_finite_positive, require_fraction, require_positive,
 )
@@ -64,6 +74,10 @@ class GANTrainer:
         image_shape: (H, W, 3) of real batches.
         config: the retraining hyperparameters.
         seed: seed of the latent generator.
+        strategy: the `tf.distribute` strategy to run the steps under (default:
+            the current one, i.e. one device). The generators must have been
+            built under its scope; the discriminator and the optimizers are
+            built here, under it.
     """
 
     def __init__(
@@ -74,15 +88,32 @@ class GANTrainer:
         image_shape: tuple[int, int, int],
         config: TrainConfig = TrainConfig(),
         seed: int = 0,
+        strategy: tf.distribute.Strategy | None = None,
     ):
         self.config = config
+        self.parallel = DataParallel(strategy)
+        self.parallel.check_batch(config.g_batch_size, "g_batch_size")
+        self.parallel.check_batch(config.d_batch_size, "d_batch_size")
         self.generator = generator
         self.discriminator = discriminator
         self.ema_generator = ema_generator
+        # Host-side state, outside the strategy: the latents of the global batch
+        # are drawn in cross-replica context, exactly as on one device.
         self.latent_rng = tf.random.Generator.from_seed(seed)
         self.g_iterations_done = tf.Variable(0, dtype=tf.int64, trainable=False,
                                              name="g_iterations_done")
+        with self.parallel.strategy.scope():
+            self._build(image_shape)
 
+        # No AutoGraph: the steps have no tensor-dependent Python control flow, and converting
+        # every Keras layer call made tracing several times slower.
+        self.d_step = tf.function(self._d_step, autograph=False)
+        self.g_step = tf.function(self._g_step, autograph=False)
+
+    def _build(self, image_shape) -> None:
+        """Every variable and optimizer slot, under the strategy's scope."""
+        config, generator, ema_generator = self.config, self.generator, self.ema_generator
+        discriminator = self.discriminator
         z = tf.zeros([2, generator.latent_dim])
         for g in (generator, ema_generator):
             fake = g(z, training=False)
@@ -92,6 +123,7 @@ class GANTrainer:
                     f"has {tuple(image_shape)}: bottom_width * 8 must equal the image size."
                 )
         discriminator(tf.zeros([2, *image_shape]), training=False)
+        self.parallel.check_built_in_scope("retraining", generator, discriminator, ema_generator)
 
         adam = dict(beta_1=config.beta_1, beta_2=config.beta_2)
         self.g_optimizer = precision.with_loss_scaling(
@@ -103,11 +135,6 @@ class GANTrainer:
         self.ema = WeightEMA(generator, ema_generator, config.ema_decay)
         self.ema.initialize()
 
-        # No AutoGraph: the steps have no tensor-dependent Python control flow, and converting
-        # every Keras layer call made tracing several times slower.
-        self.d_step = tf.function(self._d_step, autograph=False)
-        self.g_step = tf.function(self._g_step, autograph=False)
-
     def checked_variables(self) -> list[tf.Variable]:
         """What the divergence guard checks before a checkpoint: G, D and the EMA G."""
         return [*self.generator.variables, *self.discriminator.variables,
@@ -116,28 +143,38 @@ class GANTrainer:
     def _latents(self, batch_size: int) -> tf.Tensor:
         return self.latent_rng.normal([batch_size, self.generator.latent_dim])
 
+    # Each step runs in cross-replica context: it draws the global latents and runs
+    # its `_replica` part on every replica with its slice of the batches (`self.parallel`).
+
     def _d_step(self, real: tf.Tensor) -> tf.Tensor:
-        fake = self.generator(self._latents(self.config.d_batch_size), training=True)
+        return self.parallel.run(self._d_replica, real, self._latents(self.config.d_batch_size))
+
+    def _d_replica(self, real, z):
+        fake = self.generator(z, training=True)
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             # Two training-mode calls, each one spectral-norm power iteration, as the reference.
             real_logits = precision.to_float32(self.discriminator(real, training=True))
             fake_logits = precision.to_float32(self.discriminator(fake, training=True))
-            loss = losses.hinge_discriminator_loss(real_logits, fake_logits)
+            loss = self.parallel.share(losses.hinge_discriminator_loss(real_logits, fake_logits))
             scaled = self.d_optimizer.scale_loss(loss)
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
 
     def _g_step(self) -> tf.Tensor:
+        loss = self.parallel.run(self._g_replica, self._latents(self.config.g_batch_size))
+        self.ema.update()  # once, on the all-reduced weights every replica now holds
+        self.g_iterations_done.assign_add(1)
+        return loss
+
+    def _g_replica(self, z):
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            fake = self.generator(self._latents(self.config.g_batch_size), training=True)
+            fake = self.generator(z, training=True)
             fake_logits = precision.to_float32(self.discriminator(fake, training=True))
-            loss = losses.hinge_generator_loss(fake_logits)
+            loss = self.parallel.share(losses.hinge_generator_loss(fake_logits))
             scaled = self.g_optimizer.scale_loss(loss)
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        self.ema.update()
-        self.g_iterations_done.assign_add(1)
         return loss
 
     def train_iteration(self, real_batches: Iterator[tf.Tensor]) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Which devices a search runs on: `tf.distribute` strategies by name.
+"""Which devices a search or a retraining runs on: `tf.distribute` strategies by name.
 
     make_strategy("default")                    the one device TensorFlow picks
     make_strategy("mirrored")                   MirroredStrategy over all GPUs (or the CPU)
@@ -8,13 +8,21 @@
 `split_cpu(n)` turns the host CPU into n logical devices, so that a
 MirroredStrategy can be exercised (and tested) on a machine without GPUs. It
 must run before TensorFlow initialises its devices, i.e. before the first op.
+
+A run config names its devices in three fields, `strategy`, `devices` and
+`cpu_devices` (the flags of the same names): `validate_fields` checks them,
+`strategy_from_config` builds the strategy (`prepare_cpu` first).
+How a step uses the strategy's replicas: `utils/data_parallel.py`.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import tensorflow as tf
+
+from alphagan_tf.utils.typed_config import require
 
 STRATEGIES = ("default", "mirrored", "one_device")
 
@@ -79,3 +87,38 @@ def make_strategy(name: str = "default", devices: Sequence[str] = ()) -> tf.dist
             raise StrategyError(f"one_device takes one device. Received: {devices}")
         return tf.distribute.OneDeviceStrategy(devices[0] if devices else "/cpu:0")
     return tf.distribute.MirroredStrategy(devices or None)
+
+
+def validate_fields(config) -> None:
+    """A run config's `strategy`, `devices` and `cpu_devices`, checked with `require`."""
+    require(config.strategy in STRATEGIES, "strategy", config.strategy,
+            f"must be one of {STRATEGIES}")
+    require(isinstance(config.devices, tuple) and all(isinstance(d, str) for d in config.devices),
+            "devices", config.devices, "must be a list of device names such as /gpu:0")
+    require(isinstance(config.cpu_devices, int) and config.cpu_devices >= 0, "cpu_devices",
+            config.cpu_devices, "must be an integer >= 0")
+
+
+def prepare_cpu(cpu_devices: int) -> None:
+    """split_cpu(cpu_devices) when more than one device is asked (0 or 1: the CPU as it is).
+
+    Call before the first TensorFlow op of the process.
+    """
+    if cpu_devices > 1:
+        split_cpu(cpu_devices)
+
+
+def strategy_from_config(config) -> tf.distribute.Strategy:
+    """The strategy of a run config's `strategy`, `devices`, `cpu_devices` (splitting the CPU first)."""
+    prepare_cpu(config.cpu_devices)
+    return make_strategy(config.strategy, config.devices)
+
+
+def quiet_all_reduce_logs(strategy: str) -> None:
+    """Under "mirrored", the tensorflow logger shows warnings only.
+
+    MirroredStrategy logs an INFO line for every all-reduce it traces (~1300 in
+    one demo search epoch), burying the progress bar; its warnings still show.
+    """
+    if strategy == "mirrored":
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)

@@ -1,0 +1,85 @@
+"""Data parallelism of a compiled step: the global batch split over a strategy's replicas.
+
+The search's and the retraining's steps run the same way:
+
+    parallel = DataParallel(strategy)
+    parallel.check_batch(64, "batch_size")        # a batch the replicas cannot share: an error
+
+    def d_step(real):                             # cross-replica context (a tf.function)
+        z = latent_rng.normal([64, latent_dim])   # the global latents, drawn as on one device
+        return parallel.run(d_replica, real, z)   # each replica its slice; losses summed
+
+    def d_replica(real, z):                       # replica context: the local slices
+        loss = parallel.share(local_mean_loss)    # local mean / replicas
+        ...
+
+Each replica's loss is its slice's mean divided by the number of replicas, so
+the summed (all-reduced) gradients are those of the global-batch mean and the
+summed losses are the global-batch losses. With the generators' batch norms
+synchronized, N replicas compute what one device computes on the global batch.
+With one replica (the default strategy) `run` is `replica_fn(*global_batches)`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from alphagan_tf.utils.distribution import StrategyError
+
+
+class DataParallel:
+    """Runs per-replica step functions on every replica of `strategy` (default: the current one).
+
+    Attributes:
+        strategy: the `tf.distribute` strategy.
+        replicas: its number of replicas in sync.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy | None = None):
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
+
+    def check_batch(self, batch_size: int, flag: str) -> None:
+        """Raises StrategyError unless `batch_size` (the flag `flag`) splits evenly over the replicas."""
+        if batch_size % self.replicas:
+            raise StrategyError(
+                f"The batch of {batch_size} cannot be split evenly over {self.replicas} "
+                f"replicas: make {flag} a multiple of the replica count."
+            )
+
+    def check_built_in_scope(self, what: str, *models: keras.Model) -> None:
+        """Raises ValueError unless every model's variables were created under the strategy's scope."""
+        for model in models:
+            if not self.strategy.extended.variable_created_in_scope(model.variables[0].value):
+                raise ValueError(
+                    f"{model.name} was built outside the scope of the {what}'s "
+                    f"{type(self.strategy).__name__}: build it under strategy.scope()."
+                )
+
+    def run(self, replica_fn: Callable, *global_batches: tf.Tensor):
+        """replica_fn(*local slices) on every replica; its outputs summed over replicas.
+
+        Call in cross-replica context. `replica_fn` returns per-replica shares of
+        global means (`share`), so the sums are the global-batch values.
+        """
+
+        def on_replica(*batches):
+            if self.replicas > 1:
+                replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+                batches = [
+                    tf.gather(tf.reshape(b, [self.replicas, -1, *b.shape[1:]]), replica)
+                    for b in batches
+                ]
+            return replica_fn(*batches)
+
+        outputs = self.strategy.run(on_replica, args=global_batches)
+        return tf.nest.map_structure(
+            lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), outputs
+        )
+
+    def share(self, value: tf.Tensor) -> tf.Tensor:
+        """This replica's share of a global-batch mean (its local mean / replicas)."""
+        return value / self.replicas if self.replicas > 1 else value
