@@ -23,6 +23,7 @@ error), 1 when none did, 2 on a configuration error.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -84,6 +85,7 @@ def check_resumable(path: str, config: dict) -> None:
     previous = files.read_json(path)
     if previous is None:
         return
+    config = json.loads(json.dumps(config))  # as stored: tuples (e.g. `devices`) become lists
     keys = sorted(set(previous) | set(config))
     changed = [k for k in keys if k not in _RESUMABLE_KEYS and previous.get(k) != config.get(k)]
     if changed:

@@ -88,7 +88,7 @@ def test_a_retrain_killed_at_random_points_resumes_to_the_same_weights(tmp_path)
     assert int(b["g_iterations_done/.ATTRIBUTES/VARIABLE_VALUE"]) == ITERATIONS
 
 
-@pytest.mark.slow
+@pytest.mark.long  # three search processes, ~60 CPU-s of tracing each: `pytest -m long`
 @pytest.mark.timeout(900)
 def test_a_search_killed_at_a_random_point_resumes_to_the_same_genotype(tmp_path):
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
