@@ -30,20 +30,29 @@ def sst_dir() -> pathlib.Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _seed_everything():
-    """Every test starts from seed 0 for Python, NumPy and Keras (weight initialisers).
+@pytest.fixture(scope="module", autouse=True)
+def _tensorflow_seed():
+    """Each test module starts with TensorFlow's global seed 0, set before its fixtures.
 
-    TensorFlow's global seed is set once per process: setting it again clears TF's
-    kernel cache, and with it every instantiated tf.function, so each test of a module
-    sharing one traced supernet paid ~30 s to instantiate its steps again (the
-    product's code gives its random ops explicit seeds: `utils/seeding.py`).
+    Set once per module, not per test: setting it clears TF's kernel cache, and with it
+    every instantiated tf.function, so each test of a module sharing one traced supernet
+    paid ~30 s to instantiate its steps again (the product's random ops take explicit
+    seeds; `utils/seeding.py`). A module whose runs use another seed reseeds as the
+    product does, once.
     """
     import tensorflow as tf
 
     from alphagan_tf.utils import seeding
 
-    if seeding.tensorflow_global_seed() is None:
+    if seeding.tensorflow_global_seed() != 0:
         tf.random.set_seed(0)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Every test starts from seed 0 for Python, NumPy and Keras (weight initialisers)."""
+    from alphagan_tf.utils import seeding
+
     seeding.seed_host(0)
     yield
