@@ -153,18 +153,9 @@ def convert_to_tflite(
 
 def write_tflite(model: bytes, path: str) -> str:
     """Writes model bytes to `path` atomically (temporary file + rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(model)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    from alphagan_tf.utils import files
+
+    return files.write_bytes_atomic(path, model)
 
 
 class TFLiteGenerator:
