@@ -106,8 +106,10 @@ def summarize(results: list[dict], metric: str) -> dict[str, dict]:
 def paired_difference(values: dict[int, float], reference: dict[int, float]) -> dict:
     """Per-seed differences values - reference on the seeds both have.
 
-    Returns {"seeds", "differences", "mean", "sd", "t"}: t is the paired t
-    statistic mean / (sd / sqrt(n)) (NaN below 2 seeds or when sd is 0).
+    Returns {"seeds", "differences", "mean", "sd", "t", "seeds_for_t2"}: t is the
+    paired t statistic mean / (sd / sqrt(n)) (NaN below 2 seeds or when sd is 0);
+    seeds_for_t2 = (2 sd / mean)^2, the seeds at which the same mean and sd would
+    give |t| = 2 (a rough two-sided 5-10% level at these sample sizes).
     """
     seeds = sorted(set(values) & set(reference))
     differences = np.array([values[s] - reference[s] for s in seeds], dtype=np.float64)
@@ -115,7 +117,10 @@ def paired_difference(values: dict[int, float], reference: dict[int, float]) -> 
     mean = float(differences.mean()) if n else math.nan
     sd = float(differences.std(ddof=1)) if n > 1 else math.nan
     t = mean / (sd / math.sqrt(n)) if n > 1 and sd > 0 else math.nan
-    return {"seeds": seeds, "differences": differences.tolist(), "mean": mean, "sd": sd, "t": t}
+    # Seeds a paired comparison needs for |t| = 2 if the mean and sd stay as measured.
+    seeds_needed = (2 * sd / abs(mean)) ** 2 if n > 1 and mean != 0 else math.nan
+    return {"seeds": seeds, "differences": differences.tolist(), "mean": mean, "sd": sd, "t": t,
+            "seeds_for_t2": seeds_needed}
 
 
 def markdown_tables(results: list[dict], reference: str) -> str:
@@ -134,9 +139,11 @@ def markdown_tables(results: list[dict], reference: str) -> str:
     if reference in tables["fid_test"]:
         seeds = sorted({int(r["seed"]) for r in results})
         lines += ["", f"Paired with `{reference}` (same seed): FID test of the genotype minus "
-                  f"FID test of `{reference}`; t = mean / (sd / sqrt(n)).", "",
-                  "| genotype | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | sd | t |",
-                  "|---|" + "---:|" * (len(seeds) + 3)]
+                  f"FID test of `{reference}`; t = mean / (sd / sqrt(n)); the last column: seeds "
+                  "for |t| = 2 at the measured mean and sd.", "",
+                  "| genotype | " + " | ".join(f"seed {s}" for s in seeds)
+                  + " | mean | sd | t | seeds for abs(t)=2 |",
+                  "|---|" + "---:|" * (len(seeds) + 4)]
         ref_values = tables["fid_test"][reference]["values"]
         for label in labels:
             if label == reference:
@@ -146,7 +153,8 @@ def markdown_tables(results: list[dict], reference: str) -> str:
             per_seed = [f"{values[s] - ref_values[s]:+.2f}" if s in values and s in ref_values
                         else "" for s in seeds]
             lines.append(f"| {label} | " + " | ".join(per_seed)
-                         + f" | {paired['mean']:+.2f} | {paired['sd']:.2f} | {paired['t']:.2f} |")
+                         + f" | {paired['mean']:+.2f} | {paired['sd']:.2f} | {paired['t']:.2f}"
+                         + f" | {paired['seeds_for_t2']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
