@@ -272,8 +272,7 @@ def evaluate(args, feature_fn, real: dict, label: str, seed: int, timing: dict) 
     run_dir = os.path.join(args.workdir, "runs", f"{label}_seed{seed}")
     result_path = os.path.join(run_dir, "result.json")
     if os.path.exists(result_path):
-        with open(result_path) as f:
-            return json.load(f)
+        return read_result(args, label, seed)
     start = time.process_time(), time.time()
     generator = load_trained_generator(run_dir)
     latent_dim = read_train_config(run_dir).model.latent_dim
@@ -293,6 +292,27 @@ def evaluate(args, feature_fn, real: dict, label: str, seed: int, timing: dict) 
     with open(result_path, "w") as f:
         json.dump(result, f, indent=2)
     return result
+
+
+def read_result(args, label: str, seed: int) -> dict | None:
+    path = os.path.join(args.workdir, "runs", f"{label}_seed{seed}", "result.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_summary(args, results: list[dict]) -> str:
+    """summary.json, summary.md and quality.png of the runs scored so far; returns the tables."""
+    tables = markdown_tables(results, args.reference)
+    summary = {"args": vars(args), "results": results,
+               "fid_test": summarize(results, "fid_test")}
+    with open(os.path.join(args.workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(args.workdir, "summary.md"), "w") as f:
+        f.write(tables)
+    plot(results, os.path.join(args.workdir, "quality.png"))
+    return tables
 
 
 def main(argv=None) -> int:
@@ -320,6 +340,8 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="retrainings run at once.")
     parser.add_argument("--threads_per_job", type=int, default=0,
                         help="TF intra-op threads of each retraining (0: TF's default).")
+    parser.add_argument("--summary_only", action="store_true",
+                        help="only summarize the runs scored so far (no training, no scoring).")
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args(argv)
     args.npz = os.path.abspath(args.npz)
@@ -332,10 +354,17 @@ def main(argv=None) -> int:
 
     genotype_paths = write_genotypes(args.workdir, parse_genotypes(args.genotypes),
                                      args.random_genotypes, args.random_seed)
+    jobs = [(label, path, seed) for seed in seeds for label, path in genotype_paths.items()]
+    if args.summary_only:
+        results = [read_result(args, label, seed) for label, _, seed in jobs]
+        results = [r for r in results if r is not None]
+        print(f"{len(results)} of {len(jobs)} retrainings scored so far", flush=True)
+        if results:
+            print(write_summary(args, results), end="")
+        return 0
     feature_fn = feature_extractor_from_spec(args.feature_extractor, args.inception_path)
     real = {"test": real_activations(args, feature_fn, "test", args.test_real or None),
             "train": real_activations(args, feature_fn, "train", args.train_real or None)}
-    jobs = [(label, path, seed) for seed in seeds for label, path in genotype_paths.items()]
     print(f"{len(genotype_paths)} genotypes x {len(seeds)} seeds = {len(jobs)} retrainings "
           f"({args.jobs} at once); real features: test {len(real['test'])}, "
           f"train {len(real['train'])}", flush=True)
@@ -351,15 +380,8 @@ def main(argv=None) -> int:
                   f"{result['fid_test']:.2f}, KID test {result['kid_test']:.5f}, FID train "
                   f"{result['fid_train']:.2f} (train {result['train_cpu_s']:.0f} CPU-s)",
                   flush=True)
-    tables = markdown_tables(results, args.reference)
-    summary = {"args": vars(args), "results": results,
-               "fid_test": summarize(results, "fid_test")}
-    with open(os.path.join(args.workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    with open(os.path.join(args.workdir, "summary.md"), "w") as f:
-        f.write(tables)
-    plot(results, os.path.join(args.workdir, "quality.png"))
-    print(tables)
+            tables = write_summary(args, results)  # the summary so far, after every run
+    print(tables, end="")
     return 0
 
 

@@ -93,12 +93,12 @@ def toy(tmp_path_factory):
     return folder, npz, recipe
 
 
-def _run_bench(folder, npz, recipe):
+def _run_bench(folder, npz, recipe, *extra):
     command = [sys.executable, os.path.join(ROOT, "bench", "search_quality.py"), f"--npz={npz}",
                "--genotypes=alphaGAN_s", "--random_genotypes=1", "--seeds=0,1",
                f"--train_flagfile={recipe}", f"--feature_extractor=classifier:{folder / 'clf'}",
                "--num_samples=20", "--batch_size=10", "--train_real=0", "--reference=alphaGAN_s",
-               "--jobs=2", "--threads_per_job=1", f"--workdir={folder / 'bench'}"]
+               "--jobs=2", "--threads_per_job=1", f"--workdir={folder / 'bench'}", *extra]
     env = dict(os.environ, PYTHONPATH=ROOT)
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=580)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -136,3 +136,7 @@ def test_toy_bench_retrains_scores_summarizes_and_resumes(toy):
     assert {p: p.stat().st_size for p in logs} == logs
     assert json.loads((workdir / "summary.json").read_text())["results"] == results
     assert again.count("FID test") == 4
+    # --summary_only reads the scored runs back and writes the same tables.
+    table_again = _run_bench(folder, npz, recipe, "--summary_only")
+    assert "4 of 4 retrainings scored so far" in table_again
+    assert (workdir / "summary.md").read_text() == table and table in table_again
