@@ -18,23 +18,19 @@ object on the last line of stdout:
 """
 
 import json
+import os
+import shutil
 import sys
 
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alphagan_tf.gan import train_loop
+from alphagan_tf.gan.generator_config import GeneratorConfig
+from alphagan_tf.gan.genotypes import load_genotype
+from alphagan_tf.gan.trainer import TrainConfig
 from alphagan_tf.utils import distribution
-
-distribution.split_cpu(2)
-
-import os  # noqa: E402
-import shutil  # noqa: E402
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from alphagan_tf.gan import train_loop  # noqa: E402
-from alphagan_tf.gan.generator_config import GeneratorConfig  # noqa: E402
-from alphagan_tf.gan.genotypes import load_genotype  # noqa: E402
-from alphagan_tf.gan.trainer import TrainConfig  # noqa: E402
 
 # A small genotype (tracing under MirroredStrategy is what the test costs): one sep conv (two
 # batch norms, synchronized under the strategy, as the head's) and one deconv; cheap ops elsewhere.
@@ -89,10 +85,12 @@ def state(trainer):
             for part, part_values in values.items()}
 
 
-def restored(workdir, config, genotype):
-    """The state of the last checkpoint in `workdir`, restored into a new one-device trainer."""
+def restored(workdir, config, genotype, number=None):
+    """The state of the last checkpoint in `workdir` (or ckpt-`number`), restored into a new
+    one-device trainer."""
     trainer = train_loop.build_trainer(config, load_genotype(genotype))
-    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    path = (tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")) if number is None
+            else os.path.join(workdir, "checkpoints", f"ckpt-{number}"))
     tf.train.Checkpoint(**trainer.checkpoint_items()).restore(path).expect_partial() \
         .assert_existing_objects_matched()
     return state(trainer)
@@ -129,4 +127,5 @@ def main(workdir):
 
 
 if __name__ == "__main__":
+    distribution.split_cpu(2)  # before the first TensorFlow op
     main(sys.argv[1])
