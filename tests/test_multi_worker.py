@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +38,10 @@ TRAIN_FLAGS = ["--dataset=demo", "--bottom_width=1", "--gf=4", "--df=4", "--late
                "--checkpoint_every=1", "--sample_every=4", f"--keep_checkpoints={ITERATIONS}",
                "--feature_extractor=none", "--seed=3"]
 WORKER_TIMEOUT = 5  # --worker_timeout of the kill test
+EPOCHS = 2
+SEARCH_FLAGS = ["--dataset=demo", "--bottom_width=2", "--gf=4", "--df=4", "--latent_dim=4",
+                "--batch_size=4", f"--epochs={EPOCHS}", "--inner_steps=2", "--worst_steps=1",
+                "--outer_steps=1", "--n_critic=1", "--sample_every=1", "--seed=5"]
 
 
 def free_ports(count):
@@ -159,17 +164,78 @@ def test_only_the_chief_writes_the_workdir(train_runs):
     assert checkpoints(workdir) == list(range(1, ITERATIONS + 1))
     for name in ("train_config.json", "genotype.json", "train_summary.json", "samples.png"):
         assert (workdir / name).is_file(), name
-    # TensorBoard names its event files after the writing process: one file, the chief's.
+    # The other worker wrote its checkpoints, summaries and files to a temporary folder.
+    assert_only_the_chief_wrote(workdir, chief, other)
+
+
+def test_workers_that_resume_from_different_steps_are_stopped(train_runs, tmp_path):
+    # The chief sees the finished run's checkpoints, worker 1 an empty workdir (as a host
+    # without the shared filesystem would): both stop before the first step.
+    shutil.copytree(train_runs["base"] / "two", tmp_path / "chief")
+    flags = [*TRAIN_FLAGS, f"--genotype={train_runs['genotype']}"]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    with processes() as started:
+        group = [launch(started, "train", flags, tmp_path / name, str(tmp_path / f"{name}_logs"),
+                        cluster, task) for task, name in enumerate(("chief", "other"))]
+        logs = wait_all(group)
+    assert [p.returncode for p in group] == [2, 2], "\n".join(l[-3000:] for l in logs)
+    for log in logs:
+        assert log.strip().splitlines()[-1] == (
+            f"error: The workers resumed from different checkpoints (step per worker: "
+            f"[{ITERATIONS}, 0]): every worker must read the chief's --workdir (put it on a "
+            "filesystem all hosts share) and run the same command.")
+    assert not (tmp_path / "other").exists()
+
+
+def assert_only_the_chief_wrote(workdir, chief, other):
+    """One TensorBoard event file in `workdir`, the chief's; the other worker's temporary
+    folder (in its TMPDIR) is gone."""
+    # TensorBoard names its event files after the writing process.
     events = glob.glob(str(workdir / "tensorboard" / "events.out.tfevents.*"))
     assert [int(e.split(".")[-3]) for e in events] == [chief.pid]
-    # The other worker wrote its checkpoints, summaries and files to a temporary folder in
-    # its TMPDIR, deleted at the end.
     assert "Not the chief" not in output(chief)
     scratch = re.search(r"Not the chief: reading \S+, writing to (\S+) ", output(other)).group(1)
     assert scratch.startswith(other.logs) and not os.path.exists(scratch)
     assert os.listdir(other.logs) == []
 
 
+@pytest.mark.long
+@pytest.mark.timeout(1800)
+def test_two_workers_search_like_one_device(tmp_path):
+    started_at = time.time()
+    with processes() as started:
+        one = launch(started, "search", SEARCH_FLAGS, tmp_path / "one", str(tmp_path / "one_logs"))
+        workers = launch_workers(started, "search", SEARCH_FLAGS, tmp_path / "two", str(tmp_path / "two"))
+        group = [one, *workers]
+        logs = wait_all(group, deadline=1500)
+        assert [p.returncode for p in group] == [0, 0, 0], "\n".join(l[-3000:] for l in logs)
+    print(f"one device + two workers side by side: {time.time() - started_at:.0f} s")
+    assert "2 replica(s)" in logs[1] and "1 replica(s)" in logs[0]
+    history = {}
+    for name in ("one", "two"):
+        with open(tmp_path / name / "genotype_history.json") as f:
+            history[name] = json.load(f)
+    assert [h["epoch"] for h in history["one"]] == [h["epoch"] for h in history["two"]] == [1, 2]
+    for a, b in zip(history["one"], history["two"]):
+        for name in ("d_loss", "g_loss", "worst_d_value", "worst_g_loss", "duality_gap"):
+            assert b[name] == pytest.approx(a[name], rel=1e-5, abs=1e-5), name
+        assert b["genotype"] == a["genotype"]
+        for edge, alphas in a["alphas"].items():
+            np.testing.assert_allclose(b["alphas"][edge]["alpha"], alphas["alpha"], rtol=0,
+                                       atol=1e-5, err_msg=edge)
+    assert (tmp_path / "two" / "genotype.json").read_text() == \
+        (tmp_path / "one" / "genotype.json").read_text()
+    # ... and the second epoch moved the alphas by far more than the tolerance.
+    moved = [np.abs(np.subtract(history["one"][1]["alphas"][e]["alpha"], s["alpha"])).max()
+             for e, s in history["one"][0]["alphas"].items()]
+    assert max(moved) > 1e-3
+    for name in ("search_config.json", "search_summary.json", "alpha_history.png", "samples.png"):
+        assert (tmp_path / "two" / name).is_file(), name
+    assert_only_the_chief_wrote(tmp_path / "two", *workers)
+
+
+@pytest.mark.long
+@pytest.mark.timeout(900)
 def test_a_killed_worker_stops_the_survivor_and_a_rerun_resumes(train_runs, tmp_path):
     flags = [*TRAIN_FLAGS, f"--genotype={train_runs['genotype']}"]
     workdir = tmp_path / "run"
