@@ -322,4 +322,7 @@ def test_the_lost_worker_is_named():
              "error information from remote target /job:worker/replica:0/task:0 while calling "
              "/tensorflow.WorkerService/CompleteInstance")
     assert distribution._lost_tasks(heartbeats) == ["worker 1"]
+    # With three workers, the reporter is not the lost one.
+    assert distribution._lost_tasks(heartbeats.replace("replica:0/task:1", "replica:0/task:2")) \
+        == ["worker 2"]
     assert distribution._lost_tasks(reset) == ["worker 0"]

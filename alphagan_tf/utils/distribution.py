@@ -305,7 +305,14 @@ def check_workers_agree(strategy: tf.distribute.Strategy, step: int, settings: s
 
 
 def _lost_tasks(message: str) -> list[str]:
-    """The tasks other than this one named in a collective's error, e.g. ["worker 1"]."""
+    """The tasks other than this one named in a collective's error, e.g. ["worker 1"].
+
+    The coordination service's error names the task that reported it, then the
+    unhealthy tasks: only these count.
+    """
+    unhealthy = message.find("unhealthy")
+    if unhealthy >= 0:
+        message = message[unhealthy:]
     found = re.findall(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", message)
     names = list(dict.fromkeys(f"{job} {index}" for job, index in found))
     return [name for name in names if name != worker_name()]
@@ -325,7 +332,7 @@ def report_lost_workers(checkpoints: str | None = None):
     try:
         yield
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-            tf.errors.AbortedError, tf.errors.CancelledError, tf.errors.InternalError) as error:
+            tf.errors.AbortedError, tf.errors.CancelledError) as error:
         if _multi_worker is None:
             raise
         message = str(error)
