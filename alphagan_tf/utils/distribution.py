@@ -310,12 +310,19 @@ def _lost_tasks(message: str) -> list[str]:
     The coordination service's error names the task that reported it, then the
     unhealthy tasks: only these count.
     """
+    message = re.sub(r"\{\{function_node [^}]*\}\}", "", message)  # names this worker's device
     unhealthy = message.find("unhealthy")
     if unhealthy >= 0:
         message = message[unhealthy:]
     found = re.findall(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", message)
     names = list(dict.fromkeys(f"{job} {index}" for job, index in found))
     return [name for name in names if name != worker_name()]
+
+
+def _abort_reason(message: str, default: str) -> str:
+    """What aborted the collectives, e.g. "Deadline Exceeded", from a TensorFlow error message."""
+    found = re.search(r"aborted by: ([^\n\[]+)", message)
+    return (found.group(1) if found else (message.strip().splitlines() or [default])[0]).strip()[:200]
 
 
 @contextlib.contextmanager
@@ -336,12 +343,14 @@ def report_lost_workers(checkpoints: str | None = None):
         if _multi_worker is None:
             raise
         message = str(error)
-        lost = _lost_tasks(message) or ["another worker"]
+        lost = _lost_tasks(message)
         why = ("it stopped sending heartbeats" if "heartbeat" in message
                else "its connection closed" if re.search(r"[Cc]onnection|[Ss]ocket", message)
-               else (message.strip().splitlines() or [type(error).__name__])[0][:200])
+               else _abort_reason(message, type(error).__name__))
+        what = (f"lost {' and '.join(lost)} of the multi-worker run ({why})" if lost else
+                f"lost contact with the multi-worker run ({why}; a worker died, or this host "
+                "was unreachable or too busy to send heartbeats for --worker_timeout seconds)")
         latest = tf.train.latest_checkpoint(checkpoints) if checkpoints else None
         raise WorkerLostError(
-            f"{worker_name()} lost {' and '.join(lost)} of the multi-worker run ({why}); "
-            "stopped. Rerun the same command on every worker to resume from "
-            f"{latest or 'the start (no checkpoint yet)'}.") from None
+            f"{worker_name()} {what}; stopped. Rerun the same command on every worker to "
+            f"resume from {latest or 'the start (no checkpoint yet)'}.") from None
