@@ -2,8 +2,9 @@
 
 Run by tests/test_distribution.py in a subprocess (the CPU must be split into
 logical devices before TensorFlow initialises, which the test process has
-already done). A tiny generator is retrained for 4 G iterations on one device;
-a copy of its workdir as it stood at iteration 2 is resumed by a new trainer
+already done; the split happens only when this file runs as a script, so
+tests/test_multi_worker.py imports its genotype and helpers). A tiny generator
+is retrained for 4 G iterations on one device; a copy of its workdir as it stood at iteration 2 is resumed by a new trainer
 under MirroredStrategy, with the same seed and global batches, for iterations 3
 and 4. (Tracing the steps for two replicas is what this costs, ~11 CPU-seconds,
 so the one-device run is also the mirrored run's first half.) Prints one JSON
