@@ -256,6 +256,11 @@ def multi_worker_strategy(worker_timeout: float = DEFAULT_WORKER_TIMEOUT) -> tf.
             raise StrategyError(
                 f"Cannot start the multi-worker strategy: {str(error).splitlines()[0]} (it must "
                 "be created before the first TensorFlow op of the process).") from None
+        except tf.errors.OpError as error:  # not every worker registered in time (untested)
+            raise StrategyError(
+                f"The workers of TF_CONFIG did not all start within {REGISTER_TIMEOUT} s "
+                f"({_abort_reason(str(error), type(error).__name__)}): start the same "
+                "command on every host of the cluster.") from None
     return _multi_worker
 
 
