@@ -5,7 +5,8 @@ a flag parser that reports a bad flag as one line) and its `main` is decorated w
 `@command`. The errors that mean "your input cannot work" (a flag that does not parse,
 a bad flag value, positional arguments, a missing dataset or file, a workdir holding
 another run, a diverged run) print one `error: ...` line on stderr and return exit
-status 2 (bad input) or 1 (the run diverged), with no traceback and nothing written;
+status 2 (bad input), 1 (the run diverged) or 3 (a multi-worker run lost a worker:
+rerun to resume), with no traceback and nothing written;
 an unexpected internal error still shows its traceback.
 
 A `ConfigError` raised by a typed config names its field, which is also the flag
@@ -25,6 +26,7 @@ from absl import app, flags
 
 BAD_INPUT = 2  # exit status of a user error
 DIVERGED = 1  # exit status of a run stopped by its divergence guard
+WORKER_LOST = 3  # exit status of a multi-worker run that lost a worker (rerun to resume)
 
 
 # Where the user-error types are defined. Only modules already imported are consulted: an
@@ -42,6 +44,7 @@ USER_ERRORS = {
     "alphagan_tf.tuner.objective": ("ObjectiveConfigError",),
 }
 DIVERGENCE_ERRORS = {"alphagan_tf.utils.guards": ("DivergenceError",)}
+LOST_WORKER_ERRORS = {"alphagan_tf.utils.distribution": ("WorkerLostError",)}
 
 
 def _loaded(table: dict[str, tuple[str, ...]]) -> tuple[type[BaseException], ...]:
@@ -78,12 +81,15 @@ def flag_error_line(error: flags.Error) -> str:
 
 def report_errors(body: Callable[[], object]) -> int:
     """Runs `body`; returns its int status (else 0), or prints one error line and returns
-    2 (bad input) / 1 (diverged)."""
+    2 (bad input) / 1 (diverged) / 3 (a lost worker)."""
     try:
         status = body()
     except _loaded(DIVERGENCE_ERRORS) as error:
         print(error_line(error), file=sys.stderr)
         return DIVERGED
+    except _loaded(LOST_WORKER_ERRORS) as error:
+        print(error_line(error), file=sys.stderr)
+        return WORKER_LOST
     except user_errors() as error:
         print(error_line(error), file=sys.stderr)
         return BAD_INPUT

@@ -133,11 +133,13 @@ def precision_from_flags() -> str:
 def define_strategy_flags() -> None:
     """The devices a search or a retraining runs on (utils/distribution.py)."""
     flags.DEFINE_enum(
-        "strategy", "default", ["default", "mirrored", "one_device"],
+        "strategy", "default", ["default", "mirrored", "one_device", "multi_worker"],
         "tf.distribute strategy of the compiled steps: default (one device), mirrored (one "
         "replica per device of --devices, or every GPU; the global batch is split over them, "
         "batch norms synchronized: the same result as one device with the same global batch "
-        "sizes) or one_device.",
+        "sizes), one_device, or multi_worker (search and train: several hosts as the TF_CONFIG "
+        "environment variable describes them, the global batch split over every worker's "
+        "replicas; README 'Scaling out').",
     )
     flags.DEFINE_list("devices", [], "Devices of --strategy, e.g. /gpu:0,/gpu:1 (empty: its default).")
     flags.DEFINE_integer(
@@ -145,6 +147,17 @@ def define_strategy_flags() -> None:
         "Split the CPU into this many logical devices first (e.g. 2 with --strategy=mirrored "
         "--devices=/cpu:0,/cpu:1, to try data parallelism without GPUs); 0 or 1 = leave it.",
         lower_bound=0,
+    )
+
+
+@_once
+def define_multi_worker_flags() -> None:
+    """How a multi-worker run (--strategy=multi_worker) notices a lost worker."""
+    flags.DEFINE_float(
+        "worker_timeout", 60.0,
+        "--strategy=multi_worker: seconds without a heartbeat after which a worker counts as "
+        "lost; the others then stop with an error naming it (rerun the same command on every "
+        "worker to resume from the last checkpoint).", lower_bound=1.0,
     )
 
 
@@ -162,6 +175,7 @@ def define_search_flags() -> None:
     define_run_flags()
     define_precision_flags()
     define_strategy_flags()
+    define_multi_worker_flags()
     flags.DEFINE_integer("batch_size", 64, "Batch size of every search step.")
     flags.DEFINE_integer("epochs", 100, "Search epochs.")
     flags.DEFINE_integer("inner_steps", 20, "Weight (D) steps per epoch: 20 for alphaGAN(s), 390 for (l).")
@@ -299,6 +313,7 @@ def define_train_flags() -> None:
     """Retraining a derived generator."""
     define_retrain_flags()
     define_strategy_flags()
+    define_multi_worker_flags()
     flags.DEFINE_string(
         "genotype", "alphaGAN_l", "A preset (alphaGAN_l, alphaGAN_s) or a genotype.json path."
     )

@@ -3,6 +3,7 @@
     python -m alphagan_tf.search --flagfile=configs/demo.cfg
     python -m alphagan_tf.search --flagfile=configs/cifar10.cfg --workdir=runs/cifar10_search
     python -m alphagan_tf.search --algorithm=random_ws --flagfile=configs/demo.cfg --workdir=DIR
+    TF_CONFIG='{"cluster": ...}' python -m alphagan_tf.search ... --strategy=multi_worker  # every host
 
 Writes genotype.json, alpha_history.png, samples.png, TensorBoard logs and
 checkpoints into --workdir; re-running the same command resumes.
@@ -10,6 +11,7 @@ checkpoints into --workdir; re-running the same command resumes.
 
 from __future__ import annotations
 
+import os
 from absl import app, flags
 
 from alphagan_tf import cli_errors
@@ -77,10 +79,15 @@ def main(argv):
         raise app.UsageError("--algorithm=random_ws scores candidates by FID: give a "
                              "--feature_extractor (inception or classifier:DIR), not 'none'.")
     from alphagan_tf.gan.search_loop import run_search
-    from alphagan_tf.utils.distribution import quiet_all_reduce_logs
+    from alphagan_tf.utils import distribution
 
-    quiet_all_reduce_logs(FLAGS.strategy)
-    run_search(config_from_flags(), FLAGS.workdir)
+    distribution.quiet_all_reduce_logs(FLAGS.strategy)
+    config = config_from_flags()
+    if config.strategy == distribution.MULTI_WORKER:  # before the first TF op
+        distribution.prepare_cpu(config.cpu_devices)
+        distribution.multi_worker_strategy(FLAGS.worker_timeout)
+    with distribution.report_lost_workers(os.path.join(FLAGS.workdir, "checkpoints")):
+        run_search(config, FLAGS.workdir)
 
 
 def run():

@@ -4,6 +4,7 @@
     python -m alphagan_tf.train --genotype=runs/demo_search/genotype.json --flagfile=configs/demo_train.cfg
     python -m alphagan_tf.train ... --strategy=mirrored                 # every GPU of this host
     python -m alphagan_tf.train ... --strategy=mirrored --cpu_devices=2 --devices=/cpu:0,/cpu:1
+    TF_CONFIG='{"cluster": ...}' python -m alphagan_tf.train ... --strategy=multi_worker   # every host
 
 Writes checkpoints (exact resume), the best checkpoint by FID, TensorBoard logs,
 eval_history.json and samples.png into --workdir; re-running resumes.
@@ -11,6 +12,7 @@ eval_history.json and samples.png into --workdir; re-running resumes.
 
 from __future__ import annotations
 
+import os
 
 from absl import app, flags
 
@@ -62,9 +64,13 @@ def main(argv):
 
     config = config_from_flags()
     distribution.prepare_cpu(config.cpu_devices)  # before the evaluation's first TF op
+    if config.strategy == distribution.MULTI_WORKER:  # before the first TF op too
+        distribution.multi_worker_strategy(FLAGS.worker_timeout)
     open_workdir(config, FLAGS.workdir)  # bad genotype or workdir: before evaluation setup
-    evaluate_fn = evaluate_fn_from_flags(config, FLAGS.workdir)
-    run_training(config, FLAGS.workdir, evaluate_fn=evaluate_fn)
+    # Only the chief of a multi-worker run evaluates (and caches the real statistics).
+    evaluate_fn = evaluate_fn_from_flags(config, FLAGS.workdir) if distribution.is_chief(config) else None
+    with distribution.report_lost_workers(os.path.join(FLAGS.workdir, "checkpoints")):
+        run_training(config, FLAGS.workdir, evaluate_fn=evaluate_fn)
 
 
 def run():

@@ -2,8 +2,9 @@
 
 Run by tests/test_distribution.py in a subprocess (the CPU must be split into
 logical devices before TensorFlow initialises, which the test process has
-already done). A tiny generator is retrained for 4 G iterations on one device;
-a copy of its workdir as it stood at iteration 2 is resumed by a new trainer
+already done; the split happens only when this file runs as a script, so
+tests/test_multi_worker.py imports its genotype and helpers). A tiny generator
+is retrained for 4 G iterations on one device; a copy of its workdir as it stood at iteration 2 is resumed by a new trainer
 under MirroredStrategy, with the same seed and global batches, for iterations 3
 and 4. (Tracing the steps for two replicas is what this costs, ~11 CPU-seconds,
 so the one-device run is also the mirrored run's first half.) Prints one JSON
@@ -18,23 +19,19 @@ object on the last line of stdout:
 """
 
 import json
+import os
+import shutil
 import sys
 
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alphagan_tf.gan import train_loop
+from alphagan_tf.gan.generator_config import GeneratorConfig
+from alphagan_tf.gan.genotypes import load_genotype
+from alphagan_tf.gan.trainer import TrainConfig
 from alphagan_tf.utils import distribution
-
-distribution.split_cpu(2)
-
-import os  # noqa: E402
-import shutil  # noqa: E402
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from alphagan_tf.gan import train_loop  # noqa: E402
-from alphagan_tf.gan.generator_config import GeneratorConfig  # noqa: E402
-from alphagan_tf.gan.genotypes import load_genotype  # noqa: E402
-from alphagan_tf.gan.trainer import TrainConfig  # noqa: E402
 
 # A small genotype (tracing under MirroredStrategy is what the test costs): one sep conv (two
 # batch norms, synchronized under the strategy, as the head's) and one deconv; cheap ops elsewhere.
@@ -89,10 +86,12 @@ def state(trainer):
             for part, part_values in values.items()}
 
 
-def restored(workdir, config, genotype):
-    """The state of the last checkpoint in `workdir`, restored into a new one-device trainer."""
+def restored(workdir, config, genotype, number=None):
+    """The state of the last checkpoint in `workdir` (or ckpt-`number`), restored into a new
+    one-device trainer."""
     trainer = train_loop.build_trainer(config, load_genotype(genotype))
-    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    path = (tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")) if number is None
+            else os.path.join(workdir, "checkpoints", f"ckpt-{number}"))
     tf.train.Checkpoint(**trainer.checkpoint_items()).restore(path).expect_partial() \
         .assert_existing_objects_matched()
     return state(trainer)
@@ -129,4 +128,5 @@ def main(workdir):
 
 
 if __name__ == "__main__":
+    distribution.split_cpu(2)  # before the first TensorFlow op
     main(sys.argv[1])

@@ -139,9 +139,16 @@ def test_two_replicas_checkpoint_what_one_device_trains(train_runs):
     # The last checkpoint of each run restored into a new one-device trainer: G, D, EMA G,
     # both Adams' moments, iteration counters and the latent RNG.
     one, two, halfway = train_runs["one"], train_runs["two"], train_runs["halfway"]
-    assert one["counters"] == two["counters"]
     assert one["counters"]["g_iterations_done"] == [4]
-    walk = adam_walk(1e-3, 2)  # the script's g_lr; G steps under the strategy
+    # The script's g_lr; G steps under the strategy.
+    assert_trained_alike(one, two, halfway, walk=adam_walk(1e-3, 2))
+
+
+def assert_trained_alike(one, two, earlier, walk):
+    """Two retrainings' states (distributed_train_run.state) hold the same values (1e-4), and
+    most of them moved since `earlier` by far more (5e-4); the zero-gradient biases and the
+    batch-norm mean fed by them are bounded by Adam's `walk` instead."""
+    assert one["counters"] == two["counters"]
     for part in ("generator", "discriminator", "ema_generator", "g_optimizer", "d_optimizer"):
         assert sorted(one[part]) == sorted(two[part]), part
         moved, compared = 0, 0
@@ -152,8 +159,8 @@ def test_two_replicas_checkpoint_what_one_device_trains(train_runs):
                 continue
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-4, err_msg=f"{part} {path}")
             compared += a.size
-            # ... and the two iterations under the strategy moved most values by far more.
-            moved += int(np.sum(np.abs(b - np.asarray(halfway[part][path])) > 5e-4))
+            # ... and the iterations since `earlier` moved most values by far more.
+            moved += int(np.sum(np.abs(b - np.asarray(earlier[part][path])) > 5e-4))
         assert compared > 0.95 * sum(np.size(v) for v in one[part].values()), part
         assert moved > 0.5 * compared, (part, moved, compared)
 

@@ -20,7 +20,9 @@ mode) and their diversity ratio against 64 real images of the architecture half
 epoch line, TensorBoard (`search/diversity_ratio`) and the history; below
 `diversity.COLLAPSE_THRESHOLD` a warning says the generator may have collapsed.
 
-Re-running with the same workdir resumes from the last checkpoint. Files are
+Re-running with the same workdir resumes from the last checkpoint. Under
+`strategy="multi_worker"` only the chief writes these files (the other workers
+write to a temporary folder) and every worker resumes from the chief's checkpoints. Files are
 written atomically (temporary file + rename), so a kill at any moment leaves
 every earlier result intact.
 """
@@ -28,6 +30,7 @@ every earlier result intact.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 
@@ -69,8 +72,8 @@ class SearchRunConfig(TypedConfig):
     # float32, bfloat16 or float16 compute for the four players (utils/precision.py: what
     # stays float32); float16 with dynamic loss scaling.
     precision: str = "float32"
-    # tf.distribute: "default" (one device), "mirrored" or "one_device" over `devices`
-    # (utils/distribution.py); `cpu_devices` > 1 first splits the CPU into that many
+    # tf.distribute: "default" (one device), "mirrored" or "one_device" over `devices`, or
+    # "multi_worker" (several hosts, TF_CONFIG) (utils/distribution.py); `cpu_devices` > 1 first splits the CPU into that many
     # logical devices (to run a MirroredStrategy on a machine without GPUs).
     strategy: str = "default"
     devices: tuple[str, ...] = ()
@@ -96,7 +99,7 @@ class SearchRunConfig(TypedConfig):
         require(self.algorithm in ALGORITHMS, "algorithm", self.algorithm,
                 f"must be one of {ALGORITHMS}")
         precision.validate(self.precision)
-        distribution.validate_fields(self)
+        distribution.validate_fields(self, distribution.GAN_STRATEGIES)
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
@@ -234,8 +237,9 @@ def run_search(
 
         return run_random_ws_search(config, workdir, verbose)
     distribution.prepare_cpu(config.cpu_devices)  # before the first TensorFlow op
+    chief = distribution.is_chief(config)  # starts a multi-worker strategy (before the first op)
     run = Workdir.open(workdir, config, "search_config.json",
-                       resumable=SearchRunConfig.RESUMABLE, verbose=bool(verbose))
+                       resumable=SearchRunConfig.RESUMABLE, verbose=bool(verbose), chief=chief)
     seeding.seed_everything(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -275,6 +279,7 @@ def run_search(
     generator = searcher.generator
     metrics: dict = {}
     start_epoch = int(epoch.numpy())
+    distribution.check_workers_agree(searcher.strategy, start_epoch, json.dumps(config.to_dict()))
     if verbose:
         print(
             f"Searching on {config.data.dataset} ({data.num_weight_examples} weight / "
@@ -325,6 +330,7 @@ def run_search(
     }
     summary["final_metrics"] = {k: v for k, v in summary["final_metrics"].items() if k != "alphas"}
     run.write_json("search_summary.json", summary)
+    run.close()
     if verbose:
         print(f"Search done: {os.path.join(workdir, 'genotype.json')}")
         print(genotype.table())

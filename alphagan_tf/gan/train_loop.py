@@ -20,11 +20,16 @@ train_summary.json; below `diversity.COLLAPSE_THRESHOLD` a warning says the
 generator may have collapsed.
 
 Re-running the same command resumes exactly where the last checkpoint was.
+
+Under `strategy="multi_worker"` every worker runs this with the same config; only
+the chief writes the files above and evaluates, the others write to a temporary
+folder (utils/workdir.py) and all resume from the chief's checkpoints.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -69,7 +74,8 @@ class TrainRunConfig(TypedConfig):
     # stays float32); float16 with dynamic loss scaling. Checkpoints hold float32 either way.
     precision: str = "float32"
     # tf.distribute, as in SearchRunConfig: "default" (one device), "mirrored" or "one_device"
-    # over `devices`; `cpu_devices` > 1 first splits the CPU into that many logical devices.
+    # over `devices`, or "multi_worker" (several hosts, TF_CONFIG); `cpu_devices` > 1 first
+    # splits the CPU into that many logical devices.
     strategy: str = "default"
     devices: tuple[str, ...] = ()
     cpu_devices: int = 0
@@ -88,7 +94,7 @@ class TrainRunConfig(TypedConfig):
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
                 "must be an integer >= 0")
         precision_lib.validate(self.precision)
-        distribution.validate_fields(self)
+        distribution.validate_fields(self, distribution.GAN_STRATEGIES)
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
@@ -165,8 +171,12 @@ def initialize_from_search(generator: Generator, search_workdir: str) -> None:
     transfer_search_weights(supernet, generator)
 
 
-def open_workdir(config: TrainRunConfig, workdir: str, verbose: int = 1) -> Workdir:
+def open_workdir(config: TrainRunConfig, workdir: str, verbose: int = 1,
+                 chief: bool = True) -> Workdir:
     """The retraining's workdir, checked against `config` (utils/workdir.py); writes nothing.
+
+    `chief` False: a multi-worker run's other worker, which reads the workdir and writes
+    to a temporary folder.
 
     Raises:
         WorkdirError: `workdir` cannot hold this run (a file, or another run's checkpoint).
@@ -174,7 +184,8 @@ def open_workdir(config: TrainRunConfig, workdir: str, verbose: int = 1) -> Work
     """
     genotype = load_genotype(config.genotype)
     return Workdir.open(workdir, config, "train_config.json", resumable=TrainRunConfig.RESUMABLE,
-                        pinned={"genotype.json": genotype.to_json()}, verbose=bool(verbose))
+                        pinned={"genotype.json": genotype.to_json()}, verbose=bool(verbose),
+                        chief=chief)
 
 
 def _has_data_iterator(checkpoint_path: str) -> bool:
@@ -208,8 +219,11 @@ def run_training(
     from alphagan_tf.data.pipeline import training_dataset
 
     distribution.prepare_cpu(config.cpu_devices)  # before the first TensorFlow op
+    chief = distribution.is_chief(config)  # starts a multi-worker strategy (before the first op)
     genotype = load_genotype(config.genotype)
-    run = open_workdir(config, workdir, verbose)
+    run = open_workdir(config, workdir, verbose, chief)
+    if not chief:  # only the chief of a multi-worker run evaluates (and keeps best/)
+        evaluate_fn = None
     seeding.seed_everything(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -232,7 +246,7 @@ def run_training(
             status.expect_partial()
 
     manager, restored = run.checkpoints(checkpoint, config.keep_checkpoints, verify)
-    best_manager = tf.train.CheckpointManager(checkpoint, run.file("best"), max_to_keep=1)
+    best_manager = tf.train.CheckpointManager(checkpoint, run.written("best"), max_to_keep=1)
     if restored:
         if verbose:
             print(f"Resuming from {restored}.")
@@ -243,6 +257,7 @@ def run_training(
             print(f"Initialised the generator from the search in {config.init_from}.")
 
     done = int(trainer.g_iterations_done.numpy())
+    distribution.check_workers_agree(trainer.parallel.strategy, done, json.dumps(config.to_dict()))
     eval_history = [h for h in run.read_json("eval_history.json", []) if h["iteration"] <= done]
     fixed_latents = tf.random.stateless_normal([64, config.model.latent_dim],
                                                seed=[config.seed, 4321])
@@ -330,6 +345,7 @@ def run_training(
         "seconds": time.time() - started,
     }
     run.write_json("train_summary.json", summary)
+    run.close()
     logging.info("Training done: %s", summary)
     return summary
 

@@ -21,6 +21,11 @@ What it guarantees:
   schedule. Without a checkpoint the old files are simply replaced.
 - **No non-finite checkpoint.** `check` (or `save` given values) checks losses and
   variables first and raises `guards.DivergenceError` naming the step and the last good checkpoint.
+- **One writer per run.** In a multi-worker run only the chief writes the workdir
+  (`chief=False` for the others): every worker restores the chief's checkpoints,
+  and a non-chief worker's writes (its checkpoints, which TensorFlow's
+  multi-worker rule has every worker save, summaries, files) go to a temporary
+  folder that `close` (or the process's exit) deletes.
 - **A corrupt checkpoint does not block the run.** `checkpoints` tries the newest
   checkpoint first; one that cannot be read is moved, untouched, to
   `checkpoints/unreadable/` (never deleted) with a warning, and the next older one
@@ -29,9 +34,11 @@ What it guarantees:
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import shutil
+import tempfile
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import tensorflow as tf
@@ -55,8 +62,11 @@ class Workdir:
     """A run's folder; build it with `Workdir.open` (module docstring)."""
 
     def __init__(self, path: str, config: TypedConfig, config_name: str,
-                 pinned: Mapping[str, str] | None = None, verbose: bool = True):
+                 pinned: Mapping[str, str] | None = None, verbose: bool = True,
+                 chief: bool = True):
         self.path = path
+        self.chief = chief
+        self._scratch: str | None = None
         self.config = config
         self.config_name = config_name
         self.pinned = dict(pinned or {})
@@ -68,7 +78,7 @@ class Workdir:
     @classmethod
     def open(cls, path: str, config: TypedConfig, config_name: str,
              resumable: Sequence[str] = (), pinned: Mapping[str, str] | None = None,
-             verbose: bool = True) -> "Workdir":
+             verbose: bool = True, chief: bool = True) -> "Workdir":
         """Checks that `path` can hold a run of `config`; writes nothing.
 
         Args:
@@ -82,21 +92,50 @@ class Workdir:
                 holds a checkpoint, required to equal what is there (e.g. the
                 retrained genotype).
             verbose: print what a resume changes.
+            chief: whether this process writes the workdir (False: a multi-worker run's
+                other workers, whose writes go to a temporary folder).
 
         Raises:
             WorkdirError: `path` is a file, not writable, or holds a checkpointed
                 run with another configuration.
         """
         check_writable_folder(path)
-        run = cls(path, config, config_name, pinned, verbose)
+        run = cls(path, config, config_name, pinned, verbose, chief)
         if run.has_checkpoint():
             run._check_resumable(resumable)
+        if verbose and not chief:
+            print(f"Not the chief: reading {path}, writing to {run.write_path} (deleted at the end).")
         return run
 
     # --- files ---------------------------------------------------------------------------
 
     def file(self, *names: str) -> str:
+        """A path in the workdir (to read; writes go through `written` and the write methods)."""
         return os.path.join(self.path, *names)
+
+    @property
+    def write_path(self) -> str:
+        """Where this process writes: the workdir, or a non-chief worker's temporary folder."""
+        if self.chief:
+            return self.path
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="alphagan_worker_")
+            atexit.register(shutil.rmtree, self._scratch, ignore_errors=True)
+        return self._scratch
+
+    def written(self, *names: str) -> str:
+        """The path this process writes `names` to (for a writer such as a CheckpointManager)."""
+        return os.path.join(self.write_path, *names)
+
+    def close(self) -> None:
+        """Deletes a non-chief worker's temporary folder (a no-op for the chief)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+            self._started = False
 
     def has_checkpoint(self) -> bool:
         return bool(glob.glob(self.file(CHECKPOINTS, "ckpt-*.index"))) or bool(
@@ -135,19 +174,19 @@ class Workdir:
         """The first write: the folder, the config and the pinned files."""
         if self._started:
             return
-        os.makedirs(self.path, exist_ok=True)
-        files.write_json_atomic(self.file(self.config_name), self.config.to_dict())
+        os.makedirs(self.write_path, exist_ok=True)
+        files.write_json_atomic(self.written(self.config_name), self.config.to_dict())
         for name, text in self.pinned.items():
-            files.write_text_atomic(self.file(name), text)
+            files.write_text_atomic(self.written(name), text)
         self._started = True
 
     def write_json(self, name: str, data: Any) -> str:
         self._start()
-        return files.write_json_atomic(self.file(name), data)
+        return files.write_json_atomic(self.written(name), data)
 
     def write_text(self, name: str, text: str) -> str:
         self._start()
-        return files.write_text_atomic(self.file(name), text)
+        return files.write_text_atomic(self.written(name), text)
 
     def read_json(self, name: str, default: Any = None) -> Any:
         return files.read_json(self.file(name), default)
@@ -155,14 +194,14 @@ class Workdir:
     def output(self, name: str) -> str:
         """A path for a writer that is not JSON/text (a PNG, weights): the workdir exists."""
         self._start()
-        return self.file(name)
+        return self.written(name)
 
     @property
     def writer(self):
         """The run's TensorBoard writer (WORKDIR/tensorboard), created at first use."""
         if self._writer is None:
             self._start()
-            self._writer = tf.summary.create_file_writer(self.file("tensorboard"))
+            self._writer = tf.summary.create_file_writer(self.written("tensorboard"))
         return self._writer
 
     # --- checkpoints ---------------------------------------------------------------------
@@ -189,7 +228,7 @@ class Workdir:
                 one holds another structure.
         """
         directory = self.file(subdir)
-        manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
+        manager = tf.train.CheckpointManager(checkpoint, self.written(subdir), max_to_keep=max_to_keep)
         candidates = _saved_checkpoints(directory)
         unreadable = []
         for path in reversed(candidates):
@@ -209,7 +248,7 @@ class Workdir:
                           f"{os.path.join(directory, 'unreadable')}, trying an older one.")
                 unreadable.append(path)
                 continue
-            if unreadable:
+            if unreadable and self.chief:  # the others leave the chief's files alone
                 _set_aside(unreadable, os.path.join(directory, "unreadable"))
                 kept = [c for c in candidates if c not in unreadable]
                 tf.compat.v1.train.update_checkpoint_state(
@@ -218,7 +257,8 @@ class Workdir:
             self.last_saved = path
             return manager, path
         if unreadable:
-            _set_aside(unreadable, os.path.join(directory, "unreadable"))
+            if self.chief:
+                _set_aside(unreadable, os.path.join(directory, "unreadable"))
             raise WorkdirError(
                 f"--workdir={self.path}: none of its checkpoints can be read "
                 f"({', '.join(unreadable)}; moved to {os.path.join(directory, 'unreadable')}). "
