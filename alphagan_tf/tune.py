@@ -252,7 +252,8 @@ def run_tuning(workdir: str) -> int:
         return 0
     used = tuner.budget_used()
     print(f"Trials used {used['cpu_seconds'] / 60:.1f} CPU minutes, "
-          f"{used['wall_seconds'] / 60:.1f} wall minutes.")
+          f"{used['wall_seconds'] / 60:.1f} wall minutes"
+          + (" (summed over the workers that share this workdir)." if role == "chief" else "."))
     summary = report.write_report(tuner, workdir, stopped_reason=stopped)
     print(report.format_summary(summary, report.trial_rows(tuner)))
     print(f"Wrote {os.path.join(workdir, 'trials.csv')}, trials.png"
