@@ -42,6 +42,7 @@ USER_ERRORS = {
     "alphagan_tf.serving.samplers": ("ModelFileError",),
     "alphagan_tf.interop.checkpoint": ("CheckpointError", "TorchMissingError"),
     "alphagan_tf.tuner.objective": ("ObjectiveConfigError",),
+    "alphagan_tf.tuner.cluster": ("ClusterError",),
 }
 DIVERGENCE_ERRORS = {"alphagan_tf.utils.guards": ("DivergenceError",)}
 LOST_WORKER_ERRORS = {"alphagan_tf.utils.distribution": ("WorkerLostError",)}

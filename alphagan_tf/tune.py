@@ -16,12 +16,22 @@ tune_summary.json and tune_config.json. Re-running the same command resumes the 
 --max_trials (or --max_cpu_minutes / --max_minutes, budgets summed over resumed runs) can be
 raised to extend it, --tune_overwrite starts over, --report_only rewrites the report.
 
+Distributed (KerasTuner's chief oracle and workers, one process each, on one machine or
+many): set KERASTUNER_TUNER_ID (chief / tuner0, tuner1, ...), KERASTUNER_ORACLE_IP and
+KERASTUNER_ORACLE_PORT for every process and run the same command in each
+(`alphagan_tf/tuner/cluster.py`; `python -m alphagan_tf.tuner.launch --workers=N -- FLAGS`
+starts them on this machine). The chief hands out the trials and, once they are all done,
+writes the report files above; the workers run the trials in their trial_<id>/retrain dirs
+(under their own --workdir, which may be the chief's) and write no report. A worker
+exits 0 once the chief has no trial left for it; the chief's exit status is the run's.
+
 Exit status: 0 when at least one trial completed (failed trials are listed with their
 error), 1 when none did, 2 on a configuration error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -131,16 +141,69 @@ def check_tune_flags(workdir: str) -> None:
         check_feature_extractor(FLAGS.feature_extractor)
 
 
-def run_tuning(workdir: str) -> int:
-    from alphagan_tf.tuner import report
+def check_distributed_flags(role: str) -> None:
+    """What a chief or a worker of a distributed run cannot do (ClusterError); nothing when single."""
+    from alphagan_tf.tuner.cluster import ClusterError
+
+    if role == "single":
+        return
+    refused = [f"--{name}" for name in ("tune_overwrite", "report_only", "max_cpu_minutes",
+                                        "max_minutes") if FLAGS[name].value]
+    if refused:
+        raise ClusterError(
+            f"Distributed tuning ({role}) does not take {', '.join(refused)}: the processes would "
+            "each apply it on their own (a worker deleting what another writes, a budget per "
+            "worker). Bound the run with --max_trials; overwrite, report or budget with a "
+            "one-process run (without the KERASTUNER_* variables) on the chief's --workdir."
+        )
+    try:
+        import grpc  # noqa: F401  (KerasTuner's chief and workers talk gRPC)
+    except ImportError:
+        raise ClusterError("Distributed tuning needs grpcio: pip install grpcio") from None
+
+
+def _objective(objective_config, workdir: str, role: str):
+    """The trials' objective (the demo classifier built if missing, real statistics cached).
+
+    The workers of one machine share --workdir: they take turns (a file lock), so the
+    classifier and the statistics are computed once and the others read them.
+    """
     from alphagan_tf.tuner.objective import objective_from_spec
+    from alphagan_tf.utils import files
+
+    lock = (files.exclusive_lock(os.path.join(workdir, ".prepare.lock")) if role == "worker"
+            else contextlib.nullcontext())
+    with lock:
+        _build_demo_classifier_if_missing(
+            FLAGS.dataset, FLAGS.feature_extractor, image_size=8 * FLAGS.bottom_width
+        )
+        return objective_from_spec(
+            objective_config, FLAGS.feature_extractor, inception_path=FLAGS.inception_path,
+            real_stats_path=FLAGS.real_stats, cache_dir=workdir,
+        )
+
+
+def _worker_summary(tuner) -> str:
+    ran = tuner.trials_run
+    ids = ", ".join(trial_id for trial_id, _ in ran) or "none"
+    done = sum(status == "COMPLETED" for _, status in ran)
+    return (f"worker {tuner.tuner_id}: ran trials [{ids}] ({done} completed, "
+            f"{len(ran) - done} not); the chief writes the report.")
+
+
+def run_tuning(workdir: str) -> int:
+    from alphagan_tf.tuner import cluster, report
     from alphagan_tf.tuner.space import GeneratorHyperModel
     from alphagan_tf.tuner.tuners import make_tuner
     from alphagan_tf.utils import files
 
+    role = cluster.tuning_role()
     objective_config = objective_config_from_flags()
     tune_config = tune_config_from_flags(objective_config)
+    check_distributed_flags(role)
     check_tune_flags(workdir)
+    if role != "single":
+        print(cluster.describe())
     config_path = os.path.join(workdir, "tune_config.json")
     tuner_dir = os.path.join(workdir, "keras_tuner")
     if FLAGS.tune_overwrite:
@@ -158,14 +221,10 @@ def run_tuning(workdir: str) -> int:
         objective = None
     else:
         os.makedirs(workdir, exist_ok=True)
-        _build_demo_classifier_if_missing(
-            FLAGS.dataset, FLAGS.feature_extractor, image_size=8 * FLAGS.bottom_width
-        )
-        objective = objective_from_spec(
-            objective_config, FLAGS.feature_extractor, inception_path=FLAGS.inception_path,
-            real_stats_path=FLAGS.real_stats, cache_dir=workdir,
-        )
-        files.write_json_atomic(config_path, tune_config)
+        # The chief runs no trial; a worker leaves the run's record to the chief.
+        objective = None if role == "chief" else _objective(objective_config, workdir, role)
+        if role != "worker":
+            files.write_json_atomic(config_path, tune_config)
     hypermodel = GeneratorHyperModel(
         gf=FLAGS.gf, latent_dim=FLAGS.latent_dim, bottom_width=FLAGS.bottom_width,
         objective=objective,
@@ -188,9 +247,13 @@ def run_tuning(workdir: str) -> int:
         if _CONSECUTIVE_FAILURES not in str(error):
             raise
         stopped = str(error)
+    if role == "worker":
+        print(_worker_summary(tuner))
+        return 0
     used = tuner.budget_used()
     print(f"Trials used {used['cpu_seconds'] / 60:.1f} CPU minutes, "
-          f"{used['wall_seconds'] / 60:.1f} wall minutes.")
+          f"{used['wall_seconds'] / 60:.1f} wall minutes"
+          + (" (summed over the workers that share this workdir)." if role == "chief" else "."))
     summary = report.write_report(tuner, workdir, stopped_reason=stopped)
     print(report.format_summary(summary, report.trial_rows(tuner)))
     print(f"Wrote {os.path.join(workdir, 'trials.csv')}, trials.png"

@@ -112,6 +112,7 @@ _define("integer", "train_eval_every", 0,
         "Steps between dev evaluations within an epoch (0 = epoch ends only); the best one is kept.")
 _define("integer", "train_patience", 0,
         "Stop after this many dev evaluations without a new best (0 = never).")
+alphagan_flags.define_strategy_flags()  # --strategy, --devices, --cpu_devices (textnas.train)
 
 _define("enum", "search_op_selection", "argmax",
         "How each layer's op is derived: argmax of its alphas, or removal = the op whose removal "
@@ -251,4 +252,5 @@ def train_config_from_flags():
             checkpoint_every=FLAGS.checkpoint_every,
             max_steps=_optional(FLAGS.max_steps),
             precision=FLAGS.precision,
+            **alphagan_flags.strategy_fields_from_flags(),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from alphagan_tf.nas.candidate_sum import weighted_sum
@@ -53,12 +54,23 @@ class ExplicitMask:
         return None
 
 
+def _replica_sum(x):
+    """`x` summed over the replicas of a `tf.distribute` step (itself outside one, or with one)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return x
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+
 @keras.saving.register_keras_serializable(package="alphagan_tf")
 class MaskedBatchNorm(ExplicitMask, keras.layers.Layer):
     """Batch normalisation over [batch, time] whose statistics skip padding.
 
     Training: mean and variance are the moments of the real tokens only,
     and the moving averages are updated from them. Inference: moving averages.
+    Under a multi-replica `tf.distribute` strategy the moments are those of the
+    real tokens of every replica (all-reduced sums): synchronized, as one device
+    would compute them on the global batch.
     Padded positions of the output are zero.
 
     Args:
@@ -103,9 +115,10 @@ class MaskedBatchNorm(ExplicitMask, keras.layers.Layer):
     def call(self, inputs, mask=None, training=None):
         m = float_mask(mask, inputs)
         if training:
-            count = ops.maximum(ops.sum(m), 1.0)
-            mean = ops.sum(inputs * m, axis=(0, 1)) / count
-            variance = ops.sum(ops.square((inputs - mean) * m), axis=(0, 1)) / count
+            # Sums over every replica's tokens (as one device sees the global batch).
+            count = ops.maximum(_replica_sum(ops.sum(m)), 1.0)
+            mean = _replica_sum(ops.sum(inputs * m, axis=(0, 1))) / count
+            variance = _replica_sum(ops.sum(ops.square((inputs - mean) * m), axis=(0, 1))) / count
             self.moving_mean.assign(
                 self.moving_mean * self.momentum + mean * (1.0 - self.momentum)
             )

@@ -20,6 +20,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required.")
+    if FLAGS.strategy != "default":
+        raise app.UsageError("textnas.search runs on one device; --strategy is textnas.train's.")
     from alphagan_tf.textnas.training import set_threads
 
     set_threads(FLAGS.num_threads)

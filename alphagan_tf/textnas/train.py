@@ -3,6 +3,11 @@
     python -m alphagan_tf.textnas.train --flagfile=configs/sst2.cfg \
         --architecture=DIR/architecture.json|textnas_paper|random:<seed> --workdir=TRAIN_DIR
 
+On several devices (the batch split over the replicas, the same result as one device):
+
+    python -m alphagan_tf.textnas.train ... --strategy=mirrored                # every GPU
+    python -m alphagan_tf.textnas.train ... --strategy=mirrored --cpu_devices=2 --devices=/cpu:0,/cpu:1
+
 Trains on all train phrases, keeps the best dev-sentence epoch, evaluates the
 test sentences once at the end and writes TRAIN_DIR/results.json. With
 --export_dir it also exports the best model as a raw-string SavedModel.
@@ -25,8 +30,12 @@ def main(argv):
             "--architecture is required: a JSON path, textnas_paper or random:<seed>[:<layers>]."
         )
     from alphagan_tf.textnas.training import set_threads
+    from alphagan_tf.utils import distribution
 
     set_threads(FLAGS.num_threads)
+    config = textnas_flags.train_config_from_flags()
+    distribution.quiet_all_reduce_logs(config.strategy)
+    distribution.prepare_cpu(config.cpu_devices)  # before the first TensorFlow op
     from alphagan_tf.textnas.architecture import load_architecture
     from alphagan_tf.textnas.trainer import run_training
 
@@ -36,7 +45,6 @@ def main(argv):
         raise app.UsageError(f"--architecture: {e}") from None
     from alphagan_tf.textnas.exporter import check_export_dir, export_classifier, load_trained
 
-    config = textnas_flags.train_config_from_flags()
     if FLAGS.export_dir:
         check_export_dir(FLAGS.export_dir)  # before training, not after it
     results = run_training(config, architecture, FLAGS.workdir,

@@ -32,15 +32,18 @@ from alphagan_tf.textnas import data as sst
 from alphagan_tf.textnas.architecture import TextArchitecture
 from alphagan_tf.textnas.model import NetworkConfig, TextClassifier
 from alphagan_tf.textnas.training import (
-    BATCH_SIGNATURE,
+    WEIGHTED_BATCH_SIGNATURE,
     check_run_fields,
     classification_loss_fn,
     evaluate,
     make_checkpoint,
     make_predict_fn,
+    replica_batch,
 )
+from alphagan_tf.utils import distribution
 from alphagan_tf.utils import precision as precision_lib
 from alphagan_tf.utils import seeding
+from alphagan_tf.utils.data_parallel import DataParallel
 from alphagan_tf.utils.typed_config import (
     TypedConfig,
     require,
@@ -83,6 +86,11 @@ class TrainConfig(TypedConfig):
         max_steps: stop (resumably) after this many steps; None = run out.
         precision: float32, bfloat16 or float16 compute (`utils.precision`:
             losses and optimizer state stay float32; float16 with loss scaling).
+        strategy, devices, cpu_devices: the `tf.distribute` strategy of the train step
+            (`utils.distribution`: "default", "mirrored" or "one_device" over `devices`;
+            `cpu_devices` > 1 splits the CPU first). Each batch is split over the
+            replicas, batch norms are synchronized and gradients clipped as one device
+            does: N replicas train what one device trains on the same batches.
     """
 
     sst_dir: str
@@ -110,9 +118,14 @@ class TrainConfig(TypedConfig):
     checkpoint_every: int = 500
     max_steps: int | None = None
     precision: str = "float32"
+    strategy: str = "default"
+    devices: tuple[str, ...] = ()
+    cpu_devices: int = 0
 
-    # What a rerun in the same workdir may change (the rest must match its checkpoint).
-    RESUMABLE = ("epochs", "max_steps", "eval_every", "patience", "log_every", "checkpoint_every")
+    # What a rerun in the same workdir may change (the rest must match its checkpoint); the
+    # checkpoint of a multi-replica run is the one-device one (tests/test_textnas_distribution.py).
+    RESUMABLE = ("epochs", "max_steps", "eval_every", "patience", "log_every", "checkpoint_every",
+                 "strategy", "devices", "cpu_devices")
 
     def __post_init__(self):
         precision_lib.validate(self.precision)
@@ -123,11 +136,14 @@ class TrainConfig(TypedConfig):
         check_run_fields(self)
         require_non_negative(self, "weight_decay", "eval_every", "patience")
         require_fraction(self, "label_smoothing", closed=False)
+        distribution.validate_fields(self)
 
 
-def _make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+def _make_optimizer(config: TrainConfig, total_steps: int,
+                    clips: bool = True) -> keras.optimizers.Optimizer:
+    """Adam / AdamW with the cosine schedule; `clips`=False leaves the clipping to the step."""
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(total_steps, 1))
-    clip = config.clipnorm or None
+    clip = (config.clipnorm or None) if clips else None
     if config.weight_decay:
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                            global_clipnorm=clip, name="adamw")
@@ -162,6 +178,9 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
     Returns:
         the contents of results.json, or None when stopped early by max_steps.
     """
+    strategy = distribution.strategy_from_config(config)  # splits the CPU before any op
+    parallel = DataParallel(strategy)
+    parallel.check_batch(config.batch_size, "train_batch_size")
     run = Workdir.open(workdir, config, "train_config.json", resumable=TrainConfig.RESUMABLE,
                        pinned={"architecture.json": architecture.to_json()}, verbose=verbose)
     seeding.seed_everything(config.seed)
@@ -174,7 +193,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         word_dropout=config.word_dropout,
     )
     precision_lib.warn_if_emulated(config.precision)
-    with precision_lib.dtype_policy(config.precision):
+    with precision_lib.dtype_policy(config.precision), strategy.scope():
         model = TextClassifier.from_architecture(architecture, network)
     if config.embeddings_path:
         matrix, found = sst.load_glove(config.embeddings_path, dataset.vocab,
@@ -185,18 +204,30 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
 
     batches = sst.BucketBatcher(dataset.train_phrases, config.batch_size, config.seed)
     steps_per_epoch = len(batches)
-    optimizer = _make_optimizer(config, config.epochs * steps_per_epoch)
-    optimizer.build(model.trainable_variables)
+    with strategy.scope():
+        optimizer = _make_optimizer(config, config.epochs * steps_per_epoch,
+                                    clips=parallel.replicas == 1)
+        optimizer.build(model.trainable_variables)
     loss_fn = classification_loss_fn(model, config.label_smoothing)
     variables = model.trainable_variables
 
-    @tf.function(input_signature=BATCH_SIGNATURE)
-    def train_step(ids, labels):
+    def replica_step(ids, labels, weights):
+        # This replica's slice; `weights` make its loss its share of the batch mean.
         with tf.GradientTape() as tape:
-            loss, metrics = loss_fn(ids, labels)
+            loss, metrics = loss_fn(ids, labels, weights=weights)
             scaled = optimizer.scale_loss(loss)  # float16: the loss scale; else the loss
-        optimizer.apply(tape.gradient(scaled, variables), variables)
+        # Dense: Keras' Adam squares an embedding's IndexedSlices slice by slice (a word that
+        # occurs twice in the batch counted twice in its second moment), which no sum over
+        # replicas reproduces; dense, it sees the batch's gradient, on any number of replicas.
+        grads = [None if g is None else tf.convert_to_tensor(g)
+                 for g in tape.gradient(scaled, variables)]
+        grads = parallel.clipped_gradients(grads, config.clipnorm)
+        optimizer.apply(grads, variables)
         return {"loss": loss, **metrics}
+
+    @tf.function(input_signature=WEIGHTED_BATCH_SIGNATURE)
+    def train_step(ids, labels, weights):
+        return parallel.run(replica_step, ids, labels, weights)
 
     predict_fn = make_predict_fn(model)
     dev_batches = sst.eval_batches(dataset.dev_sentences, 256)
@@ -223,7 +254,8 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
         print(f"train {config.task}: {len(dataset.train_phrases)} phrases, "
               f"{len(dataset.dev_sentences)} dev / {len(dataset.test_sentences)} test sentences, "
               f"vocab {len(dataset.vocab)}, {num_parameters} parameters, "
-              f"{steps_per_epoch} steps/epoch\n{architecture.describe()}")
+              f"{steps_per_epoch} steps/epoch, {parallel.replicas} replica(s)\n"
+              f"{architecture.describe()}")
 
     writer = run.writer
 
@@ -260,7 +292,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
             print(f"epoch {epoch + 1}/{config.epochs}")
         progbar = keras.utils.Progbar(steps_per_epoch, verbose=1 if verbose else 0)
         for index, (ids, labels) in enumerate(batches.epoch(epoch, offset), offset):
-            out = train_step(ids, labels)
+            out = train_step(*replica_batch(ids, labels, parallel.replicas))
             step += 1
             global_step.assign(step)
             loss = float(out["loss"])

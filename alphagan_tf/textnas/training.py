@@ -1,6 +1,7 @@
 """Pieces shared by the TextNAS search and retraining drivers.
 
-- `classification_loss_fn`: mean cross-entropy + accuracy of a model on a batch.
+- `classification_loss_fn`: mean cross-entropy + accuracy of a model on a batch (or a
+  replica's share of them: `replica_batch`).
 - `make_predict_fn` / `evaluate`: compiled inference and accuracy over batches.
 - `check_run_fields`: the config fields both drivers share, validated alike.
 - `make_checkpoint`: the object-based `tf.train.Checkpoint` every loop of the
@@ -32,6 +33,24 @@ BATCH_SIGNATURE = (
     tf.TensorSpec([None], tf.int32, name="labels"),
 )
 IDS_SIGNATURE = (tf.TensorSpec([None, None], tf.int32, name="ids"),)
+WEIGHTED_BATCH_SIGNATURE = (*BATCH_SIGNATURE, tf.TensorSpec([None], tf.float32, name="weights"))
+
+
+def replica_batch(ids: np.ndarray, labels: np.ndarray, replicas: int):
+    """(ids, labels, weights) of a batch that `replicas` replicas split evenly.
+
+    A batch of B examples is padded to a multiple of `replicas` with empty rows (all
+    padding, label 0, weight 0); the B real rows weigh 1/B, so the weighted sums of
+    `classification_loss_fn` over any slice are that slice's share of the batch mean,
+    and summed over the replicas they are the batch mean (one device's loss).
+    """
+    size = len(labels)
+    extra = -size % replicas
+    weights = np.concatenate([np.full(size, 1.0 / size, np.float32), np.zeros(extra, np.float32)])
+    if extra:
+        ids = np.concatenate([ids, np.zeros((extra, ids.shape[1]), ids.dtype)])
+        labels = np.concatenate([labels, np.zeros(extra, labels.dtype)])
+    return ids, labels, weights
 
 
 def check_run_fields(config) -> None:
@@ -58,9 +77,14 @@ def smoothed_cross_entropy(labels, logits, label_smoothing: float = 0.0):
     Returns:
         scalar float.
     """
+    return keras.ops.mean(example_cross_entropy(labels, logits, label_smoothing))
+
+
+def example_cross_entropy(labels, logits, label_smoothing: float = 0.0):
+    """`smoothed_cross_entropy` of each example: float [B]."""
     one_hot = keras.ops.one_hot(labels, keras.ops.shape(logits)[-1], dtype=logits.dtype)
-    return keras.ops.mean(keras.losses.categorical_crossentropy(
-        one_hot, logits, from_logits=True, label_smoothing=label_smoothing))
+    return keras.losses.categorical_crossentropy(
+        one_hot, logits, from_logits=True, label_smoothing=label_smoothing)
 
 
 def batch_accuracy(logits, labels):
@@ -70,24 +94,35 @@ def batch_accuracy(logits, labels):
         logits: float [B, num_classes].
         labels: int [B].
     """
+    return keras.ops.mean(example_correct(logits, labels))
+
+
+def example_correct(logits, labels):
+    """1.0 where argmax(logits) == labels, else 0.0: float32 [B]."""
     correct = keras.ops.equal(keras.ops.argmax(logits, axis=-1), keras.ops.cast(labels, "int64"))
-    return keras.ops.mean(keras.ops.cast(correct, "float32"))
+    return keras.ops.cast(correct, "float32")
 
 
 def classification_loss_fn(model: keras.Model, label_smoothing: float = 0.0) -> Callable:
-    """loss_fn(ids, labels, **call_kwargs) -> (mean cross-entropy, {"accuracy": ...}) in training mode.
+    """loss_fn(ids, labels, weights=None, **call_kwargs) -> (mean cross-entropy, {"accuracy": ...})
+    in training mode.
 
     `call_kwargs` go to the model (e.g. the supernet's `architecture=`). With
     `label_smoothing` > 0 the loss is `smoothed_cross_entropy` (the reported
-    accuracy is unaffected).
+    accuracy is unaffected). With `weights` (float32 [B], `replica_batch`) the loss and
+    the accuracy are the weighted sums instead of the means: a replica's share of the
+    global batch's means.
     """
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1). Received: {label_smoothing}")
 
-    def loss_fn(ids, labels, **call_kwargs):
+    def loss_fn(ids, labels, weights=None, **call_kwargs):
         logits = precision.to_float32(model(ids, training=True, **call_kwargs))  # float32 loss
-        loss = smoothed_cross_entropy(labels, logits, label_smoothing)
-        return loss, {"accuracy": batch_accuracy(logits, labels)}
+        if weights is None:
+            loss = smoothed_cross_entropy(labels, logits, label_smoothing)
+            return loss, {"accuracy": batch_accuracy(logits, labels)}
+        loss = keras.ops.sum(example_cross_entropy(labels, logits, label_smoothing) * weights)
+        return loss, {"accuracy": keras.ops.sum(example_correct(logits, labels) * weights)}
 
     return loss_fn
 

@@ -21,6 +21,7 @@ are reported instead of counted as done.
 from __future__ import annotations
 
 import gc
+import glob
 import os
 import shutil
 import time
@@ -44,16 +45,34 @@ class _RetrainTrials:
     max_cpu_seconds: float | None = None  # no new trial once the run used this much CPU
     max_seconds: float | None = None  # ... or this much wall-clock time
     _mark: tuple[float, float] = (0.0, 0.0)
+    trials_run: list[tuple[str, str]] = []  # (trial id, status) of the trials this process ran
 
-    # The budget spent is kept in <project>/budget.json, so it spans resumed invocations.
+    # The budget spent is kept in <project>/budget.json, so it spans resumed invocations
+    # (budget_<tuner id>.json for each worker of a distributed run: they may share the folder).
     def _budget_path(self) -> str:
-        return os.path.join(self.project_dir, "budget.json")
+        from alphagan_tf.tuner import cluster
 
-    def budget_used(self) -> dict:
-        """{"cpu_seconds", "wall_seconds"} spent by trials of this run so far."""
+        name = "budget.json" if cluster.tuning_role() == "single" else f"budget_{self.tuner_id}.json"
+        return os.path.join(self.project_dir, name)
+
+    def _budget_of(self, path: str) -> dict:
         from alphagan_tf.utils import files
 
-        return files.read_json(self._budget_path(), {"cpu_seconds": 0.0, "wall_seconds": 0.0})
+        return files.read_json(path, {"cpu_seconds": 0.0, "wall_seconds": 0.0})
+
+    def budget_used(self) -> dict:
+        """{"cpu_seconds", "wall_seconds"} spent by trials of this run so far.
+
+        The chief of a distributed run (which runs no trial) sums the workers' files
+        found in its project folder (all of them when the workers share it).
+        """
+        from alphagan_tf.tuner import cluster
+
+        if cluster.tuning_role() != "chief":
+            return self._budget_of(self._budget_path())
+        used = [self._budget_of(path) for path in
+                sorted(glob.glob(os.path.join(self.project_dir, "budget_*.json")))]
+        return {key: sum(u[key] for u in used) for key in ("cpu_seconds", "wall_seconds")}
 
     def _over_budget(self, used: dict) -> list[str]:
         return [f"{what} {used[key]:.0f} s >= {limit:.0f} s" for what, key, limit in (
@@ -77,6 +96,7 @@ class _RetrainTrials:
         from alphagan_tf.utils import files
 
         super().on_trial_end(trial)
+        self.trials_run = [*self.trials_run, (trial.trial_id, str(trial.status))]
         now = (time.process_time(), time.monotonic())
         used = self.budget_used()
         used["cpu_seconds"] += now[0] - self._mark[0]

@@ -69,16 +69,43 @@ class DataParallel:
         def on_replica(*batches):
             if self.replicas > 1:
                 replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-                batches = [
-                    tf.gather(tf.reshape(b, [self.replicas, -1, *b.shape[1:]]), replica)
-                    for b in batches
-                ]
+                batches = [tf.gather(tf.reshape(b, self._split_shape(b)), replica)
+                           for b in batches]
             return replica_fn(*batches)
 
         outputs = self.strategy.run(on_replica, args=global_batches)
         return tf.nest.map_structure(
             lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), outputs
         )
+
+    def _split_shape(self, batch: tf.Tensor) -> list:
+        """[replicas, -1, *the rest of batch's shape]: static sizes kept, unknown ones (e.g.
+        the length of a batch of padded sequences) read at run time."""
+        return [self.replicas, -1, *(size if size is not None else tf.shape(batch)[i]
+                                     for i, size in enumerate(batch.shape[1:], 1))]
+
+    def clipped_gradients(self, grads: list, clipnorm: float) -> list:
+        """In replica context: this replica's gradients, for an optimizer built without clipping,
+        such that it applies the global batch's gradient clipped by its global norm.
+
+        Keras' optimizer clips the gradients it is given (a replica's share) before
+        summing them over the replicas; one device clips the sum. So the shares are
+        all-reduced here, the sum clipped (`clipnorm` > 0), and each replica hands the
+        optimizer 1/replicas of it (the optimizer sums them back). With one replica the
+        gradients are returned as they are: the optimizer clips them itself.
+        """
+        if self.replicas == 1:
+            return grads
+        present = [i for i, g in enumerate(grads) if g is not None]
+        # Dense: the norm of an embedding's IndexedSlices would count a repeated row twice.
+        total = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, [tf.convert_to_tensor(grads[i]) for i in present])
+        if clipnorm:
+            total, _ = tf.clip_by_global_norm(total, clipnorm)
+        out = list(grads)
+        for i, g in zip(present, total):
+            out[i] = g / self.replicas
+        return out
 
     def share(self, value: tf.Tensor) -> tf.Tensor:
         """This replica's share of a global-batch mean (its local mean / replicas)."""

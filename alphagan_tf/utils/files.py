@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from typing import Any
+from typing import Any, Iterator
 
 
 def write_bytes_atomic(path: str, data: bytes) -> str:
@@ -48,3 +49,22 @@ def read_text(path: str, default: str | None = None) -> str | None:
         return default
     with open(path, encoding="utf-8") as f:
         return f.read()
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str) -> Iterator[None]:
+    """Holds an exclusive lock on the file `path` (created) for the `with` block.
+
+    Processes of one machine that would each write the same result (e.g. the
+    workers of a distributed tuning run preparing a shared cache) take turns;
+    the later ones then find the result written. POSIX `flock`: advisory, one host.
+    """
+    import fcntl
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
