@@ -241,9 +241,8 @@ def train(args, label: str, genotype_path: str, seed: int) -> dict:
     run_dir = os.path.join(args.workdir, "runs", f"{label}_seed{seed}")
     os.makedirs(run_dir, exist_ok=True)
     timing_path = os.path.join(run_dir, "bench_timing.json")
-    if os.path.exists(os.path.join(run_dir, "train_summary.json")) and os.path.exists(timing_path):
-        with open(timing_path) as f:
-            return json.load(f)
+    if (timing := read_timing(args, label, seed)) is not None:
+        return timing
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.threads_per_job:
@@ -289,9 +288,21 @@ def evaluate(args, feature_fn, real: dict, label: str, seed: int, timing: dict) 
         result[f"fid_{split}"], result[f"kid_{split}"] = score(generated, activations)
     result["eval_cpu_s"] = time.process_time() - start[0]
     result["eval_wall_s"] = time.time() - start[1]
-    with open(result_path, "w") as f:
+    with open(result_path + ".tmp", "w") as f:
         json.dump(result, f, indent=2)
+    os.replace(result_path + ".tmp", result_path)  # a second scorer never reads half a file
     return result
+
+
+def read_timing(args, label: str, seed: int) -> dict | None:
+    """The timing of a finished retraining (None while it is not finished)."""
+    run_dir = os.path.join(args.workdir, "runs", f"{label}_seed{seed}")
+    timing_path = os.path.join(run_dir, "bench_timing.json")
+    if not (os.path.exists(os.path.join(run_dir, "train_summary.json"))
+            and os.path.exists(timing_path)):
+        return None
+    with open(timing_path) as f:
+        return json.load(f)
 
 
 def read_result(args, label: str, seed: int) -> dict | None:
@@ -340,6 +351,9 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="retrainings run at once.")
     parser.add_argument("--threads_per_job", type=int, default=0,
                         help="TF intra-op threads of each retraining (0: TF's default).")
+    parser.add_argument("--score_only", action="store_true",
+                        help="only score finished, unscored retrainings (last first): a second "
+                        "scorer beside a running bench when scoring is the bottleneck.")
     parser.add_argument("--summary_only", action="store_true",
                         help="only summarize the runs scored so far (no training, no scoring).")
     parser.add_argument("--workdir", required=True)
@@ -365,6 +379,14 @@ def main(argv=None) -> int:
     feature_fn = feature_extractor_from_spec(args.feature_extractor, args.inception_path)
     real = {"test": real_activations(args, feature_fn, "test", args.test_real or None),
             "train": real_activations(args, feature_fn, "train", args.train_real or None)}
+    if args.score_only:
+        # A second scorer beside a running bench: the trained, unscored runs, last first.
+        for label, _, seed in reversed(jobs):
+            timing = read_timing(args, label, seed)
+            if timing is not None and read_result(args, label, seed) is None:
+                result = evaluate(args, feature_fn, real, label, seed, timing)
+                print(f"{label} seed {seed}: FID test {result['fid_test']:.2f}", flush=True)
+        return 0
     print(f"{len(genotype_paths)} genotypes x {len(seeds)} seeds = {len(jobs)} retrainings "
           f"({args.jobs} at once); real features: test {len(real['test'])}, "
           f"train {len(real['train'])}", flush=True)
