@@ -5,6 +5,8 @@ r"""The demo search's inner GAN game, isolated: digit classes and z-variance per
     ... --weight_data=full           # weight steps on all 1797 digits, not the 899-image half
     ... --onehot=alphaGAN_s          # supernet alphas one-hot on a genotype (with --skip_arch)
     ... --probe                      # z-variance fraction of the stem, each cell and the image
+    ... --ema=0.9,0.99               # also sample EMAs of G's weights (moving and batch BN)
+    ... --mbstd                      # experiment: D sees a minibatch-stddev channel
 
 Builds the search's players (`search_loop.build_searcher`) with demo.cfg's sizes and the
 knobs below, runs epochs (`BilevelSearcher.run_epoch`, or with --skip_arch only the inner
@@ -55,7 +57,8 @@ p.add_argument("--skip_arch", action="store_true", help="no worst/arch phases at
 p.add_argument("--tag", default="")
 p.add_argument("--probe", action="store_true")
 p.add_argument("--onehot", default="")
-p.add_argument("--mbstd", action="store_true", help="D sees a minibatch-stddev channel (experiment)")
+p.add_argument("--mbstd", action="store_true",
+               help="experiment: D sees a minibatch-stddev channel in place of the 3rd (equal) colour channel")
 p.add_argument("--ema", default="", help="comma-separated EMA decays of G's weights to sample too")
 a = p.parse_args()
 
