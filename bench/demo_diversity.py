@@ -76,11 +76,12 @@ def trained_generator(workdir: str, live: bool = False):
 
 def report(name: str, fake: np.ndarray, real: np.ndarray, classify) -> dict:
     logits = classify(fake)["logits"]
-    histogram = diversity.class_histogram(logits)
+    classes = diversity.check_classes(logits)
+    histogram = np.array(classes.histogram)
     confident = diversity.class_histogram(logits, min_confidence=CONFIDENT)
     check = diversity.check_diversity(fake, real)
     result = {
-        "classes": diversity.distinct_classes(histogram),
+        "classes": classes.classes,
         "confident_classes": diversity.distinct_classes(confident),
         "confident_samples": int(confident.sum()),
         "histogram": histogram.tolist(),
@@ -92,6 +93,7 @@ def report(name: str, fake: np.ndarray, real: np.ndarray, classify) -> dict:
         f"{result['confident_classes']:2d}/10 ({result['confident_samples']} of {len(fake)})  "
         f"histogram {result['histogram']}  diversity ratio {check.ratio:.3f}"
         + ("  COLLAPSED" if check.collapsed else "")
+        + (f"  FEWER THAN {classes.minimum} CLASSES" if classes.collapsed else "")
     )
     return result
 

@@ -5,6 +5,8 @@ r"""The demo search's inner GAN game, isolated: digit classes and z-variance per
     ... --weight_data=full           # weight steps on all 1797 digits, not the 899-image half
     ... --onehot=alphaGAN_s          # supernet alphas one-hot on a genotype (with --skip_arch)
     ... --probe                      # z-variance fraction of the stem, each cell and the image
+    ... --ema=0.9,0.99               # also sample EMAs of G's weights (moving and batch BN)
+    ... --mbstd                      # experiment: D sees a minibatch-stddev channel
 
 Builds the search's players (`search_loop.build_searcher`) with demo.cfg's sizes and the
 knobs below, runs epochs (`BilevelSearcher.run_epoch`, or with --skip_arch only the inner
@@ -55,6 +57,9 @@ p.add_argument("--skip_arch", action="store_true", help="no worst/arch phases at
 p.add_argument("--tag", default="")
 p.add_argument("--probe", action="store_true")
 p.add_argument("--onehot", default="")
+p.add_argument("--mbstd", action="store_true",
+               help="experiment: D sees a minibatch-stddev channel in place of the 3rd (equal) colour channel")
+p.add_argument("--ema", default="", help="comma-separated EMA decays of G's weights to sample too")
 a = p.parse_args()
 
 seeding.seed_everything(a.seed)
@@ -70,11 +75,50 @@ weight = data.weight
 if a.weight_data == "full":
     weight = images_pipeline(load_demo(16), batch_size=a.batch, seed=a.seed, stream=2)
 t0 = time.process_time()
+if a.mbstd:
+    import keras
+    from alphagan_tf.gan import search_loop
+    from alphagan_tf.gan.discriminator import Discriminator
+
+    class MinibatchStdD(keras.Model):
+        def __init__(self, df):
+            super().__init__()
+            self.inner = Discriminator(df=df)
+        def call(self, x, training=None):
+            mean = tf.reduce_mean(x, 0, keepdims=True)
+            std = tf.sqrt(tf.reduce_mean(tf.square(x - mean), 0) + 1e-8)
+            feature = tf.reduce_mean(std) * tf.ones_like(x[..., :1])
+            return self.inner(tf.concat([x[..., :2], feature], -1), training=training)  # digits: 3 equal channels
+
+    _orig = search_loop.build_players
+    def _players(config, synchronized_bn=False):
+        g, _ = _orig(config, synchronized_bn)
+        return g, MinibatchStdD(config.model.df)
+    search_loop.build_players = _players
 s = build_searcher(cfg)
 wb, ab = iter(weight), iter(data.arch)
 if a.onehot:
     from alphagan_tf.gan.genotypes import load_genotype
     s.generator.set_alphas_from_genotype(load_genotype(a.onehot))
+from alphagan_tf.gan.ema import WeightEMA
+from alphagan_tf.gan.search_loop import build_players
+emas = []
+for decay in [float(x) for x in a.ema.split(",") if x]:
+    copy = build_players(cfg)[0]
+    copy(tf.zeros([2, a.latent]), training=False)
+    emas.append((decay, copy, WeightEMA(s.generator, copy, decay)))
+    emas[-1][2].initialize()
+ema_updates = [tf.function(e.update, autograph=False) for _, _, e in emas]
+def update_emas():
+    for u in ema_updates:
+        u()
+if emas:  # every generator step of run_epoch updates the averages too
+    _g_step = s.g_step
+    def _g_step_and_emas():
+        loss = _g_step()
+        update_emas()
+        return loss
+    s.g_step = _g_step_and_emas
 classify = ClassifierFeatures(a.classifier)
 digits = load_demo(16)
 real = scale_images(digits[np.random.default_rng(0).choice(len(digits), 64, replace=False)]).numpy()
@@ -82,12 +126,13 @@ z = tf.random.stateless_normal([64, a.latent], seed=[a.seed, 1234])
 rows = []
 for e in range(1, a.epochs + 1):
     if a.skip_arch:
+        dl, gl = [], []
         for _ in range(a.inner):
             due = int(s.d_steps_done.numpy()) % a.n_critic == 0
-            s.d_step(next(wb))
+            dl.append(float(s.d_step(next(wb))))
             if due:
-                s.g_step()
-        m = {}
+                gl.append(float(s.g_step()))
+        m = {"d_loss": np.mean(dl), "g_loss": np.mean(gl)}
     else:
         m = s.run_epoch(wb, ab, epoch=e)
     fake = np.asarray(s.generator(z, training=False), np.float64)
@@ -103,9 +148,17 @@ for e in range(1, a.epochs + 1):
         x, _ = c3(x, skip_inputs=[k1, k2], training=True); out.append("c3 " + frac(x))
         out.append("img " + frac(g(z, training=True)))
         print("   probe z-var-fraction/rms:", " ".join(out), flush=True)
-    h = diversity.class_histogram(classify(fake)["logits"])
+    logits = classify(fake)["logits"]
+    h = diversity.class_histogram(logits)
+    hc = diversity.class_histogram(logits, num_classes=10, min_confidence=0.9)
     r = diversity.diversity_ratio(fake, real)
     rows.append((e, diversity.distinct_classes(h), r))
-    print(f"{a.tag} epoch {e:2d} classes {diversity.distinct_classes(h):2d} R {r:.3f} hist {h.tolist()} "
+    print(f"{a.tag} epoch {e:2d} classes {diversity.distinct_classes(h):2d} R {r:.3f} hist {h.tolist()} conf {diversity.distinct_classes(hc)} "
           f"d {m.get('d_loss', float('nan')):.3f} g {m.get('g_loss', float('nan')):.3f} cpu {time.process_time()-t0:.0f}", flush=True)
+    for decay, copy, _ in emas:
+        for mode in (False, True):
+            f = np.asarray(copy(z, training=mode), np.float64)
+            hh = diversity.class_histogram(classify(f)["logits"], num_classes=10)
+            print(f"{a.tag}   ema {decay} {'batchBN' if mode else 'movingBN'} classes "
+                  f"{diversity.distinct_classes(hh):2d} R {diversity.diversity_ratio(f, real):.3f} hist {hh.tolist()}", flush=True)
 print(a.tag, "FINAL", json.dumps(rows[-1]), "genotype", " ".join(s.generator.genotype().ops()))
