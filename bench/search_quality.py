@@ -108,8 +108,8 @@ def paired_difference(values: dict[int, float], reference: dict[int, float]) -> 
 
     Returns {"seeds", "differences", "mean", "sd", "t", "seeds_for_t2"}: t is the
     paired t statistic mean / (sd / sqrt(n)) (NaN below 2 seeds or when sd is 0);
-    seeds_for_t2 = (2 sd / mean)^2, the seeds at which the same mean and sd would
-    give |t| = 2 (a rough two-sided 5-10% level at these sample sizes).
+    seeds_for_t2 = ceil((2 sd / mean)^2) (at least 2), the seeds at which the same
+    mean and sd would give |t| = 2 (a rough two-sided 5-10% level at these sample sizes).
     """
     seeds = sorted(set(values) & set(reference))
     differences = np.array([values[s] - reference[s] for s in seeds], dtype=np.float64)
@@ -118,7 +118,8 @@ def paired_difference(values: dict[int, float], reference: dict[int, float]) -> 
     sd = float(differences.std(ddof=1)) if n > 1 else math.nan
     t = mean / (sd / math.sqrt(n)) if n > 1 and sd > 0 else math.nan
     # Seeds a paired comparison needs for |t| = 2 if the mean and sd stay as measured.
-    seeds_needed = (2 * sd / abs(mean)) ** 2 if n > 1 and mean != 0 else math.nan
+    seeds_needed = (max(2, math.ceil((2 * sd / abs(mean)) ** 2)) if n > 1 and mean != 0
+                    else math.nan)
     return {"seeds": seeds, "differences": differences.tolist(), "mean": mean, "sd": sd, "t": t,
             "seeds_for_t2": seeds_needed}
 
