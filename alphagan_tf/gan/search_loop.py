@@ -23,8 +23,8 @@ epoch line, TensorBoard (`search/diversity_ratio`) and the history; below
 Re-running with the same workdir resumes from the last checkpoint. Under
 `strategy="multi_worker"` only the chief writes these files (the other workers
 write to a temporary folder) and every worker resumes from the chief's
-checkpoints. Files are written atomically (temporary file + rename), so a kill at any moment leaves
-every earlier result intact.
+checkpoints. Files are written atomically (temporary file + rename), so a kill at
+any moment leaves every earlier result intact.
 """
 
 from __future__ import annotations
