@@ -22,9 +22,9 @@ epoch line, TensorBoard (`search/diversity_ratio`) and the history; below
 
 Re-running with the same workdir resumes from the last checkpoint. Under
 `strategy="multi_worker"` only the chief writes these files (the other workers
-write to a temporary folder) and every worker resumes from the chief's checkpoints. Files are
-written atomically (temporary file + rename), so a kill at any moment leaves
-every earlier result intact.
+write to a temporary folder) and every worker resumes from the chief's
+checkpoints. Files are written atomically (temporary file + rename), so a kill at
+any moment leaves every earlier result intact.
 """
 
 from __future__ import annotations
@@ -72,9 +72,10 @@ class SearchRunConfig(TypedConfig):
     # float32, bfloat16 or float16 compute for the four players (utils/precision.py: what
     # stays float32); float16 with dynamic loss scaling.
     precision: str = "float32"
-    # tf.distribute: "default" (one device), "mirrored" or "one_device" over `devices`, or
-    # "multi_worker" (several hosts, TF_CONFIG) (utils/distribution.py); `cpu_devices` > 1 first splits the CPU into that many
-    # logical devices (to run a MirroredStrategy on a machine without GPUs).
+    # tf.distribute (utils/distribution.py): "default" (one device), "mirrored" or
+    # "one_device" over `devices`, or "multi_worker" (several hosts, TF_CONFIG);
+    # `cpu_devices` > 1 first splits the CPU into that many logical devices (to run a
+    # MirroredStrategy on a machine without GPUs).
     strategy: str = "default"
     devices: tuple[str, ...] = ()
     cpu_devices: int = 0

@@ -103,8 +103,6 @@ class Workdir:
         run = cls(path, config, config_name, pinned, verbose, chief)
         if run.has_checkpoint():
             run._check_resumable(resumable)
-        if verbose and not chief:
-            print(f"Not the chief: reading {path}, writing to {run.write_path} (deleted at the end).")
         return run
 
     # --- files ---------------------------------------------------------------------------
@@ -121,6 +119,9 @@ class Workdir:
         if self._scratch is None:
             self._scratch = tempfile.mkdtemp(prefix="alphagan_worker_")
             atexit.register(shutil.rmtree, self._scratch, ignore_errors=True)
+            if self.verbose:
+                print(f"Not the chief: reading {self.path}, writing to {self._scratch} "
+                      "(deleted at the end).")
         return self._scratch
 
     def written(self, *names: str) -> str:
