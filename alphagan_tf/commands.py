@@ -42,6 +42,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("genotype", "alphagan_tf.genotype", "draw or print a genotype"),
     Command("convert", "alphagan_tf.convert", "the authors' PyTorch checkpoint -> a training workdir"),
     Command("tune", "alphagan_tf.tune", "KerasTuner searches over the same genotypes"),
+    Command("tune-launch", "alphagan_tf.tuner.launch",
+            "a distributed tune's chief and N workers on one machine"),
     Command("classifier", "alphagan_tf.metrics.classifier",
             "train a feature classifier for offline FID/IS (any image .npz)"),
     Command("demo-classifier", "alphagan_tf.tuner.demo_classifier",

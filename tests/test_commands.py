@@ -28,7 +28,7 @@ def _run_all(argvs):
 def test_the_table_names_every_command_module_once():
     modules = [c.module for c in commands.COMMANDS]
     names = [c.name for c in commands.COMMANDS]
-    assert len(set(modules)) == len(modules) == len(set(names)) == 15
+    assert len(set(modules)) == len(modules) == len(set(names)) == 16
     on_disk = set()
     for folder, _, files in os.walk(os.path.join(ROOT, "alphagan_tf")):
         for name in files:

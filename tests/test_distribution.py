@@ -49,6 +49,7 @@ def flat(values):
 
 
 @pytest.mark.timeout(1200)
+@pytest.mark.long  # the search traced for one device and two replicas: ~400-500 s
 def test_two_replicas_give_the_one_device_search(runs):
     assert runs["replicas"] == [1, 2]
     assert runs["synchronized_bn"] == [False, True]
@@ -85,6 +86,7 @@ def adam_walk(lr, steps):
     return 2 * np.sqrt(1.9) * lr * steps
 
 
+@pytest.mark.long  # the search traced for one device and two replicas: ~400-500 s
 def test_two_replicas_train_the_same_weights(runs):
     # The tiny search's G learning rate and G steps (2 epochs of 5 D steps, n_critic 5).
     walk = adam_walk(2e-4, 2)
@@ -105,12 +107,14 @@ def test_two_replicas_train_the_same_weights(runs):
         assert compared > 0.99 * sum(np.size(v) for v in one.values())
 
 
+@pytest.mark.long  # the search traced for one device and two replicas: ~400-500 s
 def test_arch_optimizer_decay_is_shared_between_replicas(runs):
     one, two = runs["arch_optimizer"]["one"], runs["arch_optimizer"]["two"]
     np.testing.assert_allclose(two, one, rtol=0, atol=1e-6)
     assert np.abs(np.array(one) - [0.5, -1.0, 2.0]).min() > 0.05  # the steps moved alpha
 
 
+@pytest.mark.long  # the search traced for one device and two replicas: ~400-500 s
 def test_a_batch_the_replicas_cannot_share_is_refused(runs):
     assert "cannot be split evenly over 2 replicas" in runs["uneven_batch"]
 

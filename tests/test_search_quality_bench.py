@@ -135,13 +135,13 @@ def test_toy_bench_retrains_scores_summarizes_and_resumes(toy):
     again = _run_bench(folder, npz, recipe)
     assert {p: p.stat().st_size for p in logs} == logs
     assert json.loads((workdir / "summary.json").read_text())["results"] == results
-    assert again.count("FID test") == 4
+    assert sum(line.startswith("[") for line in again.splitlines()) == 4  # one line per run
     # A second scorer finds nothing left to score; one result removed is scored again, the same.
     scored = workdir / "runs" / "random_0_seed1" / "result.json"
     first = json.loads(scored.read_text())
     scored.unlink()
     rescored = _run_bench(folder, npz, recipe, "--score_only")
-    assert rescored.count("FID test") == 1 and "random_0 seed 1" in rescored
+    assert rescored.count("seed 1: FID test") == 1 and "random_0 seed 1" in rescored
     assert json.loads(scored.read_text())["fid_test"] == pytest.approx(first["fid_test"], rel=1e-6)
     # --summary_only reads the scored runs back and writes the same tables.
     table_again = _run_bench(folder, npz, recipe, "--summary_only")
