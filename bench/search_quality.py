@@ -34,6 +34,8 @@ import time
 
 import numpy as np
 
+from alphagan_tf.utils import files
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LATENT_SEED = 1234  # the same latents score every generator
 METRICS = ("fid_test", "kid_test", "fid_train", "kid_train")
@@ -260,8 +262,7 @@ def train(args, label: str, genotype_path: str, seed: int) -> dict:
                            f"see {os.path.join(run_dir, 'train.log')}")
     timing = {"train_wall_s": time.time() - start,
               "train_cpu_s": usage.ru_utime + usage.ru_stime}
-    with open(timing_path, "w") as f:
-        json.dump(timing, f)
+    files.write_json_atomic(timing_path, timing)
     return timing
 
 
@@ -289,9 +290,7 @@ def evaluate(args, feature_fn, real: dict, label: str, seed: int, timing: dict) 
         result[f"fid_{split}"], result[f"kid_{split}"] = score(generated, activations)
     result["eval_cpu_s"] = time.process_time() - start[0]
     result["eval_wall_s"] = time.time() - start[1]
-    with open(result_path + ".tmp", "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(result_path + ".tmp", result_path)  # a second scorer never reads half a file
+    files.write_json_atomic(result_path, result)  # a second scorer never reads half a file
     return result
 
 
@@ -319,10 +318,8 @@ def write_summary(args, results: list[dict]) -> str:
     tables = markdown_tables(results, args.reference)
     summary = {"args": vars(args), "results": results,
                "fid_test": summarize(results, "fid_test")}
-    with open(os.path.join(args.workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    with open(os.path.join(args.workdir, "summary.md"), "w") as f:
-        f.write(tables)
+    files.write_json_atomic(os.path.join(args.workdir, "summary.json"), summary)
+    files.write_text_atomic(os.path.join(args.workdir, "summary.md"), tables)
     plot(results, os.path.join(args.workdir, "quality.png"))
     return tables
 
