@@ -6,12 +6,12 @@ setup.py from this table) or `alphagan NAME` (`python -m alphagan_tf NAME`).
 `alphagan` alone lists them. This module imports nothing heavy: setup.py reads
 it without importing the package.
 
-Flags: the GAN commands define only the flags they read (an unknown flag, e.g.
-one meant for another command, is an error before any work starts; a flagfile
-serves one command). The TextNAS commands still share one flag set, so that
-one flagfile (configs/sst2.cfg) serves search and train; making them strict too
-is open. Names are Keras' (`learning_rate`, `beta_1`, `beta_2`) prefixed by
-what they tune (`arch_learning_rate`, `search_learning_rate`).
+Flags: every command defines only the flags it reads (an unknown flag, e.g.
+one meant for another command, is an error before any work starts), so a
+flagfile serves one command: `configs/demo.cfg` the search, `demo_train.cfg`
+the retraining; `sst2.cfg` the TextNAS search, `train_sst2.cfg` its retraining.
+Names are Keras' (`learning_rate`, `beta_1`, `beta_2`) prefixed by what they
+tune (`arch_learning_rate`, `search_learning_rate`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ r"""Export a fixed generator: a SavedModel version for TF Serving, or a TFLite f
     python -m alphagan_tf.export --checkpoint=TRAIN_WORKDIR --which=best --export_dir=export/alphagan
     python -m alphagan_tf.export --checkpoint=TRAIN_WORKDIR --format=tflite --quantize=float16 \
         --export_dir=export/alphagan_tflite
+    python -m alphagan_tf.export --checkpoint=TRAIN_WORKDIR --serving_precision=bfloat16 \
+        --export_dir=export/alphagan_bf16  # convs in bfloat16 inside; same float32/uint8 interface
     python -m alphagan_tf.export --genotype=alphaGAN_s --gf=16 --bottom_width=2 \
         --export_dir=/tmp/export/tiny      # random weights: tests and benchmarks
 
@@ -84,6 +86,11 @@ def export_from_flags() -> str:
     if not FLAGS.export_dir and not (FLAGS.format == "tflite" and FLAGS.tflite_path):
         raise app.UsageError("--export_dir is required (e.g. export/alphagan).")
     require_positive(FLAGS, "max_batch", "calibration_samples")
+    if FLAGS.format == "tflite" and FLAGS.serving_precision != "float32":
+        raise app.UsageError(
+            "--serving_precision is the SavedModel's: TFLite chooses its precision with "
+            f"--quantize (none|float16|dynamic|int8). Received: --serving_precision="
+            f"{FLAGS.serving_precision} with --format=tflite")
     if FLAGS.export_dir:
         from alphagan_tf.utils.workdir import check_writable_folder
 
@@ -101,6 +108,12 @@ def export_from_flags() -> str:
             f"e.g. {diverged[0]}); it diverged in training and is not exported.")
     if FLAGS.format == "savedmodel":
         from alphagan_tf.serving.savedmodel import export_saved_model
+
+        if FLAGS.serving_precision != "float32":
+            from alphagan_tf.utils import precision
+
+            precision.warn_if_emulated(FLAGS.serving_precision, flag="serving_precision")
+            generator = generator.in_precision(FLAGS.serving_precision)
 
         from alphagan_tf.serving.warmup import DEFAULT_WARMUP_BATCH_SIZES
 

@@ -399,6 +399,13 @@ def define_export_flags() -> None:
     )
     flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "tflite"], "What to export.")
     flags.DEFINE_enum(
+        "serving_precision", "float32", ["float32", "bfloat16"],
+        "savedmodel: the dtype the generator computes in inside the graph. bfloat16 runs its "
+        "convs and matmuls in bfloat16 (float32 weights, the same float32 z in and uint8 / "
+        "float32 images out); fast on CPUs with AMX / AVX512-BF16 and on recent GPUs, slower "
+        "where bfloat16 is emulated (README 'Precision': measure with bench/sampling.py).",
+    )
+    flags.DEFINE_enum(
         "quantize", "none", ["none", "float16", "dynamic", "int8"],
         "TFLite weights/activations: none (float32), float16 weights, dynamic-range int8 "
         "weights, int8 (full integer ops, float32 input/output; calibrated on latents).",

@@ -5,12 +5,14 @@ r"""Sampling speed and file size of the exported generator: SavedModel vs each T
 
 For each genotype, a generator with RANDOM weights (speed and size do not depend on the
 values) is exported as a SavedModel (the served `serving_default` signature, input checks
-included, run with the TF2 loader) and converted to TFLite none / float16 / dynamic / int8
-(run with LiteRT). Images per second are measured at each batch size with `--threads` CPU
+included, run with the TF2 loader), again with its convs in bfloat16 inside the graph
+(`export --serving_precision=bfloat16`: same float32 weights and interface), and converted
+to TFLite none / float16 / dynamic / int8 (run with LiteRT). Images per second are measured at each batch size with `--threads` CPU
 threads (TF intra-op threads, LiteRT num_threads): one warm-up call, then calls until
 `--min_seconds` have passed (at least `--min_calls`). Also printed: the file size (SavedModel:
-saved_model.pb + variables) and the max abs difference of each TFLite variant's images from the
-SavedModel's on the same 64 latents (random weights: quantisation error of an untrained net).
+saved_model.pb + variables) and the max abs difference of each other variant's images from the
+float32 SavedModel's on the same 64 latents (random weights: quantisation or bfloat16
+rounding error of an untrained net).
 
 Prints a markdown table; the machine's load average is printed too, since other processes
 sharing the cores lower the figures. Not part of the test run.
@@ -36,6 +38,9 @@ def _parse(argv):
     parser.add_argument("--bottom_width", type=int, default=4)
     parser.add_argument("--batch_sizes", default="1,64")
     parser.add_argument("--quantize", default="none,float16,dynamic,int8")
+    parser.add_argument("--serving_precisions", default="float32,bfloat16",
+                        help="SavedModels to time: float32 (the reference row) and "
+                             "`export --serving_precision=bfloat16`'s.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min_seconds", type=float, default=5.0)
     parser.add_argument("--min_calls", type=int, default=2)
@@ -92,6 +97,12 @@ def main(argv=None) -> str:
             )
             source = tflite.write_conversion_source(generator, os.path.join(tmp, name, "source"))
             runners = {"SavedModel": (SavedModelGenerator(saved), _folder_size(saved))}
+            for low in [p for p in args.serving_precisions.split(",") if p != "float32"]:
+                low_saved = savedmodel.write_saved_model(
+                    generator.in_precision(low), os.path.join(tmp, name, f"saved_model_{low}"),
+                    max_batch=max(batch_sizes))
+                runners[f"SavedModel {low}"] = (SavedModelGenerator(low_saved),
+                                                _folder_size(low_saved))
             for mode in modes:
                 start = time.perf_counter()
                 path = tflite.write_tflite(

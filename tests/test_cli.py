@@ -48,8 +48,8 @@ def test_missing_flagfile_and_unknown_flag_fail_at_once():
     assert "error: --cpu_devices: -1 is not a non-negative integer. Received: -1" in negative.stderr
 
 
-@pytest.mark.parametrize("first,second", [("alphagan_tf.textnas.flags", "alphagan_tf.tune"),
-                                          ("alphagan_tf.tune", "alphagan_tf.textnas.flags")])
+@pytest.mark.parametrize("first,second", [("alphagan_tf.textnas.search", "alphagan_tf.tune"),
+                                          ("alphagan_tf.tune", "alphagan_tf.textnas.search")])
 def test_the_gan_and_textnas_flags_load_into_one_process_in_either_order(first, second):
     # Both define --workdir, --seed, --arch_weight_decay, --checkpoint_every, --export_dir.
     code = (f"import {first}, {second}; from absl import flags; "
@@ -69,9 +69,29 @@ def test_every_config_states_its_command_and_parses(config):
     match = re.match(r"# (?:[A-Z_]+=\S* )*python -m (alphagan_tf[\w.]*) ", first)
     assert match, f"{config}: the first line must be the exact command"
     module = match.group(1)
-    if module.startswith("alphagan_tf.textnas") or module == "alphagan_tf.metrics.classifier":
+    if module == "alphagan_tf.metrics.classifier":
         pytest.skip("its own tests parse it")
     # --helpshort prints usage after every flag of the file parsed: an unknown one fails first.
     result = run("-m", module, f"--flagfile={os.path.relpath(config, ROOT)}", "--helpshort")
     assert "error:" not in result.stderr, result.stderr[-2000:]  # a flag that does not parse
     assert result.returncode in (0, 1) and "Try --helpfull" in result.stdout, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module,args,foreign", [
+    ("alphagan_tf.textnas.train", ["--flagfile=configs/train_sst2.cfg", "--architecture=random:0"],
+     "--search_layers=4"),
+    ("alphagan_tf.textnas.search", ["--flagfile=configs/sst2.cfg"], "--train_units=8"),
+    ("alphagan_tf.textnas.search", ["--flagfile=configs/sst2.cfg"], "--strategy=mirrored"),
+    ("alphagan_tf.textnas.train", ["--flagfile=configs/sst2.cfg", "--architecture=random:0"],
+     None),  # the search's flagfile
+    ("alphagan_tf.train", ["--flagfile=configs/demo.cfg", "--genotype=alphaGAN_s"], None),
+])
+def test_a_flag_of_another_command_stops_the_command_before_any_work(tmp_path, module, args,
+                                                                       foreign):
+    result = run("-m", module, *args, f"--workdir={tmp_path / 'w'}", *([foreign] if foreign else []))
+    assert result.returncode != 0
+    if foreign:
+        assert f"Unknown command line flag '{foreign[2:].split('=')[0]}'" in result.stderr
+    else:
+        assert "Unknown command line flag" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "w").exists()

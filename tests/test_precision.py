@@ -295,3 +295,48 @@ def test_bfloat16_retrain_exports_a_float32_saved_model_and_tflite(tmp_path):
     file = tflite.write_tflite(tflite.convert_saved_model(source, 8, "none"),
                                str(tmp_path / "generator_none.tflite"))
     np.testing.assert_allclose(tflite.TFLiteGenerator(file)(z), expected, atol=1e-5)
+
+
+def test_serving_precision_bfloat16_exports_the_same_interface_computing_in_bfloat16(tmp_path):
+    """`export --serving_precision=bfloat16`: float32 z in, uint8 / float32 images out, the v1
+    session loader, images within bfloat16 rounding of the float32 export of the same weights."""
+    import subprocess
+    import sys
+
+    from alphagan_tf.serving.signatures import latents_for_seed
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    common = ["--genotype=alphaGAN_s", "--gf=16", "--latent_dim=8", "--bottom_width=2", "--seed=3",
+              "--max_batch=8"]
+
+    def export(*args):
+        return subprocess.run([sys.executable, "-m", "alphagan_tf.export", *common, *args],
+                              cwd=root, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+    paths = {}
+    for name in ("float32", "bfloat16"):
+        result = export(f"--export_dir={tmp_path / name}", f"--serving_precision={name}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        paths[name] = result.stdout.strip().splitlines()[-1]
+    z = latents_for_seed(0, 8, 8).numpy()
+    images = {}
+    for name, path in paths.items():
+        info = json.load(open(os.path.join(path, "assets.extra", "export_info.json")))
+        assert info["compute_dtype"] == name
+        with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+            signature = meta_graph.signature_def["serving_default"]
+            assert signature.inputs["z"].dtype == tf.float32.as_datatype_enum
+            assert signature.outputs["images"].dtype == tf.uint8.as_datatype_enum
+            assert signature.outputs["images_float"].dtype == tf.float32.as_datatype_enum
+            images[name] = session.run(signature.outputs["images_float"].name,
+                                       {signature.inputs["z"].name: z})
+    difference = np.abs(images["bfloat16"] - images["float32"]).max()
+    assert 1e-4 < difference < INFERENCE_MAX  # > 1e-4: the bfloat16 graph did round
+
+    tflite = export(f"--export_dir={tmp_path / 'lite'}", "--format=tflite",
+                    "--serving_precision=bfloat16")
+    assert tflite.returncode == 2
+    assert "--serving_precision is the SavedModel's" in tflite.stderr
+    assert not (tmp_path / "lite").exists()

@@ -286,7 +286,7 @@ def test_search_cli_rejects_an_unknown_algorithm_and_parses_the_sst_configs(tmp_
     assert ("error: --algorithm: value should be one of <alphagan|darts|enas|random_ws>. "
             "Received: xyz") in bad.stderr
     assert not (tmp_path / "w").exists()
-    for config in ("sst2.cfg", "sst5.cfg", "sst2_tiny.cfg"):
+    for config in ("sst2.cfg", "sst5.cfg", "sst2_tiny.cfg"):  # train_*.cfg: test_cli parses them
         ok = run(f"--flagfile=configs/{config}", "--helpshort")
         assert "error:" not in ok.stderr, ok.stderr[-2000:]
         assert "Try --helpfull" in ok.stdout

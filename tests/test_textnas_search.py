@@ -185,6 +185,8 @@ def test_train_embedding_dim_flag_overrides_the_search_width(sst_dir):
 
     from alphagan_tf.textnas import flags as textnas_flags
 
+    textnas_flags.define_search_flags()
+    textnas_flags.define_train_flags()
     FLAGS = flags.FLAGS
     try:
         FLAGS(["prog", f"--sst_dir={sst_dir}", "--embedding_dim=16", "--train_units=24"])

@@ -105,6 +105,27 @@ class Generator(CellGenerator):
         return {**super().get_config(), "genotype": self.genotype.to_dict(),
                 "synchronized_bn": self.synchronized_bn}
 
+    def in_precision(self, precision: str) -> "Generator":
+        """A copy with the same weights that computes in `precision` (utils/precision.py).
+
+        The copy's variables stay float32 (Keras' mixed policies), its convs, matmuls and
+        batch norms run in `precision`, and it returns images in that dtype. Used to serve
+        a float32-trained (or bfloat16-trained) generator in bfloat16 (`export
+        --serving_precision=bfloat16`); the batch-norm moving statistics are copied too.
+        """
+        import tensorflow as tf
+
+        from alphagan_tf.utils import precision as precision_lib
+
+        with precision_lib.dtype_policy(precision):
+            copy = type(self).from_genotype(self.genotype, gf=self.gf, latent_dim=self.latent_dim,
+                                            bottom_width=self.bottom_width,
+                                            synchronized_bn=self.synchronized_bn,
+                                            name=self.name)
+        copy(tf.zeros([1, self.latent_dim]), training=False)
+        copy.set_weights(self.get_weights())
+        return copy
+
 
 def _assign(target, source, what: str) -> None:
     if tuple(target.shape) != tuple(source.shape):

@@ -139,6 +139,7 @@ def export_info(generator: keras.Model, max_batch: int, extra: Mapping[str, Any]
         "latent_dim": int(generator.latent_dim),
         "image_size": side,
         "gf": getattr(generator, "gf", None),
+        "compute_dtype": str(getattr(generator, "compute_dtype", "float32")),
         "bottom_width": getattr(generator, "bottom_width", None),
         "genotype": genotype.to_dict() if genotype is not None else None,
         "tensorflow": tf.__version__,

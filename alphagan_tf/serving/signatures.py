@@ -172,7 +172,7 @@ def make_serving_functions(
 
     def outputs(z):
         images = tf.debugging.assert_all_finite(
-            generator(z, training=False),
+            tf.cast(generator(z, training=False), tf.float32),  # a bfloat16 generator's too
             f"{OUTPUT_IMAGES_FLOAT} are not finite: the generator overflowed on this {INPUT_Z}")
         return {OUTPUT_IMAGES: images_to_uint8(images), OUTPUT_IMAGES_FLOAT: images}
 

@@ -15,10 +15,11 @@ import os
 from absl import app, flags
 
 from alphagan_tf import cli_errors
-from alphagan_tf.textnas import flags as textnas_flags  # noqa: F401  (defines the flags)
+from alphagan_tf.textnas import flags as textnas_flags
 from alphagan_tf.utils.typed_config import require
 
 FLAGS = flags.FLAGS
+textnas_flags.define_derive_flags()
 
 
 @cli_errors.command

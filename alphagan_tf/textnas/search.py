@@ -1,5 +1,7 @@
 """TextNAS search on SST: `python -m alphagan_tf.textnas.search --flagfile=configs/sst2.cfg --workdir=DIR`.
 
+Runs on one device (`--strategy` is textnas.train's).
+
 `--algorithm` chooses how: darts (the softmax relaxation, our design), enas
 (TextNAS's own: an LSTM controller trained by REINFORCE on shared weights) or
 random_ws (the same shared-weight training on uniform samples: the control).
@@ -14,14 +16,13 @@ from alphagan_tf import cli_errors
 from alphagan_tf.textnas import flags as textnas_flags
 
 FLAGS = flags.FLAGS
+textnas_flags.define_search_flags()
 
 
 @cli_errors.command
 def main(argv):
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required.")
-    if FLAGS.strategy != "default":
-        raise app.UsageError("textnas.search runs on one device; --strategy is textnas.train's.")
     from alphagan_tf.textnas.training import set_threads
 
     set_threads(FLAGS.num_threads)

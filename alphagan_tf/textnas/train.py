@@ -1,6 +1,6 @@
 """Retrain a TextNAS architecture on SST from scratch.
 
-    python -m alphagan_tf.textnas.train --flagfile=configs/sst2.cfg \
+    python -m alphagan_tf.textnas.train --flagfile=configs/train_sst2.cfg \
         --architecture=DIR/architecture.json|textnas_paper|random:<seed> --workdir=TRAIN_DIR
 
 On several devices (the batch split over the replicas, the same result as one device):
@@ -19,6 +19,7 @@ from alphagan_tf import cli_errors
 from alphagan_tf.textnas import flags as textnas_flags
 
 FLAGS = flags.FLAGS
+textnas_flags.define_train_flags()
 
 
 @cli_errors.command

@@ -102,10 +102,10 @@ def cpu_has_native_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool | None:
     return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
 
 
-def warn_if_emulated(precision: str) -> bool:
+def warn_if_emulated(precision: str, flag: str = "precision") -> bool:
     """Logs a warning when bfloat16 will run emulated (no GPU, no native CPU support).
 
-    Returns whether it warned.
+    `flag` names the flag in the message. Returns whether it warned.
     """
     if validate(precision) != "bfloat16" or cpu_has_native_bfloat16() is not False:
         return False
@@ -115,7 +115,7 @@ def warn_if_emulated(precision: str) -> bool:
     if tf.config.list_physical_devices("GPU"):
         return False
     logging.warning(
-        "--precision=bfloat16 on a CPU without AVX512-BF16 or AMX (see lscpu) and no GPU: "
+        f"--{flag}=bfloat16 on a CPU without AVX512-BF16 or AMX (see lscpu) and no GPU: "
         "bfloat16 is emulated here and several times SLOWER than float32 (convolution "
         "gradients ~10-20x). It is numerically sound; use float32 for speed on this machine."
     )
