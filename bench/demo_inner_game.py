@@ -7,6 +7,7 @@ r"""The demo search's inner GAN game, isolated: digit classes and z-variance per
     ... --probe                      # z-variance fraction of the stem, each cell and the image
     ... --ema=0.9,0.99               # also sample EMAs of G's weights (moving and batch BN)
     ... --mbstd                      # experiment: D sees a minibatch-stddev channel
+    ... --d_warmup=100               # experiment: D steps against the initial G first
 
 Builds the search's players (`search_loop.build_searcher`) with demo.cfg's sizes and the
 knobs below, runs epochs (`BilevelSearcher.run_epoch`, or with --skip_arch only the inner
@@ -59,6 +60,8 @@ p.add_argument("--probe", action="store_true")
 p.add_argument("--onehot", default="")
 p.add_argument("--mbstd", action="store_true",
                help="experiment: D sees a minibatch-stddev channel in place of the 3rd (equal) colour channel")
+p.add_argument("--d_warmup", type=int, default=0,
+               help="experiment: D steps against the initial G before the first epoch")
 p.add_argument("--ema", default="", help="comma-separated EMA decays of G's weights to sample too")
 a = p.parse_args()
 
@@ -124,6 +127,10 @@ digits = load_demo(16)
 real = scale_images(digits[np.random.default_rng(0).choice(len(digits), 64, replace=False)]).numpy()
 z = tf.random.stateless_normal([64, a.latent], seed=[a.seed, 1234])
 rows = []
+for _ in range(a.d_warmup):
+    s.d_step(next(wb))
+if a.d_warmup:
+    print(f"{a.tag} D warm-up: {a.d_warmup} steps, D loss {float(s.d_step(next(wb))):.3f}", flush=True)
 for e in range(1, a.epochs + 1):
     if a.skip_arch:
         dl, gl = [], []
