@@ -178,6 +178,28 @@ def errors_named_as_flags(flag_names: dict[str, str]):
         raise ConfigError(message, key=flag) from None
 
 
+def _renamed_fields(flag_names: dict[str, str]) -> dict:
+    """{config field: value of its flag} for fields whose flag has another name."""
+    return {field: FLAGS[flag].value for field, flag in flag_names.items()}
+
+
+def _common_fields() -> dict:
+    """The config fields of `define_common_flags`' flags, shared by search and retraining."""
+    return dict(
+        sst_dir=FLAGS.sst_dir,
+        task=FLAGS.task,
+        max_length=FLAGS.max_length,
+        dedup_phrases=FLAGS.dedup_phrases,
+        max_train_trees=_optional(FLAGS.max_train_trees),
+        embeddings_path=FLAGS.embeddings_path or None,
+        seed=FLAGS.seed,
+        log_every=FLAGS.log_every,
+        checkpoint_every=FLAGS.checkpoint_every,
+        max_steps=_optional(FLAGS.max_steps),
+        precision=FLAGS.precision,
+    )
+
+
 def search_config_from_flags():
     """The search's typed config from the parsed flags."""
     from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
@@ -185,55 +207,24 @@ def search_config_from_flags():
     from alphagan_tf.textnas.searcher import SearchConfig
 
     with errors_named_as_flags(CONTROLLER_FLAG_NAMES):
-        controller = ControllerConfig(
-            units=FLAGS.controller_units,
-            learning_rate=FLAGS.controller_learning_rate,
-            entropy_weight=FLAGS.controller_entropy_weight,
-            baseline_decay=FLAGS.controller_baseline_decay,
-            skip_target=FLAGS.controller_skip_target,
-            skip_weight=FLAGS.controller_skip_weight,
-            clipnorm=FLAGS.controller_clipnorm,
-        )
+        controller = ControllerConfig(**_renamed_fields(CONTROLLER_FLAG_NAMES))
     with errors_named_as_flags(SEARCH_FLAG_NAMES):
         return SearchConfig(
-            sst_dir=FLAGS.sst_dir,
+            **_common_fields(),
+            **_renamed_fields(SEARCH_FLAG_NAMES),
             algorithm=FLAGS.algorithm or "darts",
-            task=FLAGS.task,
-            max_length=FLAGS.max_length,
             held_out_fraction=FLAGS.held_out_fraction,
-            dedup_phrases=FLAGS.dedup_phrases,
-            max_train_trees=_optional(FLAGS.max_train_trees),
-            num_layers=FLAGS.search_layers,
-            units=FLAGS.search_units,
             embedding_dim=FLAGS.embedding_dim,
-            embedding_dropout=FLAGS.search_embedding_dropout,
-            output_dropout=FLAGS.search_output_dropout,
-            pooling=FLAGS.search_pooling,
-            word_dropout=FLAGS.search_word_dropout,
-            embeddings_path=FLAGS.embeddings_path or None,
-            batch_size=FLAGS.search_batch_size,
-            epochs=FLAGS.search_epochs,
-            warmup_epochs=FLAGS.search_warmup_epochs,
-            learning_rate=FLAGS.search_learning_rate,
-            clipnorm=FLAGS.search_clipnorm,
             arch=ArchOptimizerConfig(
                 learning_rate=FLAGS.arch_learning_rate,
                 beta_1=FLAGS.arch_beta_1,
                 beta_2=FLAGS.arch_beta_2,
                 weight_decay=FLAGS.arch_weight_decay,
             ),
-            skip_penalty=FLAGS.search_skip_penalty,
-            max_skips=FLAGS.search_max_skips,
-            op_selection=FLAGS.search_op_selection,
             controller=controller,
             controller_every=FLAGS.controller_every,
             controller_steps=FLAGS.controller_steps,
             derive_samples=FLAGS.derive_samples,
-            seed=FLAGS.seed,
-            log_every=FLAGS.log_every,
-            checkpoint_every=FLAGS.checkpoint_every,
-            max_steps=_optional(FLAGS.max_steps),
-            precision=FLAGS.precision,
         )
 
 
@@ -245,30 +236,8 @@ def train_config_from_flags():
              "embedding_dim": "train_embedding_dim" if FLAGS.train_embedding_dim else "embedding_dim"}
     with errors_named_as_flags(names):
         return TrainConfig(
-            sst_dir=FLAGS.sst_dir,
-            task=FLAGS.task,
-            max_length=FLAGS.max_length,
-            dedup_phrases=FLAGS.dedup_phrases,
-            max_train_trees=_optional(FLAGS.max_train_trees),
-            units=FLAGS.train_units,
+            **_common_fields(),
+            **_renamed_fields(TRAIN_FLAG_NAMES),
             embedding_dim=FLAGS.train_embedding_dim or FLAGS.embedding_dim,
-            embedding_dropout=FLAGS.train_embedding_dropout,
-            output_dropout=FLAGS.train_output_dropout,
-            pooling=FLAGS.train_pooling,
-            word_dropout=FLAGS.train_word_dropout,
-            embeddings_path=FLAGS.embeddings_path or None,
-            batch_size=FLAGS.train_batch_size,
-            epochs=FLAGS.train_epochs,
-            learning_rate=FLAGS.train_learning_rate,
-            weight_decay=FLAGS.train_weight_decay,
-            clipnorm=FLAGS.train_clipnorm,
-            label_smoothing=FLAGS.train_label_smoothing,
-            eval_every=FLAGS.train_eval_every,
-            patience=FLAGS.train_patience,
-            seed=FLAGS.seed,
-            log_every=FLAGS.log_every,
-            checkpoint_every=FLAGS.checkpoint_every,
-            max_steps=_optional(FLAGS.max_steps),
-            precision=FLAGS.precision,
             **alphagan_flags.strategy_fields_from_flags(),
         )
