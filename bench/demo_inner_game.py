@@ -8,6 +8,8 @@ r"""The demo search's inner GAN game, isolated: digit classes and z-variance per
     ... --ema=0.9,0.99               # also sample EMAs of G's weights (moving and batch BN)
     ... --mbstd                      # experiment: D sees a minibatch-stddev channel
     ... --d_warmup=100               # experiment: D steps against the initial G first
+    ... --r1=10                      # experiment: R1 penalty on D's real inputs
+    ... --bottom_width=1             # the digits' native 8x8 (a quarter of the 16x16 cost)
 
 Builds the search's players (`search_loop.build_searcher`) with demo.cfg's sizes and the
 knobs below, runs epochs (`BilevelSearcher.run_epoch`, or with --skip_arch only the inner
@@ -24,6 +26,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
+import keras
 import tensorflow as tf
 
 from alphagan_tf.gan.generator_config import GeneratorConfig
@@ -48,6 +51,8 @@ p.add_argument("--batch", type=int, default=32)
 p.add_argument("--gf", type=int, default=32)
 p.add_argument("--df", type=int, default=32)
 p.add_argument("--latent", type=int, default=32)
+p.add_argument("--bottom_width", type=int, default=2,
+               help="1 = the digits' native 8x8 (samples resized to 16x16 for the classifier)")
 p.add_argument("--g_lr", type=float, default=2e-4)
 p.add_argument("--d_lr", type=float, default=2e-4)
 p.add_argument("--beta1", type=float, default=0.0)
@@ -62,6 +67,8 @@ p.add_argument("--mbstd", action="store_true",
                help="experiment: D sees a minibatch-stddev channel in place of the 3rd (equal) colour channel")
 p.add_argument("--d_warmup", type=int, default=0,
                help="experiment: D steps against the initial G before the first epoch")
+p.add_argument("--r1", type=float, default=0.0,
+               help="experiment: R1 penalty gamma/2 * E|grad_x D(x_real)|^2 in the D step (Mescheder et al. 2018)")
 p.add_argument("--ema", default="", help="comma-separated EMA decays of G's weights to sample too")
 a = p.parse_args()
 
@@ -72,11 +79,12 @@ cfg = SearchRunConfig(
                         n_critic=a.n_critic, batch_size=a.batch,
                         g_lr=a.g_lr, d_lr=a.d_lr, beta_1=a.beta1,
                         arch=ArchOptimizerConfig(learning_rate=a.arch_lr, weight_decay=a.arch_wd)),
-    model=GeneratorConfig(gf=a.gf, df=a.df, latent_dim=a.latent, bottom_width=2), seed=a.seed)
-data = search_datasets("demo", image_size=16, batch_size=a.batch, seed=a.seed)
+    model=GeneratorConfig(gf=a.gf, df=a.df, latent_dim=a.latent, bottom_width=a.bottom_width), seed=a.seed)
+size = 8 * a.bottom_width
+data = search_datasets("demo", image_size=size, batch_size=a.batch, seed=a.seed)
 weight = data.weight
 if a.weight_data == "full":
-    weight = images_pipeline(load_demo(16), batch_size=a.batch, seed=a.seed, stream=2)
+    weight = images_pipeline(load_demo(size), batch_size=a.batch, seed=a.seed, stream=2)
 t0 = time.process_time()
 if a.mbstd:
     import keras
@@ -98,6 +106,26 @@ if a.mbstd:
         g, _ = _orig(config, synchronized_bn)
         return g, MinibatchStdD(config.model.df)
     search_loop.build_players = _players
+if a.r1:
+    from alphagan_tf.gan import losses as gan_losses
+    from alphagan_tf.gan.searcher import BilevelSearcher
+
+    def _d_replica_r1(self, real, z):
+        fake = self._generate(self.generator, z)
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            with tf.GradientTape() as inner:
+                inner.watch(real)
+                real_logits = self._logits(self.discriminator, real)
+                real_sum = tf.reduce_sum(real_logits)
+            grad = inner.gradient(real_sum, real)
+            penalty = 0.5 * a.r1 * tf.reduce_mean(tf.reduce_sum(tf.square(grad), [1, 2, 3]))
+            fake_logits = self._logits(self.discriminator, fake)
+            loss = gan_losses.hinge_discriminator_loss(real_logits, fake_logits)
+            total = loss + penalty
+        self.d_optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+        return loss
+    BilevelSearcher._d_replica = _d_replica_r1
 s = build_searcher(cfg)
 wb, ab = iter(weight), iter(data.arch)
 if a.onehot:
@@ -142,7 +170,10 @@ for e in range(1, a.epochs + 1):
         m = {"d_loss": np.mean(dl), "g_loss": np.mean(gl)}
     else:
         m = s.run_epoch(wb, ab, epoch=e)
-    fake = np.asarray(s.generator(z, training=False), np.float64)
+    fake = s.generator(z, training=False)
+    if size != 16:  # the classifier and the real reference are 16x16
+        fake = tf.image.resize(tf.cast(fake, tf.float32), [16, 16], method="bilinear")
+    fake = np.asarray(fake, np.float64)
     if a.probe:
         g = s.generator
         def frac(t):
@@ -153,7 +184,11 @@ for e in range(1, a.epochs + 1):
         x, k1 = c1(x, training=True); out.append("c1 " + frac(x))
         x, k2 = c2(x, skip_inputs=[k1], training=True); out.append("c2 " + frac(x))
         x, _ = c3(x, skip_inputs=[k1, k2], training=True); out.append("c3 " + frac(x))
-        out.append("img " + frac(g(z, training=True)))
+        pre = g.head.conv(keras.ops.relu(g.head.norm(x, training=True)))
+        img = np.tanh(np.asarray(pre, np.float64))
+        out.append("pre-tanh " + frac(pre))
+        out.append("img " + frac(img))
+        out.append(f"saturated(|x|>0.99) {np.mean(np.abs(img) > 0.99):.2f} |pre| {np.mean(np.abs(pre)):.2f}")
         print("   probe z-var-fraction/rms:", " ".join(out), flush=True)
     logits = classify(fake)["logits"]
     h = diversity.class_histogram(logits)
