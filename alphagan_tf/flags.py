@@ -91,6 +91,11 @@ def define_gan_optimizer_flags() -> None:
     flags.DEFINE_float("beta_2", 0.9, "Adam beta_2 of G and D.")
     _define_old_names(beta1="beta_1", beta2="beta_2")
     flags.DEFINE_integer("n_critic", 5, "Discriminator steps per generator step.")
+    flags.DEFINE_float(
+        "r1_gamma", 0.0,
+        "R1 penalty gamma/2 * E|grad_x D(x_real)|^2 on D (Mescheder et al. 2018); 0 = the paper "
+        "(none). The demo sets it: without it the supernet's inner game collapses in minutes.",
+    )
 
 
 @_once
@@ -298,6 +303,7 @@ def retrain_run_config_from_flags(genotype: str, **overrides):
         g_batch_size=FLAGS.g_batch_size, d_batch_size=FLAGS.d_batch_size,
         g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
         beta_1=FLAGS.beta_1, beta_2=FLAGS.beta_2, ema_decay=FLAGS.ema_decay,
+        r1_gamma=FLAGS.r1_gamma,
     )
     return TrainRunConfig(
         train=train, genotype=genotype, model=generator_config_from_flags(),

@@ -40,6 +40,7 @@ def config_from_flags():
         beta_1=FLAGS.beta_1,
         beta_2=FLAGS.beta_2,
         worst_lr_halving_epoch=FLAGS.worst_lr_halving_epoch,
+        r1_gamma=FLAGS.r1_gamma,
         arch=ArchOptimizerConfig(
             learning_rate=FLAGS.arch_learning_rate,
             beta_1=FLAGS.arch_beta_1,

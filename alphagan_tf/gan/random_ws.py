@@ -63,7 +63,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alphagan_tf.gan import losses
+from alphagan_tf.gan import losses, r1
 from alphagan_tf.gan.genotypes import EDGES, Genotype, candidates_for, genotype_from_ops
 from alphagan_tf.gan.searcher import SearchConfig, _adam
 from alphagan_tf.nas.sampling import stream_seed, uniform_choices
@@ -149,10 +149,10 @@ class WeightSharingTrainer:
         fake = self.generator(self._latents(), training=True, architecture=architecture)
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
-            loss = losses.hinge_discriminator_loss(
-                self.discriminator(real, training=True), self.discriminator(fake, training=True)
+            loss, total = r1.discriminator_losses(
+                lambda images: self.discriminator(images, training=True), real, fake, self.config.r1_gamma
             )
-        self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.d_optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
         self.d_steps_done.assign_add(1)
         return loss
 

@@ -91,7 +91,7 @@ class SearchRunConfig(TypedConfig):
                  "search.worst_steps", "search.outer_steps", "search.n_critic", "search.g_lr",
                  "search.d_lr", "search.beta_1", "search.beta_2", "search.worst_lr_halving_epoch",
                  "search.arch.learning_rate", "search.arch.beta_1", "search.arch.beta_2",
-                 "search.arch.weight_decay")
+                 "search.arch.weight_decay", "search.r1_gamma")
 
     def __post_init__(self):
         require_positive(self, "epochs", "sample_every", "keep_checkpoints")

@@ -56,13 +56,14 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from alphagan_tf.gan import losses
+from alphagan_tf.gan import losses, r1
 from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
 from alphagan_tf.utils import precision
 from alphagan_tf.utils.data_parallel import DataParallel
 from alphagan_tf.utils.typed_config import (
-    TypedConfig, rename_keys, require, require_finite_positive, require_fraction, require_positive,
+    TypedConfig, rename_keys, require, require_finite_positive, require_fraction, require_non_negative,
+    require_positive,
 )
 
 
@@ -87,10 +88,13 @@ class SearchConfig(TypedConfig):
     # Players built for --precision=float16 (search_loop.build_searcher) need loss scaling:
     # every optimizer, the architecture one included, is a dynamic LossScaleOptimizer.
     loss_scaling: bool = False
+    # R1 penalty weight on the inner D's gradient at real images (gan/r1.py); 0: the paper.
+    r1_gamma: float = 0.0
 
     def __post_init__(self):
         require_positive(self, "inner_steps", "worst_steps", "outer_steps", "n_critic", "batch_size")
         require_finite_positive(self, "g_lr", "d_lr")
+        require_non_negative(self, "r1_gamma")
         require_fraction(self, "beta_1", "beta_2", closed=False)
         require(isinstance(self.worst_lr_halving_epoch, int) and self.worst_lr_halving_epoch >= 0,
                 "worst_lr_halving_epoch", self.worst_lr_halving_epoch, "must be an integer >= 0")
@@ -258,10 +262,11 @@ class BilevelSearcher:
         fake = self._generate(self.generator, z)
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
-            real_logits = self._logits(self.discriminator, real)
-            fake_logits = self._logits(self.discriminator, fake)
-            loss = self.parallel.share(losses.hinge_discriminator_loss(real_logits, fake_logits))
-            scaled = self.d_optimizer.scale_loss(loss)
+            hinge, total = r1.discriminator_losses(
+                lambda images: self._logits(self.discriminator, images), real, fake, self.config.r1_gamma
+            )
+            loss, total = self.parallel.share(hinge), self.parallel.share(total)
+            scaled = self.d_optimizer.scale_loss(total)
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
 

@@ -85,7 +85,7 @@ class TrainRunConfig(TypedConfig):
     # values one device trains: tests/test_distribution.py). The sizes, the genotype's text,
     # the data and its batch (the checkpointed iterator) and the seed must match the checkpoint.
     RESUMABLE = ("train.g_iterations", "train.n_critic", "train.g_batch_size", "train.g_lr",
-                 "train.d_lr", "train.beta_1", "train.beta_2", "train.ema_decay",
+                 "train.d_lr", "train.beta_1", "train.beta_2", "train.ema_decay", "train.r1_gamma",
                  "checkpoint_every", "sample_every", "eval_every", "keep_checkpoints",
                  "init_from", "genotype", "strategy", "devices", "cpu_devices")
 

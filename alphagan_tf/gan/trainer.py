@@ -24,13 +24,14 @@ from typing import Iterator
 import keras
 import tensorflow as tf
 
-from alphagan_tf.gan import losses
+from alphagan_tf.gan import losses, r1
 from alphagan_tf.gan.ema import WeightEMA
 from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.utils import precision
 from alphagan_tf.utils.data_parallel import DataParallel
 from alphagan_tf.utils.typed_config import (
-    TypedConfig, rename_keys, require_finite_positive, require_fraction, require_positive,
+    TypedConfig, rename_keys, require_finite_positive, require_fraction, require_non_negative,
+    require_positive,
 )
 
 
@@ -50,10 +51,13 @@ class TrainConfig(TypedConfig):
     # Networks built for --precision=float16 (train_loop.build_trainer) need loss scaling:
     # both optimizers are then dynamic LossScaleOptimizers.
     loss_scaling: bool = False
+    # R1 penalty weight on D's gradient at real images (gan/r1.py); 0: the paper.
+    r1_gamma: float = 0.0
 
     def __post_init__(self):
         require_positive(self, "g_iterations", "n_critic", "g_batch_size", "d_batch_size")
         require_finite_positive(self, "g_lr", "d_lr")
+        require_non_negative(self, "r1_gamma")
         require_fraction(self, "beta_1", "beta_2", closed=False)
         require_fraction(self, "ema_decay")
 
@@ -154,10 +158,12 @@ class GANTrainer:
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             # Two training-mode calls, each one spectral-norm power iteration, as the reference.
-            real_logits = precision.to_float32(self.discriminator(real, training=True))
-            fake_logits = precision.to_float32(self.discriminator(fake, training=True))
-            loss = self.parallel.share(losses.hinge_discriminator_loss(real_logits, fake_logits))
-            scaled = self.d_optimizer.scale_loss(loss)
+            hinge, total = r1.discriminator_losses(
+                lambda images: precision.to_float32(self.discriminator(images, training=True)),
+                real, fake, self.config.r1_gamma,
+            )
+            loss, total = self.parallel.share(hinge), self.parallel.share(total)
+            scaled = self.d_optimizer.scale_loss(total)
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
 
