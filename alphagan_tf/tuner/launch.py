@@ -129,6 +129,10 @@ def launch(tune_args: Sequence[str], workers: int, ip: str, port: int, logdir: s
     port = port or free_port(ip)
     cluster = Cluster(tune_args, workers, ip, port, logdir)
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    # Ctrl-C / SIGINT must stop the run even when this process inherited SIGINT ignored: a
+    # command started in the background by a non-interactive shell (`... &` in a script, or
+    # under nohup in one) gets SIG_IGN, and Python then never raises KeyboardInterrupt.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"distributed tuning: chief + {workers} workers, oracle at {ip}:{port}", flush=True)
     try:
         cluster.start()
@@ -139,6 +143,7 @@ def launch(tune_args: Sequence[str], workers: int, ip: str, port: int, logdir: s
     finally:
         cluster.stop(grace_seconds)
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     if failed is not None:
         print(f"error: {failed} exited with status {code}; stopped the others. "
               f"The end of {cluster.log(failed)}:\n{tail(cluster.log(failed))}", file=sys.stderr)
