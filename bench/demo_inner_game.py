@@ -8,7 +8,7 @@ r"""The demo search's inner GAN game, isolated: digit classes and z-variance per
     ... --ema=0.9,0.99               # also sample EMAs of G's weights (moving and batch BN)
     ... --mbstd                      # experiment: D sees a minibatch-stddev channel
     ... --d_warmup=100               # experiment: D steps against the initial G first
-    ... --r1=10                      # experiment: R1 penalty on D's real inputs
+    ... --r1=10                      # R1 penalty on D (the demo's fix: --r1_gamma)
     ... --bottom_width=1             # the digits' native 8x8 (a quarter of the 16x16 cost)
 
 Builds the search's players (`search_loop.build_searcher`) with demo.cfg's sizes and the
@@ -68,7 +68,7 @@ p.add_argument("--mbstd", action="store_true",
 p.add_argument("--d_warmup", type=int, default=0,
                help="experiment: D steps against the initial G before the first epoch")
 p.add_argument("--r1", type=float, default=0.0,
-               help="experiment: R1 penalty gamma/2 * E|grad_x D(x_real)|^2 in the D step (Mescheder et al. 2018)")
+               help="R1 penalty on D (SearchConfig.r1_gamma, gan/r1.py); 0 = none, as the paper")
 p.add_argument("--ema", default="", help="comma-separated EMA decays of G's weights to sample too")
 a = p.parse_args()
 
@@ -77,7 +77,7 @@ tf.config.experimental.enable_op_determinism()
 cfg = SearchRunConfig(
     search=SearchConfig(inner_steps=a.inner, worst_steps=a.worst, outer_steps=a.outer,
                         n_critic=a.n_critic, batch_size=a.batch,
-                        g_lr=a.g_lr, d_lr=a.d_lr, beta_1=a.beta1,
+                        g_lr=a.g_lr, d_lr=a.d_lr, beta_1=a.beta1, r1_gamma=a.r1,
                         arch=ArchOptimizerConfig(learning_rate=a.arch_lr, weight_decay=a.arch_wd)),
     model=GeneratorConfig(gf=a.gf, df=a.df, latent_dim=a.latent, bottom_width=a.bottom_width), seed=a.seed)
 size = 8 * a.bottom_width
@@ -106,26 +106,6 @@ if a.mbstd:
         g, _ = _orig(config, synchronized_bn)
         return g, MinibatchStdD(config.model.df)
     search_loop.build_players = _players
-if a.r1:
-    from alphagan_tf.gan import losses as gan_losses
-    from alphagan_tf.gan.searcher import BilevelSearcher
-
-    def _d_replica_r1(self, real, z):
-        fake = self._generate(self.generator, z)
-        variables = self.discriminator.trainable_variables
-        with tf.GradientTape() as tape:
-            with tf.GradientTape() as inner:
-                inner.watch(real)
-                real_logits = self._logits(self.discriminator, real)
-                real_sum = tf.reduce_sum(real_logits)
-            grad = inner.gradient(real_sum, real)
-            penalty = 0.5 * a.r1 * tf.reduce_mean(tf.reduce_sum(tf.square(grad), [1, 2, 3]))
-            fake_logits = self._logits(self.discriminator, fake)
-            loss = gan_losses.hinge_discriminator_loss(real_logits, fake_logits)
-            total = loss + penalty
-        self.d_optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
-        return loss
-    BilevelSearcher._d_replica = _d_replica_r1
 s = build_searcher(cfg)
 wb, ab = iter(weight), iter(data.arch)
 if a.onehot:
