@@ -223,19 +223,27 @@ def main(argv=None) -> int:
         return 0
     print(f"{len(sources)} architectures x {len(seeds)} seeds = {len(jobs)} retrainings "
           f"({args.jobs} at once)", flush=True)
-    results = []
+    results, failures = [], []
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(train, args, label, source, seed): (label, seed)
                    for label, source, seed in jobs}
-        for future in concurrent.futures.as_completed(futures):
-            result = future.result()
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            try:
+                result = future.result()
+            except RuntimeError as error:  # one failed run does not stop the others
+                failures.append(str(error))
+                print(f"[{done}/{len(jobs)}] {error}", flush=True)
+                continue
             results.append(result)
-            print(f"[{len(results)}/{len(jobs)}] {result['label']} seed {result['seed']}: test "
+            print(f"[{done}/{len(jobs)}] {result['label']} seed {result['seed']}: test "
                   f"{result['test']:.2f} (dev {result['dev']:.2f}, best step {result['best_step']} "
                   f"of {result['steps']}; {result['cpu_s'] / 60:.1f} CPU-min)", flush=True)
-            tables = write_summary(args, results, sources)  # the summary so far, after every run
-    print(tables, end="")
-    return 0
+            write_summary(args, results, sources)  # the summary so far, after every run
+    if results:
+        print(write_summary(args, results, sources), end="")
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

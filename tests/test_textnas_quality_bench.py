@@ -1,4 +1,4 @@
-"""bench/textnas_quality.py: its labels, its tables, and a tiny run end to end."""
+"""bench/textnas_quality.py: its labels, its tables, and a tiny run end to end (one run failing)."""
 
 from __future__ import annotations
 
@@ -72,11 +72,14 @@ def test_tiny_comparison_runs_resumes_and_summarizes(tmp_path):
                "--train_flagfile=" + os.path.join(ROOT, "configs", "train_sst2_tiny.cfg"),
                f"--train_flag=--sst_dir={SST_DIR}", "--train_flag=--max_train_trees=30",
                "--train_flag=--train_epochs=1", "--train_flag=--train_eval_every=4",
-               "--architectures=first=random:0:2,second=random:1:2", "--seeds=0",
+               "--architectures=first=random:0:2,second=random:1:2,broken=no_such_architecture.json",
+               "--seeds=0",
                "--reference=first", "--threads_per_job=1", f"--workdir={tmp_path}"]
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # The broken architecture fails alone: the others finish and are summarized, exit status 1.
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "FAILED: broken seed 0: training failed" in done.stderr
     with open(tmp_path / "summary.json") as f:
         summary = json.load(f)
     results = {r["label"]: r for r in summary["results"]}
@@ -92,7 +95,7 @@ def test_tiny_comparison_runs_resumes_and_summarizes(tmp_path):
     # A rerun finds every run finished and trains nothing.
     again = subprocess.run(command + ["--summary_only"], capture_output=True, text=True, env=env,
                            timeout=300)
-    assert again.returncode == 0 and "2 of 2 retrainings finished" in again.stdout
+    assert again.returncode == 0 and "2 of 3 retrainings finished" in again.stdout
     bad = subprocess.run(command + ["--reference=nobody"], capture_output=True, text=True, env=env,
                          timeout=300)
     assert bad.returncode == 2 and "--reference 'nobody' is not one of the labels" in bad.stderr
