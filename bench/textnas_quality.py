@@ -116,6 +116,11 @@ def train(args, label: str, source: str, seed: int) -> dict:
     return result
 
 
+def _mean_sd(entry: dict) -> str:
+    """'83.17 (1.51)'; one seed has no sd: '83.17 (-)'."""
+    return f"{entry['mean']:.2f} ({entry['sd']:.2f})" if entry["n"] > 1 else f"{entry['mean']:.2f} (-)"
+
+
 def markdown_tables(results: list[dict], reference: str | None, sources: dict[str, str]) -> str:
     """Test and dev accuracy mean (sd) per architecture, then test paired with the reference."""
     labels = [label for label in sources if any(r["label"] == label for r in results)]
@@ -131,9 +136,8 @@ def markdown_tables(results: list[dict], reference: str | None, sources: dict[st
                  if (label, s) in by_key else "" for s in seeds]
         cpu = sum(r["cpu_s"] for r in runs) / len(runs) / 60
         lines.append(f"| {label} | {architecture_summary(runs[0]['ops'], runs[0]['skips'])} | {runs[0]['parameters']:,} | "
-                     + " | ".join(cells) + f" | {test[label]['n']} | {test[label]['mean']:.2f} "
-                     f"({test[label]['sd']:.2f}) | {dev[label]['mean']:.2f} ({dev[label]['sd']:.2f}) "
-                     f"| {cpu:.1f} |")
+                     + " | ".join(cells) + f" | {test[label]['n']} | {_mean_sd(test[label])} | "
+                     f"{_mean_sd(dev[label])} | {cpu:.1f} |")
     if reference in test:
         lines += ["", f"Paired with `{reference}` (same seed): test accuracy minus `{reference}`'s; "
                   "t = mean / (sd / sqrt(n)); the last column: seeds for |t| = 2 at the measured "

@@ -59,6 +59,8 @@ def test_tables_give_mean_sd_and_the_paired_difference():
     assert enas[9].rstrip(" |") == "1.7"  # (120 + 120 + 60) / 3 s
     # rand has no seed 2: an empty cell, n 2; the paired row uses seeds 0 and 1 only.
     assert rows["rand"][5] == "" and rows["rand"][6] == "2"
+    single = bench.markdown_tables([_result("one", 0, 80.0, 79.0)], None, {"one": "random:1"})
+    assert "| 1 | 80.00 (-) | 79.00 (-) | 2.0 |" in single
     paired = [line for line in table.splitlines() if line.startswith("| rand | -1.00 | -2.00")]
     assert len(paired) == 1
     mean, sd, t = (float(x) for x in paired[0].split(" | ")[4:7])
