@@ -52,6 +52,20 @@ def parse_architectures(text: str) -> list[tuple[str, str]]:
     return entries
 
 
+def parse_baselines(items: list[str]) -> dict[str, float]:
+    """['CNN-rand=82.7'] -> {"CNN-rand": 82.7}: published accuracies drawn as lines."""
+    baselines = {}
+    for item in items:
+        name, separator, value = item.rpartition("=")
+        try:
+            baselines[name] = float(value)
+        except ValueError:
+            separator = ""
+        if not (separator and name):
+            raise ValueError(f"--baseline must be NAME=ACCURACY. Received: {item!r}")
+    return baselines
+
+
 def architecture_summary(ops: list[str], skips: int | None = None) -> str:
     """'5 bi_gru, 4 conv_3, ...' (most frequent first, ties by name), plus the skip count."""
     counts = collections.Counter(ops)
@@ -159,8 +173,9 @@ def markdown_tables(results: list[dict], reference: str | None, sources: dict[st
     return "\n".join(lines) + "\n"
 
 
-def plot(results: list[dict], labels: list[str], path: str, title: str) -> None:
-    """Test accuracy per architecture: seeds as points, the mean as a bar."""
+def plot(results: list[dict], labels: list[str], path: str, title: str,
+         baselines: dict[str, float] | None = None) -> None:
+    """Test accuracy per architecture: seeds as points, the mean as a bar; baselines as lines."""
     from matplotlib.figure import Figure
 
     table = summarize(results, "test")
@@ -171,8 +186,13 @@ def plot(results: list[dict], labels: list[str], path: str, title: str) -> None:
         values = list(table[label]["values"].values())
         axes.bar(i, table[label]["mean"], color="#c7e9c0", width=0.6)
         axes.scatter([i] * len(values), values, color="#006d2c", zorder=3, s=18)
-    low = min(min(entry["values"].values()) for entry in table.values())
-    high = max(max(entry["values"].values()) for entry in table.values())
+    for name, value in (baselines or {}).items():
+        axes.axhline(value, color="#636363", linestyle="--", linewidth=1)
+        axes.text(0.99, value, name, transform=axes.get_yaxis_transform(), ha="right",
+                  va="bottom", fontsize=8, color="#636363")
+    values = [v for entry in table.values() for v in entry["values"].values()]
+    values += list((baselines or {}).values())
+    low, high = min(values), max(values)
     axes.set_ylim(low - 2, high + 1)
     axes.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     axes.set_ylabel("test accuracy (%), higher is better")
@@ -188,7 +208,8 @@ def write_summary(args, results: list[dict], sources: dict[str, str]) -> str:
                              "test": summarize(results, "test")})
     files.write_text_atomic(os.path.join(args.workdir, "summary.md"), tables)
     plot(results, list(sources), os.path.join(args.workdir, "quality.png"),
-         f"{os.path.basename(args.train_flagfile)}: seeds as points, mean as bar")
+         f"{os.path.basename(args.train_flagfile)}: seeds as points, mean as bar",
+         parse_baselines(args.baseline))
     return tables
 
 
@@ -201,6 +222,9 @@ def main(argv=None) -> int:
     parser.add_argument("--train_flag", action="append", default=[],
                         help="an extra train flag (repeatable), e.g. --train_flag=--sst_dir=DIR.")
     parser.add_argument("--reference", default=None, help="label of the paired comparisons.")
+    parser.add_argument("--baseline", action="append", default=[],
+                        help="NAME=ACCURACY drawn as a line in quality.png (repeatable), "
+                        "e.g. --baseline=CNN-rand=82.7.")
     parser.add_argument("--jobs", type=int, default=1, help="retrainings run at once.")
     parser.add_argument("--threads_per_job", type=int, default=0,
                         help="TF intra-op threads of each retraining (0: TF's default).")
@@ -212,6 +236,10 @@ def main(argv=None) -> int:
     args.workdir = os.path.abspath(args.workdir)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     sources = dict(parse_architectures(args.architectures))
+    try:
+        parse_baselines(args.baseline)
+    except ValueError as error:
+        parser.error(str(error))
     if args.reference is not None and args.reference not in sources:
         parser.error(f"--reference {args.reference!r} is not one of the labels {list(sources)}.")
     # Paths relative to where the command runs; the retrainings run in ROOT.

@@ -33,6 +33,13 @@ def test_architectures_are_labelled_by_name_or_by_their_source():
         bench.parse_architectures("x=a.json,x=b.json")
 
 
+def test_baselines_are_name_equals_accuracy():
+    assert bench.parse_baselines(["CNN-rand=82.7", "a=b=45"]) == {"CNN-rand": 82.7, "a=b": 45.0}
+    for bad in ["82.7", "=82.7", "CNN-rand=high"]:
+        with pytest.raises(ValueError, match="NAME=ACCURACY"):
+            bench.parse_baselines([bad])
+
+
 def test_architecture_summary_counts_ops_most_frequent_first():
     ops = ["conv_3", "bi_gru", "conv_3", "max_pool_3", "bi_gru", "conv_3"]
     assert bench.architecture_summary(ops, 7) == "3 conv_3, 2 bi_gru, 1 max_pool_3; 7 skips"
@@ -76,7 +83,7 @@ def test_tiny_comparison_runs_resumes_and_summarizes(tmp_path):
                "--train_flag=--train_epochs=1", "--train_flag=--train_eval_every=4",
                "--architectures=first=random:0:2,second=random:1:2,broken=no_such_architecture.json",
                "--seeds=0",
-               "--reference=first", "--threads_per_job=1", f"--workdir={tmp_path}"]
+               "--reference=first", "--baseline=majority=50.0", "--threads_per_job=1", f"--workdir={tmp_path}"]
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     # The broken architecture fails alone: the others finish and are summarized, exit status 1.
