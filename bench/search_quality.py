@@ -239,6 +239,27 @@ def train_command(args, genotype_path: str, seed: int, run_dir: str) -> list[str
             "--feature_extractor=none", *args.train_flag]
 
 
+def run_timed(command: list[str], log_path: str, threads: int, name: str) -> tuple[float, float]:
+    """Runs `command` in ROOT (output appended to log_path); returns its wall and CPU seconds.
+
+    threads > 0 sets TF's intra-op threads of the process (inter-op 1). A non-zero exit
+    raises RuntimeError naming `name` and the log.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if threads:
+        env["TF_NUM_INTRAOP_THREADS"] = str(threads)
+        env["TF_NUM_INTEROP_THREADS"] = "1"
+    start = time.time()
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{name}: training failed (exit {code}); see {log_path}")
+    return time.time() - start, usage.ru_utime + usage.ru_stime
+
+
 def train(args, label: str, genotype_path: str, seed: int) -> dict:
     """Runs (or resumes) one retraining as a subprocess; returns its wall and CPU seconds."""
     run_dir = os.path.join(args.workdir, "runs", f"{label}_seed{seed}")
@@ -246,22 +267,10 @@ def train(args, label: str, genotype_path: str, seed: int) -> dict:
     timing_path = os.path.join(run_dir, "bench_timing.json")
     if (timing := read_timing(args, label, seed)) is not None:
         return timing
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.threads_per_job:
-        env["TF_NUM_INTRAOP_THREADS"] = str(args.threads_per_job)
-        env["TF_NUM_INTEROP_THREADS"] = "1"
-    start = time.time()
-    with open(os.path.join(run_dir, "train.log"), "ab") as log:
-        process = subprocess.Popen(train_command(args, genotype_path, seed, run_dir),
-                                   stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{label} seed {seed}: training failed (exit {process.returncode}); "
-                           f"see {os.path.join(run_dir, 'train.log')}")
-    timing = {"train_wall_s": time.time() - start,
-              "train_cpu_s": usage.ru_utime + usage.ru_stime}
+    wall_s, cpu_s = run_timed(train_command(args, genotype_path, seed, run_dir),
+                              os.path.join(run_dir, "train.log"), args.threads_per_job,
+                              f"{label} seed {seed}")
+    timing = {"train_wall_s": wall_s, "train_cpu_s": cpu_s}
     files.write_json_atomic(timing_path, timing)
     return timing
 

@@ -26,16 +26,14 @@ import collections
 import concurrent.futures
 import json
 import os
-import subprocess
 import sys
-import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 sys.path.insert(0, ROOT)
 
-from search_quality import paired_difference, summarize  # noqa: E402  (bench/search_quality.py)
+from search_quality import paired_difference, run_timed, summarize  # noqa: E402  (bench/search_quality.py)
 
 from alphagan_tf.utils import files  # noqa: E402
 
@@ -108,22 +106,11 @@ def train(args, label: str, source: str, seed: int) -> dict:
         return result
     directory = run_dir(args, label, seed)
     os.makedirs(directory, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.threads_per_job:
-        env["TF_NUM_INTRAOP_THREADS"] = str(args.threads_per_job)
-        env["TF_NUM_INTEROP_THREADS"] = "1"
-    start = time.time()
-    with open(os.path.join(directory, "train.log"), "ab") as log:
-        process = subprocess.Popen(train_command(args, source, seed, directory),
-                                   stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{label} seed {seed}: training failed (exit {code}); "
-                           f"see {os.path.join(directory, 'train.log')}")
+    wall_s, cpu_s = run_timed(train_command(args, source, seed, directory),
+                              os.path.join(directory, "train.log"), args.threads_per_job,
+                              f"{label} seed {seed}")
     files.write_json_atomic(os.path.join(directory, "bench_timing.json"),
-                            {"wall_s": time.time() - start, "cpu_s": usage.ru_utime + usage.ru_stime})
+                            {"wall_s": wall_s, "cpu_s": cpu_s})
     if (result := read_result(args, label, seed)) is None:  # e.g. stopped by --max_steps
         raise RuntimeError(f"{label} seed {seed}: training ended without results.json; "
                            f"see {os.path.join(directory, 'train.log')}")
