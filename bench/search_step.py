@@ -13,11 +13,14 @@ matmuls), the achieved GFLOP/s, peak resident memory, and the tracing time.
     python bench/search_step.py --no-fast_depthwise_gradient  # TF's own depthwise kernel gradient
     python bench/search_step.py --gf=64 --iterations=5 # smaller
     python bench/search_step.py --precision=float32,bfloat16   # side by side, one process
+    python bench/search_step.py --precision=float32,bfloat16 --profile  # + time per op type
 
 With several --precision values every searcher is built first and their
 iterations alternate (float32, bfloat16, float32, ...), so a change of load on
 the machine hits every precision alike; the load average is printed with the
-figures.
+figures. `--profile` then runs one more iteration per precision under the TF
+profiler and prints where its time went, by op type and by kind of op
+(`op_type_times`, `OP_KINDS`).
 
 Never part of the test run; nothing here asserts a timing.
 """
@@ -47,6 +50,82 @@ def graph_flops(concrete_function) -> int:
         inner = tf.compat.v1.profiler.profile(function.graph, options=options)
         total += inner.total_float_ops
     return int(total)
+
+
+# Kinds of TF op types (oneDNN's "_MklNative..." / "_MklFused..." names included), for the
+# profile's summary; an op type in none of them counts as "other".
+OP_KINDS = {
+    "depthwise convolutions": ("Depthwise",),
+    "convolutions, matmuls": ("Conv2D", "Conv3D", "MatMul", "Einsum"),
+    "elementwise": (
+        "Mul", "Add", "Sub", "RealDiv", "Div", "Relu", "Cast", "Neg", "Rsqrt", "Sqrt",
+        "Square", "Maximum", "Minimum", "Exp", "Log", "Select", "Sigmoid", "Tanh", "Pow",
+        "SquaredDifference", "Softplus", "Abs", "Sign", "Reciprocal", "BatchNorm",
+    ),
+    "reductions, broadcasts": ("Sum", "Mean", "Max", "Min", "Prod", "Tile", "BroadcastTo"),
+    "data movement (slices, pads, concats, transposes)": (
+        "Slice", "Pad", "Concat", "Transpose", "Pack", "Unpack", "Split", "Reshape", "Gather",
+        "Identity", "MirrorPad",
+    ),
+    "optimizer updates": ("Apply", "Assign"),
+}
+
+
+def op_kind(op_type: str) -> str:
+    """The `OP_KINDS` key `op_type` belongs to (first match), or "other"."""
+    plain = op_type.removeprefix("_Mkl").removeprefix("Native").removeprefix("Fused")
+    for kind, fragments in OP_KINDS.items():
+        if any(fragment in plain for fragment in fragments):
+            return kind
+    return "other"
+
+
+def op_type_times(logdir: str) -> dict[str, tuple[float, int]]:
+    """{op type: (milliseconds, calls)} of the TF profiler trace written under `logdir`.
+
+    Reads the XSpace protobuf (`*.xplane.pb`) the profiler writes: op events are
+    named "<node name>:<op type>" on the executor threads; their durations are
+    wall time per op (ops run in parallel on the inter-op threads, so the sum can
+    exceed the step's time).
+    """
+    import glob
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    files = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))
+    if not files:
+        raise FileNotFoundError(f"No *.xplane.pb under {logdir}: the profiler wrote no trace.")
+    space = xplane_pb2.XSpace()
+    with open(files[-1], "rb") as f:
+        space.ParseFromString(f.read())
+    times: dict[str, list] = {}
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                node, _, op_type = name.rpartition(":")
+                if not node or node.endswith(":") or not op_type:  # "ExecutorState::Process"
+                    continue
+                entry = times.setdefault(op_type, [0.0, 0])
+                entry[0] += event.duration_ps / 1e9
+                entry[1] += 1
+    return {op_type: (ms, calls) for op_type, (ms, calls) in times.items()}
+
+
+def print_profile(times: dict[str, tuple[float, int]], top: int = 12) -> None:
+    """The `top` op types by time, and the time per `op_kind`, with their shares."""
+    total = sum(ms for ms, _ in times.values()) or 1.0
+    print(f"op time {total:.0f} ms (summed over ops; by op type, top {top}):")
+    for op_type, (ms, calls) in sorted(times.items(), key=lambda kv: -kv[1][0])[:top]:
+        print(f"  {op_type:<44}{ms:9.1f} ms {100 * ms / total:5.1f} % {calls:6d} calls")
+    kinds: dict[str, float] = {}
+    for op_type, (ms, _) in times.items():
+        kinds[op_kind(op_type)] = kinds.get(op_kind(op_type), 0.0) + ms
+    print("by kind:")
+    for kind, ms in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        print(f"  {kind:<52}{ms:9.1f} ms {100 * ms / total:5.1f} %")
 
 
 def precision_list(text: str) -> list[str]:
@@ -152,6 +231,17 @@ class Bench:
               f"{self.warmup:.1f} s")
         return median
 
+    def profile(self, logdir: str) -> dict[str, tuple[float, int]]:
+        """Op-type times of one iteration under the TF profiler (see `op_type_times`)."""
+        import tensorflow as tf
+
+        tf.profiler.experimental.start(logdir)
+        try:
+            self.iteration()
+        finally:
+            tf.profiler.experimental.stop()
+        return op_type_times(logdir)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -169,6 +259,11 @@ def main() -> None:
                         help="old name of --precision=float16")
     parser.add_argument("--fast_depthwise_gradient", action=argparse.BooleanOptionalAction,
                         default=True, help="gan/depthwise.py's kernel gradient for k >= 5")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one more iteration per precision: time per op type and kind")
+    parser.add_argument("--profile_dir", default=None,
+                        help="where the profiler traces go (default: a temporary directory; "
+                             "TensorBoard's profile plugin reads them)")
     args = parser.parse_args()
     precisions = ["float16"] if args.mixed_precision else args.precision
 
@@ -192,6 +287,14 @@ def main() -> None:
         for bench in benches:
             bench.timed_iteration()
     medians = {bench.precision: bench.report(args.iterations) for bench in benches}
+    if args.profile:
+        import tempfile
+
+        profile_dir = args.profile_dir or tempfile.mkdtemp(prefix="search_step_profile_")
+        for bench in benches:
+            print(f"--- profile of one iteration, precision {bench.precision} ({load_average()})")
+            print_profile(bench.profile(os.path.join(profile_dir, bench.precision)))
+        print(f"profiler traces: {profile_dir}")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak_mib:.0f} MiB (all searchers)")
     if len(benches) > 1:

@@ -39,6 +39,7 @@ from keras import ops
 from alphagan_tf.gan.batch_norm import BatchNormalization
 from alphagan_tf.gan.depthwise import DepthwiseConv2D
 from alphagan_tf.gan.genotypes import NORMAL_OPS, UP_OPS
+from alphagan_tf.gan.pointwise import Conv2D
 from alphagan_tf.nas.tracking import track_layers
 
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
@@ -96,7 +97,7 @@ class ReLUConv(keras.layers.Layer):
         super().__init__(**kwargs)
         self.channels = int(channels)
         self.kernel_size = int(kernel_size)
-        self.conv = keras.layers.Conv2D(
+        self.conv = Conv2D(  # keras' layer; conv_1x1 runs as a matmul (gan/pointwise.py)
             self.channels,
             self.kernel_size,
             padding="same",
@@ -164,7 +165,7 @@ class SepConv(keras.layers.Layer):
                 )
             )
             pointwise.append(
-                keras.layers.Conv2D(
+                Conv2D(  # keras' layer run as a matmul (gan/pointwise.py)
                     self.channels,
                     1,
                     use_bias=False,
