@@ -72,10 +72,9 @@ OP_KINDS = {
 
 
 def op_kind(op_type: str) -> str:
-    """The `OP_KINDS` key `op_type` belongs to (first match), or "other"."""
-    plain = op_type.removeprefix("_Mkl").removeprefix("Native").removeprefix("Fused")
+    """The `OP_KINDS` key `op_type` belongs to (first fragment it contains), or "other"."""
     for kind, fragments in OP_KINDS.items():
-        if any(fragment in plain for fragment in fragments):
+        if any(fragment in op_type for fragment in fragments):
             return kind
     return "other"
 
@@ -122,7 +121,8 @@ def print_profile(times: dict[str, tuple[float, int]], top: int = 12) -> None:
         print(f"  {op_type:<44}{ms:9.1f} ms {100 * ms / total:5.1f} % {calls:6d} calls")
     kinds: dict[str, float] = {}
     for op_type, (ms, _) in times.items():
-        kinds[op_kind(op_type)] = kinds.get(op_kind(op_type), 0.0) + ms
+        kind = op_kind(op_type)
+        kinds[kind] = kinds.get(kind, 0.0) + ms
     print("by kind:")
     for kind, ms in sorted(kinds.items(), key=lambda kv: -kv[1]):
         print(f"  {kind:<52}{ms:9.1f} ms {100 * ms / total:5.1f} %")

@@ -46,13 +46,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
         if self.synchronized and replica_context is not None:
             count = count * replica_context.num_replicas_in_sync
         unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
-        momentum = self.momentum
-        self.moving_mean.assign(
-            ops.cast(self.moving_mean, x.dtype) * momentum + mean * (1.0 - momentum)
-        )
-        self.moving_variance.assign(
-            ops.cast(self.moving_variance, x.dtype) * momentum + unbiased * (1.0 - momentum)
-        )
+        self._update_moving_statistics(mean, unbiased)
         gamma = ops.cast(self.gamma, x.dtype) if self.scale else None
         beta = ops.cast(self.beta, x.dtype) if self.center else None
         outputs = ops.batch_normalization(
@@ -80,11 +74,16 @@ class BatchNormalization(keras.layers.BatchNormalization):
             epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC",
             is_training=True,
         )
+        self._update_moving_statistics(mean, unbiased)
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _update_moving_statistics(self, mean, unbiased_variance):
+        """PyTorch's update: momentum towards the batch mean and the UNBIASED batch variance."""
         momentum = self.momentum
         self.moving_mean.assign(
-            ops.cast(self.moving_mean, "float32") * momentum + mean * (1.0 - momentum)
+            ops.cast(self.moving_mean, mean.dtype) * momentum + mean * (1.0 - momentum)
         )
         self.moving_variance.assign(
-            ops.cast(self.moving_variance, "float32") * momentum + unbiased * (1.0 - momentum)
+            ops.cast(self.moving_variance, mean.dtype) * momentum
+            + unbiased_variance * (1.0 - momentum)
         )
-        return ops.cast(outputs, self.compute_dtype)
