@@ -35,7 +35,10 @@ def test_search_writes_architecture_and_resumes_exactly(sst_dir, tmp_path):
     # Interrupted mid-epoch 1 (max_steps), then resumed: the same alphas to the last bit.
     stopped = run_search(_search_config(sst_dir, max_steps=5), str(tmp_path / "resumed"), verbose=False)
     assert stopped.architecture is None and stopped.global_step == 5
-    resumed = run_search(config, str(tmp_path / "resumed"), verbose=False)
+    # The SST folder under another path string (moved, or relative given as absolute) resumes.
+    other_path = os.path.join(os.path.relpath(str(sst_dir)), ".")
+    assert other_path != config.sst_dir
+    resumed = run_search(_search_config(other_path), str(tmp_path / "resumed"), verbose=False)
     assert resumed.global_step == straight.global_step
     p_straight = json.loads((tmp_path / "straight" / "probabilities.json").read_text())
     p_resumed = json.loads((tmp_path / "resumed" / "probabilities.json").read_text())

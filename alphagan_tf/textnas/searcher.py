@@ -163,9 +163,10 @@ class SearchConfig(TypedConfig):
 
     # What a rerun in the same workdir may change (the rest must match its checkpoint): the
     # schedule, and what the steps still to come or the derivation use (e.g. the skip penalty
-    # after a weights-only warm-up).
+    # after a weights-only warm-up), and where the SST folder is (the same trees under another
+    # path: a moved folder, a relative path given as absolute; the trees are not compared).
     RESUMABLE = ("epochs", "max_steps", "log_every", "checkpoint_every", "skip_penalty",
-                 "max_skips", "op_selection", "derive_samples")
+                 "max_skips", "op_selection", "derive_samples", "sst_dir")
 
     def __post_init__(self):
         precision_lib.validate(self.precision)

@@ -123,9 +123,10 @@ class TrainConfig(TypedConfig):
     cpu_devices: int = 0
 
     # What a rerun in the same workdir may change (the rest must match its checkpoint); the
-    # checkpoint of a multi-replica run is the one-device one (tests/test_textnas_distribution.py).
+    # checkpoint of a multi-replica run is the one-device one (tests/test_textnas_distribution.py);
+    # the SST folder may be given by another path (the trees themselves are not compared).
     RESUMABLE = ("epochs", "max_steps", "eval_every", "patience", "log_every", "checkpoint_every",
-                 "strategy", "devices", "cpu_devices")
+                 "strategy", "devices", "cpu_devices", "sst_dir")
 
     def __post_init__(self):
         precision_lib.validate(self.precision)
