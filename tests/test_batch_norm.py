@@ -90,3 +90,35 @@ def test_unfusable_inputs_take_the_unfused_path():
     y = layer4(tf.constant(np.arange(72.0).reshape(2, 3, 3, 4)), training=True)
     assert y.dtype == tf.float64
     np.testing.assert_allclose(np.mean(y, axis=(0, 1, 2)), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_output_scale_is_folded_into_the_fused_kernel_with_the_same_gradients(affine):
+    # s * BN(x) on both paths: the fused one folds s into gamma / beta, the unfused one multiplies.
+    shape = (4, 6, 5, 8)
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.normal(0.5, 1.5, shape).astype("float32"))
+    upstream = tf.constant(rng.normal(size=shape).astype("float32"))
+    fused, unfused = _pair(affine, shape)
+    s = tf.Variable(0.37)
+    results = []
+    for layer in (fused, unfused):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True, output_scale=s)
+            loss = tf.reduce_sum(y * upstream)
+        sources = [x, s] + ([layer.gamma, layer.beta] if affine else [])
+        results.append((y, tape.gradient(loss, sources)))
+    (y_f, grads_f), (y_u, grads_u) = results
+    np.testing.assert_allclose(y_f, y_u, atol=2e-6)
+    unscaled = fused(x, training=True)
+    np.testing.assert_allclose(y_f, 0.37 * unscaled.numpy(), rtol=1e-5, atol=1e-6)
+    # d loss / d s = sum(upstream * BN(x)), by hand from the unscaled output.
+    expected_ds = float(tf.reduce_sum(upstream * unscaled))
+    assert abs(expected_ds) > 1.0
+    for g_f, g_u in zip(grads_f, grads_u):
+        np.testing.assert_allclose(g_f, g_u, rtol=1e-5, atol=5e-6)
+    assert float(grads_f[1]) == pytest.approx(expected_ds, rel=1e-5)
+    # Inference (moving statistics) multiplies too.
+    np.testing.assert_allclose(fused(x, training=False, output_scale=s),
+                               0.37 * fused(x, training=False).numpy(), rtol=1e-6)

@@ -1,4 +1,5 @@
-"""The depthwise conv with the batch-as-channels kernel gradient == TensorFlow's, in float64."""
+"""The depthwise conv with its own gradients (per-example / batch-as-channels kernel gradient,
+flipped-kernel input gradient) == TensorFlow's, in float64."""
 
 import keras
 import numpy as np
@@ -44,6 +45,33 @@ def test_kernel_gradient_by_hand():
     np.testing.assert_array_equal(dk, expected)
     # The centre tap sees every pixel; the corner taps see one corner pixel each.
     assert (dk[2, 2], dk[0, 0], dk[4, 4], dk[0, 4]) == (45.0, 1.0, 9.0, 3.0)
+
+
+def test_kernel_gradient_with_unknown_batch_equals_the_per_example_one():
+    # Traced with the batch unknown, the batch is merged into the channels instead.
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(4, 7, 6, 3)))
+    dy = tf.constant(rng.normal(size=(4, 7, 6, 3)))
+    spec = tf.TensorSpec([None, 7, 6, 3], tf.float64)
+    merged = tf.function(lambda a, b: depthwise_kernel_gradient(a, b, 7), input_signature=[spec, spec])
+    expected = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+        input=x, filter_sizes=[7, 7, 3, 1], out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME")
+    for ours in (merged(x, dy), depthwise_kernel_gradient(x, dy, 7)):
+        assert ours.shape == (7, 7, 3, 1)
+        np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=1e-12, atol=1e-12)
+    assert "Transpose" in [op.type for op in merged.get_concrete_function().graph.get_operations()]
+
+
+def test_bfloat16_kernel_gradient_is_summed_in_float32():
+    # 3 examples whose per-example gradients are 1 + 2^-7 each (exact in bfloat16): their sum
+    # 3 + 3 * 2^-7 needs 9 significant bits, one more than bfloat16 has; float32 holds it.
+    x = tf.ones([3, 1, 1, 2], tf.bfloat16) * (1 + 2.0**-7)
+    dy = tf.ones([3, 1, 1, 2], tf.bfloat16)
+    dk = depthwise_kernel_gradient(x, dy, 5)
+    assert dk.dtype == tf.float32
+    assert float(dk[2, 2, 0, 0]) == 3 * (1 + 2.0**-7)
+    assert float(tf.cast(3 * (1 + 2.0**-7), tf.bfloat16)) != 3 * (1 + 2.0**-7)
+    assert float(dk[0, 0, 0, 0]) == 0.0  # a tap that sees only padding
 
 
 def test_layer_is_keras_depthwise_conv_with_the_same_weights():

@@ -74,3 +74,34 @@ def test_config_round_trip_keeps_fusion():
     edge = make_edge(False)
     clone = NormalMixedOp.from_config(edge.get_config())
     assert clone.fuse_convs is False and clone.op_names == list(NORMAL_OPS)
+
+
+def test_fused_edge_in_float32_shares_the_relu_and_folds_weights_into_batch_norm():
+    # float32 takes the fused batch-norm kernel, where the sep convs' weights are folded into
+    # their last batch norm: same output and gradients as the plain weighted sum, with one ReLU
+    # for the six candidates' inputs (plus one inside each sep conv) instead of nine.
+    fused, plain = make_edge(True), make_edge(False)
+    for source, target in zip(fused.variables, plain.variables):
+        target.assign(source)
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=len(NORMAL_OPS)).astype("float32")
+    fused.alpha.assign(logits)
+    plain.alpha.assign(logits)
+    x = tf.constant(rng.normal(size=(3, 5, 5, 6)).astype("float32"))
+    results = []
+    for edge in (fused, plain):
+        with tf.GradientTape() as tape:
+            y = edge(x, training=True)
+            loss = tf.reduce_sum(tf.sin(y))
+        results.append((y, tape.gradient(loss, edge.trainable_variables)))
+    (y_f, g_f), (y_p, g_p) = results
+    np.testing.assert_allclose(y_f, y_p, rtol=1e-5, atol=1e-5)
+    for a, b, v in zip(g_f, g_p, fused.trainable_variables):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=v.path)
+    assert np.abs(g_f[0].numpy()).max() > 1e-4  # alpha gets a real gradient
+
+    def relus(edge):
+        graph = tf.function(lambda t: edge(t, training=True)).get_concrete_function(x).graph
+        return sum(op.type == "Relu" for op in graph.get_operations())
+
+    assert (relus(fused), relus(plain)) == (4, 9)

@@ -29,13 +29,21 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="alphagan_tf")
 class BatchNormalization(keras.layers.BatchNormalization):
-    """keras.layers.BatchNormalization; the moving variance takes the unbiased batch variance."""
+    """keras.layers.BatchNormalization; the moving variance takes the unbiased batch variance.
 
-    def call(self, inputs, training=None, mask=None):
+    Call args (besides Keras'):
+        output_scale: optional float32 scalar multiplying the output (a mixed
+            op's weight of the branch this layer ends). On the fused path it is
+            folded into gamma and beta, so it costs no pass over the output and
+            its gradient comes out of the fused gradient; elsewhere the output is
+            multiplied by it.
+    """
+
+    def call(self, inputs, training=None, mask=None, output_scale=None):
         if not (training and self.trainable) or mask is not None or self.renorm:
-            return super().call(inputs, training=training, mask=mask)
+            return _scaled(super().call(inputs, training=training, mask=mask), output_scale)
         if self._fusable(inputs):
-            return self._fused_training_call(inputs)
+            return self._fused_training_call(inputs, output_scale)
         x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
         mean, variance = self._moments(x, mask)
         shape = tf.shape(x)
@@ -53,7 +61,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
             x=x, mean=mean, variance=variance, axis=self.axis, offset=beta, scale=gamma,
             epsilon=self.epsilon,
         )
-        return ops.cast(outputs, self.compute_dtype)
+        return _scaled(ops.cast(outputs, self.compute_dtype), output_scale)
 
     def _fusable(self, inputs) -> bool:
         """Whether the fused kernel applies: 4-D channels-last, a float dtype it takes, local."""
@@ -64,10 +72,14 @@ class BatchNormalization(keras.layers.BatchNormalization):
             and not self.synchronized
         )
 
-    def _fused_training_call(self, inputs):
+    def _fused_training_call(self, inputs, output_scale=None):
         channels = inputs.shape[-1]
         gamma = ops.cast(self.gamma, "float32") if self.scale else tf.ones([channels], tf.float32)
         beta = ops.cast(self.beta, "float32") if self.center else tf.zeros([channels], tf.float32)
+        if output_scale is not None:  # s * (gamma * x_hat + beta) = (s * gamma) * x_hat + s * beta
+            output_scale = tf.cast(output_scale, tf.float32)
+            gamma = gamma * output_scale
+            beta = beta * output_scale if self.center else beta
         empty = tf.constant([], tf.float32)  # no running statistics in: training mode
         outputs, mean, unbiased, *_ = tf.raw_ops.FusedBatchNormV3(
             x=inputs, scale=gamma, offset=beta, mean=empty, variance=empty,
@@ -87,3 +99,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
             ops.cast(self.moving_variance, mean.dtype) * momentum
             + unbiased_variance * (1.0 - momentum)
         )
+
+
+def _scaled(outputs, output_scale):
+    if output_scale is None:
+        return outputs
+    return outputs * ops.cast(output_scale, outputs.dtype)

@@ -1,22 +1,29 @@
-"""Depthwise convolution whose kernel gradient is fast on CPU.
+"""Depthwise convolution whose gradients are fast on CPU.
 
 The sep convs of the space (DARTS' [ReLU, depthwise kxk, pointwise 1x1, BN] x 2)
 spend little arithmetic in their depthwise convolutions, but TensorFlow's CPU
 kernel for the depthwise *kernel* gradient (DepthwiseConv2dNativeBackpropFilter)
-is slow for k >= 5: at batch 16, 32x32, 256 channels it takes ~45 ms (k=5) and
-~58 ms (k=7), against 7-10 ms for the forward pass. Every generator weight
-step pays it 4 times per normal edge.
+is slow for k >= 5: at batch 16, 32x32, 256 channels it takes ~40 ms (k=5) and
+~54 ms (k=7) in float32 and ~120 ms in bfloat16, against 3-6 ms for the forward
+pass. Every generator weight step pays it 4 times per normal edge.
 
 The same gradient is a depthwise convolution of another shape. For channel c,
 
     dK[i, j, c] = sum_{b, h, w} x_pad[b, h + i, w + j, c] * dy[b, h, w, c],
 
-so with batch and channel merged into one channel axis (b, c) -> c * B + b, it is
-a VALID depthwise convolution of the padded input [1, H + k - 1, W + k - 1, C*B]
-with the output gradient as an [H, W, C*B, 1] "kernel", giving [1, k, k, C*B],
-summed over b. That runs the forward depthwise kernel, 2-3x faster here for
-k >= 5 (bench figures in the README); k = 3 keeps TensorFlow's own kernel,
-which is fast for it. Outputs and input gradients are TensorFlow's.
+so for one example b it is a VALID depthwise convolution of the padded input
+[1, H + k - 1, W + k - 1, C] with that example's output gradient as an
+[H, W, C, 1] "kernel", giving [1, k, k, C]; the batch's gradient is the sum over
+b (accumulated in float32). Both are free reshapes of slices, so no transpose is
+needed; with the batch unknown when traced, batch and channel are merged into
+one channel axis instead ((b, c) -> c * B + b, two transposes). This runs the
+forward depthwise kernel: 4-14x faster than TensorFlow's kernel gradient here
+for k >= 5 (`bench/depthwise.py`); k = 3 keeps TensorFlow's own, which is fast.
+
+The input gradient of a stride-1 "same" convolution with an odd kernel is the
+forward convolution of dy with the kernel flipped in both spatial axes; that
+forward kernel is faster here than DepthwiseConv2dNativeBackpropInput (most of
+all in bfloat16, where it is 1.5-2x), so it is used instead.
 
 `DepthwiseConv2D` is `keras.layers.DepthwiseConv2D` (same weights, same config)
 using this op for stride 1, dilation 1, "same" padding, channels_last, depth
@@ -40,14 +47,35 @@ def depthwise_kernel_gradient(inputs: tf.Tensor, output_gradient: tf.Tensor, ker
         kernel_size: k, odd.
 
     Returns:
-        [k, k, C, 1], the gradient of the kernel.
+        [k, k, C, 1], the gradient of the kernel, in float32 for float32 /
+        bfloat16 / float16 inputs (the per-example sums are added in float32).
     """
     k, pad = kernel_size, kernel_size // 2
-    shape = tf.shape(inputs)
-    b, h, w, c = shape[0], shape[1], shape[2], shape[3]
     padded = tf.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    batch = inputs.shape[0]
+    if batch is None:
+        return _merged_kernel_gradient(padded, output_gradient, k)
+    _, h, w, c = output_gradient.shape
+    accumulate = tf.float64 if inputs.dtype == tf.float64 else tf.float32
+    per_example = [
+        tf.cast(
+            tf.nn.depthwise_conv2d(
+                padded[b : b + 1], tf.reshape(output_gradient[b], [h, w, c, 1]),
+                strides=[1, 1, 1, 1], padding="VALID",
+            ),
+            accumulate,
+        )
+        for b in range(batch)
+    ]  # each [1, k, k, C]
+    return tf.reshape(tf.add_n(per_example), [k, k, c, 1])
+
+
+def _merged_kernel_gradient(padded: tf.Tensor, output_gradient: tf.Tensor, k: int):
+    """`depthwise_kernel_gradient` for a batch unknown when traced: batch merged into channels."""
+    shape = tf.shape(output_gradient)
+    b, h, w, c = shape[0], shape[1], shape[2], shape[3]
     # [B, H+k-1, W+k-1, C] -> [1, H+k-1, W+k-1, C*B], channel index c * B + b.
-    merged_input = tf.reshape(tf.transpose(padded, [1, 2, 3, 0]), [1, h + 2 * pad, w + 2 * pad, c * b])
+    merged_input = tf.reshape(tf.transpose(padded, [1, 2, 3, 0]), [1, h + k - 1, w + k - 1, c * b])
     merged_gradient = tf.reshape(tf.transpose(output_gradient, [1, 2, 3, 0]), [h, w, c * b, 1])
     per_example = tf.nn.depthwise_conv2d(
         merged_input, merged_gradient, strides=[1, 1, 1, 1], padding="VALID"
@@ -75,7 +103,8 @@ def depthwise_conv2d_same(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
         y = tf.nn.depthwise_conv2d(x, k, strides=strides, padding="SAME")
 
         def gradient(dy):
-            dx = tf.nn.depthwise_conv2d_backprop_input(tf.shape(x), k, dy, strides, "SAME")
+            # The adjoint of a stride-1 "same" odd-kernel conv: the flipped kernel, forward.
+            dx = tf.nn.depthwise_conv2d(dy, tf.reverse(k, [0, 1]), strides=strides, padding="SAME")
             if kernel_size >= FAST_KERNEL_GRADIENT_MIN_SIZE:
                 dk = depthwise_kernel_gradient(x, dy, kernel_size)
             else:

@@ -16,7 +16,12 @@ the `MixedOp`, and the gradients w.r.t. alpha and every kernel are those of the
 unfused sum (a test checks output and gradients against `fuse_convs=False`).
 
 The separable-conv candidates (ReLU, depthwise, pointwise, batch norm, twice)
-are not linear (batch norm), so they run as before.
+are not linear (batch norm), so they run on their own, with two savings that
+change no number: every candidate starts with the same ReLU of the same input,
+so it is computed once (and its gradient once); and a separable conv's weight
+w_i is folded into its last batch norm, w_i * BN(y) = BN(y) with gamma and beta
+scaled by w_i, so the fused batch-norm kernel applies it with no pass of its own
+over the branch's output, forward or backward.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from alphagan_tf.gan.operations import ReLUConv
+from alphagan_tf.gan.operations import ReLUConv, SepConv
 from alphagan_tf.nas.mixed_op import MixedOp
 
 
@@ -99,14 +104,19 @@ class NormalMixedOp(MixedOp):
             return super().call(inputs, training=training, mask=mask, choice=choice)
         weights = self.op_weights()
         kernel, bias = self.fused_kernel(weights)
-        x = ops.relu(ops.cast(inputs, self.compute_dtype))
+        x = ops.relu(ops.cast(inputs, self.compute_dtype))  # every candidate's first op
         output = tf.nn.bias_add(
             tf.nn.conv2d(x, tf.cast(kernel, x.dtype), strides=1, padding="SAME"),
             tf.cast(bias, x.dtype),
         )
         for i in self._other_indices:
-            branch = self.candidates[i](inputs, training=training)
-            output = output + ops.cast(weights[i], branch.dtype) * branch
+            candidate = self.candidates[i]
+            if isinstance(candidate, SepConv):
+                branch = candidate(x, training=training, activated=True, output_scale=weights[i])
+            else:
+                branch = candidate(inputs, training=training)
+                branch = ops.cast(weights[i], branch.dtype) * branch
+            output = output + branch
         return output
 
     def get_config(self):

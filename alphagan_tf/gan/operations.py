@@ -139,6 +139,10 @@ class SepConv(keras.layers.Layer):
     Call args:
         inputs: float32 [batch, H, W, channels]. Returns the same shape.
         training: batch statistics (True) or moving statistics (False/None).
+        activated: the inputs are already through the ReLU (a mixed op runs it
+            once for all its candidates).
+        output_scale: optional scalar multiplying the output, folded into the
+            last batch norm (`BatchNormalization`'s `output_scale`).
 
     Attributes:
         depthwise, pointwise, norms: the two halves' layers, in order (used by
@@ -189,10 +193,14 @@ class SepConv(keras.layers.Layer):
             shape = pw.compute_output_shape(shape)
             bn.build(shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, activated=False, output_scale=None):
         x = inputs
-        for dw, pw, bn in zip(self.depthwise, self.pointwise, self.norms):
-            x = bn(pw(dw(ops.relu(x))), training=training)
+        last = len(self.norms) - 1
+        for i, (dw, pw, bn) in enumerate(zip(self.depthwise, self.pointwise, self.norms)):
+            if i > 0 or not activated:
+                x = ops.relu(x)
+            scale = output_scale if i == last else None
+            x = bn(pw(dw(x)), training=training, output_scale=scale)
         return x
 
     def compute_output_shape(self, input_shape):
