@@ -78,8 +78,8 @@ def test_config_round_trip_keeps_fusion():
 
 def test_fused_edge_in_float32_shares_the_relu_and_folds_weights_into_batch_norm():
     # float32 takes the fused batch-norm kernel, where the sep convs' weights are folded into
-    # their last batch norm: same output and gradients as the plain weighted sum, with one ReLU
-    # for the six candidates' inputs (plus one inside each sep conv) instead of nine.
+    # their last batch norm: same output and gradients as the weighted sum written out by hand,
+    # with one ReLU for the six candidates' inputs (plus one inside each sep conv) instead of 9.
     fused, plain = make_edge(True), make_edge(False)
     for source, target in zip(fused.variables, plain.variables):
         target.assign(source)
@@ -88,16 +88,23 @@ def test_fused_edge_in_float32_shares_the_relu_and_folds_weights_into_batch_norm
     fused.alpha.assign(logits)
     plain.alpha.assign(logits)
     x = tf.constant(rng.normal(size=(3, 5, 5, 6)).astype("float32"))
+
+    def by_hand(t, training):
+        w = tf.nn.softmax(plain.alpha)
+        return tf.add_n([w[i] * c(t, training=training) for i, c in enumerate(plain.candidates)])
+
     results = []
-    for edge in (fused, plain):
+    for edge in (fused, plain, by_hand):
         with tf.GradientTape() as tape:
             y = edge(x, training=True)
             loss = tf.reduce_sum(tf.sin(y))
-        results.append((y, tape.gradient(loss, edge.trainable_variables)))
-    (y_f, g_f), (y_p, g_p) = results
-    np.testing.assert_allclose(y_f, y_p, rtol=1e-5, atol=1e-5)
-    for a, b, v in zip(g_f, g_p, fused.trainable_variables):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=v.path)
+        variables = (plain if edge is by_hand else edge).trainable_variables
+        results.append((y, tape.gradient(loss, variables)))
+    (y_f, g_f), (y_p, g_p), (y_h, g_h) = results
+    for y, grads in ((y_f, g_f), (y_p, g_p)):  # plain folds its sep convs' weights too
+        np.testing.assert_allclose(y, y_h, rtol=1e-5, atol=1e-5)
+        for a, b, v in zip(grads, g_h, fused.trainable_variables):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=v.path)
     assert np.abs(g_f[0].numpy()).max() > 1e-4  # alpha gets a real gradient
 
     def relus(edge):

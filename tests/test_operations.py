@@ -1,5 +1,7 @@
 """Candidate operations: shapes, parameter counts, op order, serialization, MixedOp."""
 
+import contextlib
+
 import keras
 import numpy as np
 import pytest
@@ -21,6 +23,16 @@ C = 8
 
 def _count(variables):
     return sum(int(np.prod(v.shape)) for v in variables)
+
+
+@contextlib.contextmanager
+def _float64_policy():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _built(layer, shape):
@@ -200,6 +212,46 @@ def test_mixed_op_of_normal_candidates_round_trip_and_weighting():
         clone.build((None, 4, 4, C))
     clone.set_weights(mixed.get_weights())
     np.testing.assert_allclose(np.asarray(clone(x, training=False)), y, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_up_ops_apply_a_mixed_op_weight_themselves_with_the_same_gradients(scale):
+    # output_scale s: folded into the (last) deconv's kernel and bias, or applied to the
+    # interpolations' smaller input; s * op(x) either way, with the same gradients (float64).
+    import tensorflow as tf
+
+    rng = np.random.default_rng(scale)
+    x = tf.constant(rng.normal(size=(2, 3, 4, C)))
+    upstream = tf.constant(rng.normal(size=(2, 3 * scale, 4 * scale, C)))
+    s = tf.Variable(0.3, dtype=tf.float64)
+    for name in UP_OPS:
+        with _float64_policy():
+            op = _built(make_up_op(name, C, scale), (None, 3, 4, C))
+        assert op.accepts_output_scale
+        results = []
+        for scaled in (True, False):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = op(x, output_scale=s) if scaled else s * op(x)
+                loss = tf.reduce_sum(upstream * y)
+            results.append((y, tape.gradient(loss, [x, s, *op.trainable_variables])))
+        (y_a, g_a), (y_b, g_b) = results
+        assert y_a.dtype == tf.float64
+        np.testing.assert_allclose(y_a, y_b, rtol=1e-12, atol=1e-12, err_msg=name)
+        for a, b in zip(g_a, g_b):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
+        assert abs(float(g_a[1])) > 1e-3
+
+
+def test_mixed_op_of_up_candidates_weights_by_softmax():
+    mixed = MixedOp([make_up_op(n, C, 2) for n in UP_OPS], UP_OPS)
+    mixed.build((None, 3, 3, C))
+    alpha = np.array([0.4, -1.0, 1.5], dtype="float32")
+    mixed.alpha.assign(alpha)
+    w = np.exp(alpha) / np.exp(alpha).sum()
+    x = np.random.randn(2, 3, 3, C).astype("float32")
+    expected = sum(w[i] * np.asarray(op(x)) for i, op in enumerate(mixed.candidates))
+    np.testing.assert_allclose(np.asarray(mixed(x)), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_mixed_op_candidates_are_in_tf_checkpoints(tmp_path):

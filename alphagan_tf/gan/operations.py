@@ -149,6 +149,8 @@ class SepConv(keras.layers.Layer):
             `generator.transfer_search_weights`).
     """
 
+    accepts_output_scale = True  # a mixed op's weight goes into the last batch norm
+
     def __init__(
         self, channels: int, kernel_size: int, affine: bool = True, synchronized_bn: bool = False,
         **kwargs,
@@ -229,7 +231,11 @@ class TransposedConvUp(keras.layers.Layer):
 
     Call args:
         inputs: float32 [batch, H, W, channels]. Returns [batch, H*scale, W*scale, channels].
+        output_scale: optional scalar multiplying the output, folded into the last
+            application's kernel and bias (s * (K * y + b) = (s K) * y + s b).
     """
+
+    accepts_output_scale = True
 
     def __init__(self, channels: int, scale: int = 2, **kwargs):
         super().__init__(**kwargs)
@@ -259,10 +265,18 @@ class TransposedConvUp(keras.layers.Layer):
             )
         self.deconv.build(input_shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, output_scale=None):
         x = inputs
-        for _ in range(self.repeats):
-            x = self.deconv(x)
+        for i in range(self.repeats):
+            if output_scale is not None and i == self.repeats - 1:
+                kernel = ops.convert_to_tensor(self.deconv.kernel)
+                bias = ops.convert_to_tensor(self.deconv.bias)
+                scale = ops.cast(output_scale, kernel.dtype)
+                x = ops.conv_transpose(
+                    x, kernel * scale, strides=2, padding="valid", data_format="channels_last"
+                ) + bias * scale
+            else:
+                x = self.deconv(x)
         return x
 
     def compute_output_shape(self, input_shape):
@@ -364,7 +378,11 @@ class InterpolationUp(keras.layers.Layer):
 
     Call args:
         inputs: [batch, H, W, C] (H, W known). Returns [batch, H*scale, W*scale, C].
+        output_scale: optional scalar multiplying the output; the resize is linear,
+            so it multiplies the (scale^2 times smaller) input instead.
     """
+
+    accepts_output_scale = True
 
     def __init__(self, interpolation: str, scale: int = 2, **kwargs):
         super().__init__(**kwargs)
@@ -385,8 +403,10 @@ class InterpolationUp(keras.layers.Layer):
     def build(self, input_shape):
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, output_scale=None):
         x = inputs
+        if output_scale is not None:
+            x = x * ops.cast(output_scale, x.dtype)
         for _ in range(self.repeats):
             x = upsample2x(x, self.interpolation)
         return x

@@ -14,6 +14,11 @@ others are not executed, get zero gradients and keep their batch statistics);
 alpha is not used. One traced step then serves every choice. Candidates are ordinary Keras layers; the
 mixed op serializes them with Keras' own machinery, so any registered layer can
 be a candidate.
+
+A candidate whose class sets `accepts_output_scale = True` takes its weight as
+`call(..., output_scale=w_i)` and returns w_i * op_i(x) itself, where it can do
+so with less work than a multiplication of its output (folded into a kernel or a
+batch norm, or applied to a smaller input); the sum is the same.
 """
 
 from __future__ import annotations
@@ -105,9 +110,12 @@ class MixedOp(ArchitectureLayer):
             ], inputs)
         weights = self.op_weights()
         output = None
-        for i in range(len(self.candidates)):
-            branch = self._run_candidate(i, inputs, training, mask)
-            term = ops.cast(weights[i], branch.dtype) * branch
+        for i, candidate in enumerate(self.candidates):
+            if getattr(candidate, "accepts_output_scale", False) and mask is None:
+                term = candidate(inputs, training=training, output_scale=weights[i])
+            else:
+                branch = self._run_candidate(i, inputs, training, mask)
+                term = ops.cast(weights[i], branch.dtype) * branch
             output = term if output is None else output + term
         return output
 
