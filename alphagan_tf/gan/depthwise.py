@@ -17,7 +17,7 @@ so for one example b it is a VALID depthwise convolution of the padded input
 b (accumulated in float32). Both are free reshapes of slices, so no transpose is
 needed; with the batch unknown when traced, batch and channel are merged into
 one channel axis instead ((b, c) -> c * B + b, two transposes). This runs the
-forward depthwise kernel: 4-14x faster than TensorFlow's kernel gradient here
+forward depthwise kernel: 4-16x faster than TensorFlow's kernel gradient here
 for k >= 5 (`bench/depthwise.py`); k = 3 keeps TensorFlow's own, which is fast.
 
 The input gradient of a stride-1 "same" convolution with an odd kernel is the
