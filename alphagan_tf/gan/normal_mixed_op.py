@@ -110,12 +110,10 @@ class NormalMixedOp(MixedOp):
             tf.cast(bias, x.dtype),
         )
         for i in self._other_indices:
-            candidate = self.candidates[i]
-            if isinstance(candidate, SepConv):
-                branch = candidate(x, training=training, activated=True, output_scale=weights[i])
+            if isinstance(self.candidates[i], SepConv):  # its ReLU is the one computed above
+                branch = self._weighted_candidate(i, x, weights[i], training, activated=True)
             else:
-                branch = candidate(inputs, training=training)
-                branch = ops.cast(weights[i], branch.dtype) * branch
+                branch = self._weighted_candidate(i, inputs, weights[i], training)
             output = output + branch
         return output
 

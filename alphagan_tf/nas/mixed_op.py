@@ -110,14 +110,18 @@ class MixedOp(ArchitectureLayer):
             ], inputs)
         weights = self.op_weights()
         output = None
-        for i, candidate in enumerate(self.candidates):
-            if getattr(candidate, "accepts_output_scale", False) and mask is None:
-                term = candidate(inputs, training=training, output_scale=weights[i])
-            else:
-                branch = self._run_candidate(i, inputs, training, mask)
-                term = ops.cast(weights[i], branch.dtype) * branch
+        for i in range(len(self.candidates)):
+            term = self._weighted_candidate(i, inputs, weights[i], training, mask)
             output = term if output is None else output + term
         return output
+
+    def _weighted_candidate(self, i, inputs, weight, training, mask=None, **call_kwargs):
+        """weight * candidate i(inputs): by the candidate itself if it `accepts_output_scale`."""
+        candidate = self.candidates[i]
+        if getattr(candidate, "accepts_output_scale", False) and mask is None:
+            return candidate(inputs, training=training, output_scale=weight, **call_kwargs)
+        branch = self._run_candidate(i, inputs, training, mask)
+        return ops.cast(weight, branch.dtype) * branch
 
     def compute_output_shape(self, input_shape):
         return self.candidates[0].compute_output_shape(input_shape)
