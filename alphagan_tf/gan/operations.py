@@ -273,7 +273,8 @@ class TransposedConvUp(keras.layers.Layer):
                 bias = ops.convert_to_tensor(self.deconv.bias)
                 scale = ops.cast(output_scale, kernel.dtype)
                 x = ops.conv_transpose(
-                    x, kernel * scale, strides=2, padding="valid", data_format="channels_last"
+                    x, kernel * scale, strides=self.deconv.strides, padding=self.deconv.padding,
+                    data_format=self.deconv.data_format,
                 ) + bias * scale
             else:
                 x = self.deconv(x)
