@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from alphagan_tf.gan.depthwise import _merged_kernel_gradient, depthwise_kernel_gradient
+    from alphagan_tf.gan.depthwise import depthwise_kernel_gradient
 
     strides = [1, 1, 1, 1]
     header = (f"{'precision':<9} {'HxW':>5} {'k':>2} | kernel grad: {'TF':>6} {'ours':>6} "
@@ -63,13 +63,13 @@ def main(argv=None) -> int:
             dy = tf.cast(tf.random.normal(shape, seed=2), dtype)
             for k in (int(s) for s in args.kernel_sizes.split(",")):
                 kernel = tf.cast(tf.random.normal([k, k, args.channels, 1], seed=3), dtype)
-                pad = k // 2
                 tf_kernel_grad = tf.function(lambda a, b, k=k: tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
                     input=a, filter_sizes=[k, k, args.channels, 1], out_backprop=b,
                     strides=strides, padding="SAME"))
                 ours = tf.function(lambda a, b, k=k: depthwise_kernel_gradient(a, b, k))
-                merged = tf.function(lambda a, b, k=k, pad=pad: _merged_kernel_gradient(
-                    tf.pad(a, [[0, 0], [pad, pad], [pad, pad], [0, 0]]), b, k))
+                unknown_batch = tf.TensorSpec([None, *shape[1:]], dtype)  # -> the merged path
+                merged = tf.function(lambda a, b, k=k: depthwise_kernel_gradient(a, b, k),
+                                     input_signature=[unknown_batch, unknown_batch])
                 tf_input_grad = tf.function(lambda b, w=kernel: tf.nn.depthwise_conv2d_backprop_input(
                     shape, w, b, strides, "SAME"))
                 flipped = tf.function(lambda b, w=kernel: tf.nn.depthwise_conv2d(
