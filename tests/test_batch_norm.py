@@ -28,6 +28,15 @@ def _pair(affine: bool, shape, dtype_policy: str = "float32"):
     return fused, unfused
 
 
+def _training_step(layer, x, upstream, sources, affine, **call_kwargs):
+    """(output, gradients of sum(output * upstream) w.r.t. sources [+ gamma, beta]) in training."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True, **call_kwargs)
+        loss = tf.reduce_sum(y * upstream)
+    return y, tape.gradient(loss, sources + ([layer.gamma, layer.beta] if affine else []))
+
+
 @pytest.mark.parametrize("affine", [False, True])
 def test_fused_training_step_equals_unfused_outputs_gradients_and_moving_statistics(affine):
     shape = (4, 6, 5, 8)
@@ -37,15 +46,9 @@ def test_fused_training_step_equals_unfused_outputs_gradients_and_moving_statist
     fused, unfused = _pair(affine, shape)
     assert fused._fusable(x) and not unfused._fusable(x)  # noqa: SLF001
 
-    results = []
-    for layer in (fused, unfused):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, training=True)
-            loss = tf.reduce_sum(y * upstream)
-        sources = [x] + ([layer.gamma, layer.beta] if affine else [])
-        results.append((y, tape.gradient(loss, sources)))
-    (y_f, grads_f), (y_u, grads_u) = results
+    (y_f, grads_f), (y_u, grads_u) = [
+        _training_step(layer, x, upstream, [x], affine) for layer in (fused, unfused)
+    ]
     np.testing.assert_allclose(y_f, y_u, atol=2e-6)
     # Batch statistics: every channel is normalized to mean beta, std gamma (biased variance).
     gamma = fused.gamma.numpy() if affine else np.ones(shape[-1])
@@ -101,15 +104,10 @@ def test_output_scale_is_folded_into_the_fused_kernel_with_the_same_gradients(af
     upstream = tf.constant(rng.normal(size=shape).astype("float32"))
     fused, unfused = _pair(affine, shape)
     s = tf.Variable(0.37)
-    results = []
-    for layer in (fused, unfused):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, training=True, output_scale=s)
-            loss = tf.reduce_sum(y * upstream)
-        sources = [x, s] + ([layer.gamma, layer.beta] if affine else [])
-        results.append((y, tape.gradient(loss, sources)))
-    (y_f, grads_f), (y_u, grads_u) = results
+    (y_f, grads_f), (y_u, grads_u) = [
+        _training_step(layer, x, upstream, [x, s], affine, output_scale=s)
+        for layer in (fused, unfused)
+    ]
     np.testing.assert_allclose(y_f, y_u, atol=2e-6)
     unscaled = fused(x, training=True)
     np.testing.assert_allclose(y_f, 0.37 * unscaled.numpy(), rtol=1e-5, atol=1e-6)
