@@ -5,7 +5,9 @@ One iteration = 1 D step + 1 G step (inner level), the worst-case copy with
 search step of the reference implementation. Prints seconds per iteration
 (median of --iterations after warm-up), the FLOPs of each compiled step (TF's
 registered op statistics on the traced graphs: convolutions, their gradients,
-matmuls), the achieved GFLOP/s, peak resident memory, and the tracing time.
+matmuls), the achieved GFLOP/s against a 2048^3 matmul's in the same precision
+(the machine's ceiling; the ratio of two precisions' ceilings bounds the ratio
+of their iterations), peak resident memory, and the tracing time.
 
     python bench/search_step.py                        # gf 256, df 128, batch 16, 32x32
     python bench/search_step.py --no-fuse_convs        # every candidate conv on its own
@@ -134,6 +136,27 @@ def precision_list(text: str) -> list[str]:
         return [precision_lib.validate(p.strip()) for p in text.split(",")]
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def matmul_peak(precision: str, n: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of an n^3 matmul in `precision` (median of `repeats`): the machine's ceiling.
+
+    A step cannot run faster than its FLOPs at this rate, so the ratio of two
+    precisions' peaks bounds the ratio of their iteration times from below.
+    """
+    import tensorflow as tf
+
+    dtype = tf.dtypes.as_dtype(precision)
+    a = tf.cast(tf.random.uniform([n, n], -1.0, 1.0), dtype)
+    b = tf.cast(tf.random.uniform([n, n], -1.0, 1.0), dtype)
+    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y)[:1, :1], tf.float32)))
+    matmul(a, b).numpy()  # trace and warm up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        matmul(a, b).numpy()
+        times.append(time.perf_counter() - started)
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def load_average() -> str:
@@ -287,6 +310,7 @@ def main() -> None:
         for bench in benches:
             bench.timed_iteration()
     medians = {bench.precision: bench.report(args.iterations) for bench in benches}
+    peaks = {p: matmul_peak(p) for p in precisions}  # right after the iterations: same load
     if args.profile:
         import tempfile
 
@@ -297,14 +321,15 @@ def main() -> None:
         print(f"profiler traces: {profile_dir}")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak_mib:.0f} MiB (all searchers)")
-    if len(benches) > 1:
-        first = precisions[0]
-        print(f"side by side ({load_average()}):")
-        for bench in benches:
-            seconds = medians[bench.precision]
-            print(f"  {bench.precision:<9} {seconds:6.2f} s/iteration  "
-                  f"{bench.total_flops / 1e9 / seconds:6.0f} GFLOP/s  "
-                  f"{seconds / medians[first]:.2f} x {first}")
+    first = precisions[0]
+    print(f"side by side ({load_average()}); matmul peak: a 2048^3 matmul in that precision:")
+    for bench in benches:
+        seconds, peak = medians[bench.precision], peaks[bench.precision]
+        achieved = bench.total_flops / 1e9 / seconds
+        print(f"  {bench.precision:<9} {seconds:6.2f} s/iteration  {achieved:6.0f} GFLOP/s  "
+              f"{seconds / medians[first]:.2f} x {first}  "
+              f"(matmul peak {peak:5.0f} GFLOP/s: {100 * achieved / peak:3.0f}% of it; "
+              f"both at peak: {peaks[first] / peak:.2f} x {first})")
 
 
 if __name__ == "__main__":
