@@ -70,10 +70,10 @@ def test_op_type_times_without_a_trace_says_so(tmp_path):
         bench.op_type_times(str(tmp_path))
 
 
-def test_matmul_peak_is_two_n_cubed_flops_over_the_median_time(monkeypatch):
+def test_matmul_rate_is_two_n_cubed_flops_over_the_median_time(monkeypatch):
     clock = iter([0.0, 0.5, 1.0, 1.25, 2.0, 3.0])  # runs of 0.5, 0.25 and 1.0 s: median 0.5
     monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
-    gflops = bench.matmul_peak("bfloat16", n=64, repeats=3)
+    gflops = bench.matmul_rate("bfloat16", n=64, repeats=3)
     assert gflops == pytest.approx(2 * 64**3 / 0.5 / 1e9)
     with pytest.raises(StopIteration):  # exactly two clock reads per timed run
         next(clock)
