@@ -26,6 +26,7 @@ import collections
 import concurrent.futures
 import json
 import os
+import re
 import sys
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -100,17 +101,30 @@ def read_result(args, label: str, seed: int) -> dict | None:
             "ops": results["ops"], "skips": skips, **timing}
 
 
+def checkpoint_step(directory: str) -> int:
+    """Step of the newest retraining checkpoint in a run directory (0: none, a fresh start)."""
+    steps = [int(match.group(1)) for name in os.listdir(os.path.join(directory, "checkpoints"))
+             if (match := re.fullmatch(r"ckpt-(\d+)\.index", name))] \
+        if os.path.isdir(os.path.join(directory, "checkpoints")) else []
+    return max(steps, default=0)
+
+
 def train(args, label: str, source: str, seed: int) -> dict:
-    """Runs (or resumes) one retraining as a subprocess; returns its result."""
+    """Runs (or resumes) one retraining as a subprocess; returns its result.
+
+    bench_timing.json holds the CPU of this process only, so a run resumed from a
+    checkpoint records `resumed_from_step` and is left out of the CPU column.
+    """
     if (result := read_result(args, label, seed)) is not None:
         return result
     directory = run_dir(args, label, seed)
     os.makedirs(directory, exist_ok=True)
+    resumed_from_step = checkpoint_step(directory)
     wall_s, cpu_s = run_timed(train_command(args, source, seed, directory),
                               os.path.join(directory, "train.log"), args.threads_per_job,
                               f"{label} seed {seed}")
     files.write_json_atomic(os.path.join(directory, "bench_timing.json"),
-                            {"wall_s": wall_s, "cpu_s": cpu_s})
+                            {"wall_s": wall_s, "cpu_s": cpu_s, "resumed_from_step": resumed_from_step})
     if (result := read_result(args, label, seed)) is None:  # e.g. stopped by --max_steps
         raise RuntimeError(f"{label} seed {seed}: training ended without results.json; "
                            f"see {os.path.join(directory, 'train.log')}")
@@ -135,10 +149,15 @@ def markdown_tables(results: list[dict], reference: str | None, sources: dict[st
         runs = [by_key[(label, s)] for s in seeds if (label, s) in by_key]
         cells = [f"{by_key[(label, s)]['test']:.2f} ({by_key[(label, s)]['dev']:.2f})"
                  if (label, s) in by_key else "" for s in seeds]
-        cpu = sum(r["cpu_s"] for r in runs) / len(runs) / 60
+        whole = [r["cpu_s"] for r in runs if not r.get("resumed_from_step")]
+        cpu = f"{sum(whole) / len(whole) / 60:.1f}" if whole else "-"
+        cpu += f" ({len(whole)} of {len(runs)})" if len(whole) < len(runs) else ""
         lines.append(f"| {label} | {architecture_summary(runs[0]['ops'], runs[0]['skips'])} | {runs[0]['parameters']:,} | "
                      + " | ".join(cells) + f" | {test[label]['n']} | {_mean_sd(test[label])} | "
-                     f"{_mean_sd(dev[label])} | {cpu:.1f} |")
+                     f"{_mean_sd(dev[label])} | {cpu} |")
+    if any(r.get("resumed_from_step") for r in results):
+        lines += ["", "CPU-min per run: the mean over the runs that started from scratch, "
+                  "(k of n) when some resumed from a checkpoint (their CPU is the resumed part only)."]
     if reference in test:
         lines += ["", f"Paired with `{reference}` (same seed): test accuracy minus `{reference}`'s; "
                   "t = mean / (sd / sqrt(n)); the last column: seeds for |t| = 2 at the measured "

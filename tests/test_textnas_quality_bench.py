@@ -75,6 +75,25 @@ def test_tables_give_mean_sd_and_the_paired_difference():
     assert t == pytest.approx(-1.5 / (math.sqrt(0.5) / math.sqrt(2)), abs=5e-3)
 
 
+def test_resumed_runs_are_left_out_of_the_cpu_column(tmp_path):
+    resumed = dict(_result("enas", 1, 82.0, 82.5, cpu_s=30.0), resumed_from_step=1700)
+    results = [_result("enas", 0, 84.0, 83.0, cpu_s=600.0), resumed, _result("rand", 0, 83.0, 82.0)]
+    table = bench.markdown_tables(results, None, {"enas": "a.json", "rand": "random:0"})
+    enas = next(line for line in table.splitlines() if line.startswith("| enas"))
+    assert enas.split(" | ")[-1].rstrip(" |") == "10.0 (1 of 2)"  # 600 s; the 30 s resumed run is out
+    assert "resumed from a checkpoint" in table
+    all_resumed = bench.markdown_tables([resumed], None, {"enas": "a.json"})
+    assert next(line for line in all_resumed.splitlines()
+                if line.startswith("| enas")).endswith("| - (0 of 1) |")
+    assert "resumed" not in bench.markdown_tables(results[:1], None, {"enas": "a.json"})
+    # The step a run resumes from: its newest checkpoint, 0 for a fresh directory.
+    assert bench.checkpoint_step(str(tmp_path)) == 0
+    (tmp_path / "checkpoints").mkdir()
+    for name in ["ckpt-900.index", "ckpt-1400.index", "ckpt-1400.data-00000-of-00001", "checkpoint"]:
+        (tmp_path / "checkpoints" / name).write_text("")
+    assert bench.checkpoint_step(str(tmp_path)) == 1400
+
+
 @pytest.mark.skipif(not os.path.isdir(SST_DIR), reason="../shared/data/sst is absent")
 def test_tiny_comparison_runs_resumes_and_summarizes(tmp_path):
     command = [sys.executable, os.path.join(ROOT, "bench", "textnas_quality.py"),
@@ -98,7 +117,7 @@ def test_tiny_comparison_runs_resumes_and_summarizes(tmp_path):
             run = json.load(f)
         assert results[label]["test"] == pytest.approx(100 * run["test_accuracy"])
         assert results[label]["steps"] == run["steps"] > 0 and results[label]["cpu_s"] > 0
-        assert len(results[label]["ops"]) == 2
+        assert len(results[label]["ops"]) == 2 and results[label]["resumed_from_step"] == 0
     assert "| first |" in (tmp_path / "summary.md").read_text()
     assert (tmp_path / "quality.png").stat().st_size > 1000
     # A rerun finds every run finished and trains nothing.
