@@ -103,10 +103,10 @@ def read_result(args, label: str, seed: int) -> dict | None:
 
 def checkpoint_step(directory: str) -> int:
     """Step of the newest retraining checkpoint in a run directory (0: none, a fresh start)."""
-    steps = [int(match.group(1)) for name in os.listdir(os.path.join(directory, "checkpoints"))
-             if (match := re.fullmatch(r"ckpt-(\d+)\.index", name))] \
-        if os.path.isdir(os.path.join(directory, "checkpoints")) else []
-    return max(steps, default=0)
+    checkpoints = os.path.join(directory, "checkpoints")
+    names = os.listdir(checkpoints) if os.path.isdir(checkpoints) else []
+    return max((int(match.group(1)) for name in names
+                if (match := re.fullmatch(r"ckpt-(\d+)\.index", name))), default=0)
 
 
 def train(args, label: str, source: str, seed: int) -> dict:
