@@ -232,6 +232,38 @@ def test_a_checkpoint_with_code_in_it_is_refused_and_not_run(ref, tmp_path):
     assert not marker.exists() and not out.exists()
 
 
+class _SystemCall:
+    """A pickle payload: unpickling it calls os.system (GLOBAL posix.system), blocked by torch."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def test_a_blocked_global_is_refused_naming_it_and_nothing_runs(ref, tmp_path):
+    # Finding 6 of issue 35: torch 2.13 words a blocked module "Trying to load unsupported
+    # GLOBAL posix.system whose module posix is blocked", which read as "not a readable
+    # PyTorch checkpoint". The file and the message here are torch's own, not written by us.
+    torch = ref.torch
+    marker = tmp_path / "ran"
+    evil = tmp_path / "system.pth"
+    torch.save({"gen_state_dict": _SystemCall(f"touch {marker}")}, str(evil))
+    with pytest.raises(Exception) as raw:  # what torch itself says, to pin the wording tested
+        torch.load(str(evil), weights_only=True)
+    assert "GLOBAL posix.system whose module posix is blocked" in str(raw.value)
+    out = tmp_path / "out_system"
+    result = _convert([f"--pytorch_checkpoint={evil}", "--genotype=alphaGAN_l", f"--out={out}"])
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-1500:]
+    assert errors == [f"error: {evil}: refused: the file holds code (GLOBAL posix.system). "
+                      "A weights-only load reads tensors, containers and numbers and never runs "
+                      "it; loading it fully could."], errors
+    assert not marker.exists() and not out.exists()
+    # The other wording ("Unsupported global: GLOBAL io.open ..."): the test above.
+
+
 def test_an_existing_workdir_is_never_overwritten(converted):
     before = sorted(os.listdir(converted["out"]))
     result = _convert([f"--pytorch_checkpoint={converted['source']}", "--genotype=alphaGAN_l",

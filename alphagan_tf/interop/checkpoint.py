@@ -68,13 +68,41 @@ def _numpy_safe_globals() -> list:
     return allowed
 
 
+# The wordings of a refusal by torch's weights-only unpickler (torch/_weights_only_unpickler.py,
+# 2.13), each naming what the pickle would import or call:
+#   "Unsupported global: GLOBAL io.open was not an allowed global by default."
+#   "Trying to load unsupported GLOBAL posix.system whose module posix is blocked."
+#   "Trying to call reduce for unrecognized function <built-in function system>"
+#   "Can only create new object for nn.Parameter or classes allowlisted ... but got <class 'x'>"
+_CODE_PATTERNS = (
+    re.compile(r"\bGLOBAL (\S+)"),
+    re.compile(r"unrecognized function (<[^>]*>|\S+)"),
+    re.compile(r"allowlisted via `add_safe_globals` but got (<[^>]*>|\S+)"),
+)
+
+
+def code_in_pickle(message: str) -> str | None:
+    """What a weights-only load refused to import or run ("GLOBAL posix.system"), or None.
+
+    Args:
+        message: the text of torch's `UnpicklingError`.
+    """
+    for pattern in _CODE_PATTERNS:
+        match = pattern.search(message)
+        if match:
+            found = match.group(1).rstrip(".,")
+            return f"GLOBAL {found}" if pattern is _CODE_PATTERNS[0] else found
+    return None
+
+
 def read_torch_file(path: str) -> Any:
     """The object `torch.save` wrote to `path`, tensors converted to numpy arrays.
 
     Raises:
         TorchMissingError: torch is not installed.
         CheckpointError: the file is missing, truncated, not a PyTorch file, or
-            holds an object that weights-only loading refuses (named).
+            holds code that weights-only loading refuses ("refused: the file holds code
+            (GLOBAL posix.system)").
     """
     torch = _torch()
     if not os.path.isfile(path):
@@ -83,13 +111,11 @@ def read_torch_file(path: str) -> Any:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        message = str(e)
-        match = re.search(r"Unsupported global: GLOBAL (\S+)", message)
-        if match:
+        code = code_in_pickle(str(e))
+        if code:
             raise CheckpointError(
-                f"{path} holds Python objects beyond tensors and numbers ({match.group(1)}): "
-                "refused, because a weights-only load does not run code from the file, and "
-                "loading it fully could."
+                f"{path}: refused: the file holds code ({code}). A weights-only load reads "
+                "tensors, containers and numbers and never runs it; loading it fully could."
             ) from None
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint (truncated or another format)."
