@@ -417,11 +417,20 @@ def define_export_flags() -> None:
         "weights, int8 (full integer ops, float32 input/output; calibrated on latents).",
     )
     flags.DEFINE_string("tflite_path", None, "TFLite output file (default under --export_dir).")
-    flags.DEFINE_integer(
-        "max_batch", 1024, "Largest batch (rows of z, or count of generate) the SavedModel accepts."
-    )
+    _define_max_batch()
     flags.DEFINE_integer(
         "calibration_samples", 128, "int8: latents in the representative dataset."
+    )
+
+
+def _define_max_batch() -> None:
+    """--max_batch, the batch bound of `serving.generator_guard` (export and sample)."""
+    from alphagan_tf.serving.generator_guard import DEFAULT_MAX_BATCH
+
+    _define_shared(
+        flags.DEFINE_integer, "max_batch", DEFAULT_MAX_BATCH,
+        "Largest batch (rows of z, or count of generate) a generator accepts. export: the "
+        "SavedModel's bound; sample: the TFLite runner's (a SavedModel keeps its own).",
     )
 
 
@@ -439,6 +448,7 @@ def define_sample_flags() -> None:
     _define_shared(
         flags.DEFINE_integer, "num_threads", None, "TFLite interpreter threads (default: LiteRT's)."
     )
+    _define_max_batch()
     flags.DEFINE_integer("columns", None, "Images per grid row (default: square).")
 
 

@@ -236,7 +236,7 @@ def test_bad_seed_or_count_gives_a_clear_error(session_model, loaded, case, inpu
 
 
 def test_latents_up_to_the_bound_are_served_finite_and_unclipped(loaded):
-    from alphagan_tf.serving.signatures import MAX_ABS_LATENT
+    from alphagan_tf.serving.generator_guard import MAX_ABS_LATENT
 
     z = np.stack([np.full([LATENT], MAX_ABS_LATENT), np.full([LATENT], MAX_ABS_LATENT / 2)])
     images = loaded.signatures["serving_default"](z=tf.constant(z, tf.float32))["images_float"]

@@ -105,10 +105,61 @@ def test_runner_rejects_bad_latents(models):
     lite = tflite.TFLiteGenerator(models["alphaGAN_s"][2]["none"])
     for bad in (np.zeros([2, 7], np.float32), np.zeros([LATENT], np.float32),
                 np.zeros([2, LATENT], np.float64), np.zeros([0, LATENT], np.float32)):
-        with pytest.raises(ValueError, match=r"z must be float32 \[batch >= 1, 16\]. Received"):
+        with pytest.raises(ValueError, match=r"z must be float32 \[batch, 16\] with 1 <= batch "
+                           r"<= 1024. Received: dtype="):
             lite(bad)
     with pytest.raises(ValueError, match="quantize must be one of"):
         tflite.convert_to_tflite(models["alphaGAN_s"][0], "int4")
+
+
+def test_runner_has_the_saved_models_guard(models):
+    """Finding 3 of issue 35: NaN, inf and 3e38 latents gave non-finite images silently and
+    any batch was accepted (100000: 6.9 GB, then a bare RuntimeError)."""
+    from alphagan_tf.serving.generator_guard import GeneratorInputError
+
+    path = models["alphaGAN_s"][2]["none"]
+    lite = tflite.TFLiteGenerator(path, num_threads=1, max_batch=8)
+    z = latents_for_seed(0, 8, LATENT).numpy()
+    huge = np.full([1, LATENT], 3e38, np.float32)
+    # What the guard is for: the interpreter itself turns z = 3e38 into non-finite images.
+    assert not np.isfinite(lite.runner(z=huge)["images_float"]).all()
+    refused = [
+        (np.where(np.arange(LATENT) == 3, np.nan, z[:2]).astype(np.float32),
+         "z must be finite. Received: 2 NaN and 0 infinite values"),
+        (np.full([1, LATENT], np.inf, np.float32), "z must be finite. Received: 0 NaN and 16 infinite"),
+        (huge, "z must satisfy |z| <= 10000 (latents are standard normal; larger ones overflow "
+               "the generator). Received: max |z| = 3e+38"),
+        (np.zeros([9, LATENT], np.float32),
+         "z must be float32 [batch, 16] with 1 <= batch <= 8. Received: dtype=float32, shape=(9, 16)"),
+        (np.zeros([100000, LATENT], np.float32), "1 <= batch <= 8. Received: dtype=float32, "
+                                                  "shape=(100000, 16)"),
+    ]
+    for bad, message in refused:
+        with pytest.raises(GeneratorInputError) as info:
+            lite(bad)
+        assert message in str(info.value), str(info.value)
+    # Still serving: the same latents give the images they gave before the refusals.
+    images = lite(z)
+    assert images.shape == (8, 8, 8, 3) and np.isfinite(images).all() and images.std() > 1e-3
+    np.testing.assert_array_equal(images, tflite.TFLiteGenerator(path, num_threads=1)(z))
+    # Up to the bound |z| = 1e4, served and finite (the SavedModel's bound, same test there).
+    assert np.isfinite(lite(np.full([2, LATENT], 1e4, np.float32))).all()
+    for bad in (0, 2**31, 1.5):
+        with pytest.raises(GeneratorInputError, match=r"max_batch must be an integer in \[1, "):
+            tflite.TFLiteGenerator(path, max_batch=bad)
+
+
+def test_runner_refuses_non_finite_images(tmp_path):
+    from alphagan_tf.serving.generator_guard import GeneratorInputError
+
+    g = _tiny_generator("alphaGAN_s")
+    bias = g.head.conv.bias  # the last conv's bias: a NaN there reaches every pixel
+    bias.assign(np.full(bias.shape, np.nan, np.float32))
+    path = tflite.write_tflite(tflite.convert_to_tflite(g), str(tmp_path / "nan.tflite"))
+    with pytest.raises(GeneratorInputError) as info:
+        tflite.TFLiteGenerator(path)(latents_for_seed(0, 2, LATENT).numpy())
+    assert str(info.value).startswith("images_float are not finite: the generator overflowed "
+                                      "on this z. Received: 384 non-finite values"), str(info.value)
 
 
 def _read_png(path):
@@ -162,3 +213,13 @@ def test_export_cli_writes_tflite(tmp_path, capsys):
         assert sample_cli.main(["sample"]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "error: --model: TFLite model not found" in lines[0], lines
+    # The runner's batch bound is --max_batch (default 1024): a batch above it is one line.
+    grid = str(tmp_path / "grid.png")
+    with flagsaver.as_parsed(model=path, n="4", batch_size="4", max_batch="2", out=grid):
+        assert sample_cli.main(["sample"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --batch_size: must be <= 2, the largest batch {path} accepts (--max_batch). "
+        "Received: 4"]
+    with flagsaver.as_parsed(model=path, n="4", batch_size="4", max_batch="4", out=grid):
+        assert sample_cli.main(["sample"]) == 0
+    assert capsys.readouterr().out.split() == [grid]

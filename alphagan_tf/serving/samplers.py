@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from alphagan_tf.serving import generator_guard as guard
 from alphagan_tf.serving import savedmodel
 from alphagan_tf.serving.signatures import (
     GENERATE,
@@ -45,6 +46,10 @@ class SavedModelGenerator:
 
     Returns:
         images: float32 [batch, H, W, 3] in [-1, 1].
+
+    Attributes:
+        max_batch: the largest batch its signatures accept (export_info.json; None when
+            the version has none: the graph's own checks still apply).
     """
 
     def __init__(self, path: str):
@@ -68,6 +73,7 @@ class SavedModelGenerator:
         self.latent_dim = int(spec.shape[-1])
         out = self.serving_default.structured_outputs[OUTPUT_IMAGES_FLOAT]
         self.image_shape = tuple(int(d) for d in out.shape[1:])
+        self.max_batch = (savedmodel.read_export_info(self.path) or {}).get("max_batch")
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         z = np.asarray(z)
@@ -85,8 +91,12 @@ class SavedModelGenerator:
         return {k: v.numpy() for k, v in outputs.items()}
 
 
-def load_generator(path: str, num_threads: int | None = None):
+def load_generator(
+    path: str, num_threads: int | None = None, max_batch: int = guard.DEFAULT_MAX_BATCH
+):
     """A .tflite file -> `TFLiteGenerator`; a SavedModel (or base) folder -> `SavedModelGenerator`.
+
+    `num_threads` and `max_batch` are the TFLite runner's (a SavedModel has its own bound).
 
     Raises:
         FileNotFoundError: `path` is neither.
@@ -94,8 +104,9 @@ def load_generator(path: str, num_threads: int | None = None):
             SavedModel without the ``serving_default`` signature.
     """
     if path.endswith(".tflite") or os.path.isfile(path):
+        max_batch = guard.check_max_batch(max_batch)  # before: its error is no file's fault
         try:
-            return TFLiteGenerator(path, num_threads=num_threads)
+            return TFLiteGenerator(path, num_threads=num_threads, max_batch=max_batch)
         except ValueError as error:  # LiteRT: "The model is not a valid Flatbuffer buffer"
             raise ModelFileError(f"{path} is not a generator's TFLite model: {error}") from None
     return SavedModelGenerator(path)

@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import keras
 
 from alphagan_tf.serving import signatures as sig
+from alphagan_tf.serving.generator_guard import DEFAULT_MAX_BATCH
 from alphagan_tf.serving import warmup
 from alphagan_tf.utils import files
 
@@ -88,7 +89,7 @@ def _check_fixed_generator(generator: keras.Model) -> None:
 
 
 def write_saved_model(
-    generator: keras.Model, path: str, max_batch: int = sig.DEFAULT_MAX_BATCH
+    generator: keras.Model, path: str, max_batch: int = DEFAULT_MAX_BATCH
 ) -> str:
     """Writes the two signatures of `generator` as a SavedModel at `path` (not versioned).
 
@@ -152,7 +153,7 @@ def export_saved_model(
     generator: keras.Model,
     base_dir: str,
     model_name: str | None = None,
-    max_batch: int = sig.DEFAULT_MAX_BATCH,
+    max_batch: int = DEFAULT_MAX_BATCH,
     warmup_batch_sizes: Sequence[int] = warmup.DEFAULT_WARMUP_BATCH_SIZES,
     extra_info: Mapping[str, Any] | None = None,
 ) -> str:

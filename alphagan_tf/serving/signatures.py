@@ -6,10 +6,9 @@ Two signatures, both returning
     images_float: float32 [batch, H, W, 3]  in [-1, 1] (the generator's tanh output)
 
 - ``serving_default``: ``z`` float32 [batch, latent_dim] -> images of those latents.
-  Latents are standard normal; a ``z`` with any ``|z| > MAX_ABS_LATENT`` (1e4) is refused,
-  not clipped (the generator's activations grow with ``|z|`` and overflow to NaN near
-  float32's maximum, e.g. z = 3e38; up to 1e4 they stay finite with a margin of many
-  orders of magnitude). As a last guard, an output that is not finite is refused too.
+  Latents are standard normal; a ``z`` with any ``|z| > MAX_ABS_LATENT`` (1e4), a NaN or an
+  infinity, or more than ``max_batch`` rows is refused, not clipped; an output that is not
+  finite is refused too (`generator_guard`: the rule every runner shares, and its reasons).
 - ``generate``: ``seed`` int64 scalar, ``count`` int32 scalar -> ``count`` images of the
   latents ``latents_for_seed(seed, count, latent_dim)``: deterministic for a seed, and
   identical to ``serving_default`` on those latents.
@@ -19,7 +18,7 @@ with ``alg="philox"``, key ``[seed, 0]``), so the same seed gives the same laten
 graph (``generate``) and outside it (`latents_for_seed`, used by the sample CLI for every
 format, TFLite included, whose models take the latent as input).
 
-Bad input is rejected by asserts that run before the generator, so it fails with an
+Bad input is rejected by the guard's asserts, which run before the generator, so it fails with an
 `InvalidArgumentError` whose message names the input, what was expected and what was
 received, rather than an error from deep inside the network. The checks are runtime ops on
 purpose: a serving signature's placeholder shape [None, latent_dim] is not enforced by every
@@ -35,15 +34,17 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from alphagan_tf.serving import generator_guard as guard
+from alphagan_tf.serving.generator_guard import (  # the guarded names, served as such
+    INPUT_COUNT,
+    INPUT_SEED,
+    INPUT_Z,
+    OUTPUT_IMAGES_FLOAT,
+)
+
 SERVING_DEFAULT = "serving_default"
 GENERATE = "generate"
-INPUT_Z = "z"
-INPUT_SEED = "seed"
-INPUT_COUNT = "count"
 OUTPUT_IMAGES = "images"
-OUTPUT_IMAGES_FLOAT = "images_float"
-DEFAULT_MAX_BATCH = 1024
-MAX_ABS_LATENT = 1e4  # serving_default refuses larger |z| (module docstring)
 RNG_ALGORITHM = "philox"
 
 
@@ -68,92 +69,8 @@ def images_to_uint8(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 
-def _check(condition: tf.Tensor, *data) -> tf.Operation:
-    return tf.debugging.Assert(condition, list(data), summarize=16)
-
-
-def _runtime_shape(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(shape, rank) of `x` as computed when the graph runs.
-
-    `tf.shape` / `tf.rank` fold to constants when the signature's static shape is known,
-    which would skip the checks for a caller that feeds another shape (TF Serving does).
-    """
-    shape = tf.raw_ops.Shape(input=x, out_type=tf.int32)
-    rank = tf.reduce_sum(tf.cast(tf.greater_equal(shape, 0), tf.int32))
-    return shape, rank
-
-
-def checked_latents(z: tf.Tensor, latent_dim: int, max_batch: int) -> tf.Tensor:
-    """`z` after runtime checks of its rank, latent size, batch size and magnitude.
-
-    Raises (when run):
-        InvalidArgumentError: "z must be float32 [batch, latent_dim] with 1 <= batch <= max.
-            Received: shape=" followed by the shape fed; "z must be finite"; or
-            "z must satisfy |z| <= 10000 ... Received: max |z| =" and the largest |z|.
-    """
-    expected = (
-        f"{INPUT_Z} must be float32 [batch, {latent_dim}] with 1 <= batch <= {max_batch}. "
-        "Received: shape="
-    )
-    shape, rank = _runtime_shape(z)
-    # Padded so that the indexing below is in bounds whatever the rank fed.
-    dims = tf.concat([shape, tf.zeros([2], tf.int32)], axis=0)
-    batch, size = dims[0], dims[1]
-    valid = tf.reduce_all(
-        tf.stack([tf.equal(rank, 2), tf.equal(size, latent_dim), batch >= 1, batch <= max_batch])
-    )
-    with tf.control_dependencies([_check(valid, expected, shape)]):
-        z = tf.debugging.assert_all_finite(z, f"{INPUT_Z} must be finite")
-    largest = tf.reduce_max(tf.abs(z))
-    in_range = _check(
-        largest <= MAX_ABS_LATENT,
-        f"{INPUT_Z} must satisfy |z| <= {MAX_ABS_LATENT:g} (latents are standard normal; "
-        "larger ones overflow the generator). Received: max |z| =", largest,
-    )
-    with tf.control_dependencies([in_range]):
-        return tf.identity(z)
-
-
-def checked_seed_and_count(
-    seed: tf.Tensor, count: tf.Tensor, max_batch: int
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """`seed` and `count` after runtime checks: scalars, and 1 <= count <= max_batch.
-
-    Raises (when run):
-        InvalidArgumentError naming `seed` or `count`, what was expected and what was received.
-    """
-    seed_shape, seed_rank = _runtime_shape(seed)
-    count_shape, count_rank = _runtime_shape(count)
-    scalars_ok = [
-        _check(
-            tf.equal(seed_rank, 0),
-            f"{INPUT_SEED} must be an int64 scalar. Received: shape=",
-            seed_shape,
-        ),
-        _check(
-            tf.equal(count_rank, 0),
-            f"{INPUT_COUNT} must be an int32 scalar. Received: shape=",
-            count_shape,
-        ),
-    ]
-    # Every op below is well defined whatever shape was fed, so the asserts are the only
-    # thing that can fail (control dependencies alone do not order them: grappler drops a
-    # reshape to [] of an input whose signature shape is already []).
-    with tf.control_dependencies(scalars_ok):
-        seed = tf.reduce_sum(tf.reshape(seed, [-1])[:1])
-        count = tf.reduce_sum(tf.reshape(count, [-1])[:1])
-    count_ok = _check(
-        tf.logical_and(count >= 1, count <= max_batch),
-        f"{INPUT_COUNT} must be in [1, {max_batch}]. Received: count=",
-        count,
-    )
-    with tf.control_dependencies([count_ok]):
-        # Clipped too, so nothing larger than max_batch is allocated while the assert runs.
-        return tf.identity(seed), tf.clip_by_value(count, 1, max_batch)
-
-
 def make_serving_functions(
-    generator: keras.Model, max_batch: int = DEFAULT_MAX_BATCH
+    generator: keras.Model, max_batch: int = guard.DEFAULT_MAX_BATCH
 ) -> dict[str, tf.types.experimental.GenericFunction]:
     """The `tf.function`s to export, by signature name.
 
@@ -166,14 +83,12 @@ def make_serving_functions(
         {"serving_default": fn(z), "generate": fn(seed, count)}, each with an input
         signature and returning {"images": uint8, "images_float": float32}.
     """
-    if max_batch < 1:
-        raise ValueError(f"max_batch must be >= 1. Received: max_batch={max_batch}")
+    max_batch = guard.check_max_batch(max_batch)
     latent_dim = int(generator.latent_dim)
 
     def outputs(z):
-        images = tf.debugging.assert_all_finite(
-            tf.cast(generator(z, training=False), tf.float32),  # a bfloat16 generator's too
-            f"{OUTPUT_IMAGES_FLOAT} are not finite: the generator overflowed on this {INPUT_Z}")
+        # float32 from a bfloat16 generator too
+        images = guard.checked_images(tf.cast(generator(z, training=False), tf.float32))
         return {OUTPUT_IMAGES: images_to_uint8(images), OUTPUT_IMAGES_FLOAT: images}
 
     @tf.function(
@@ -181,7 +96,7 @@ def make_serving_functions(
         autograph=False,
     )
     def serve(z):
-        return outputs(checked_latents(z, latent_dim, max_batch))
+        return outputs(guard.checked_latents(z, latent_dim, max_batch))
 
     @tf.function(
         input_signature=[  # unknown shapes: the scalar checks run under every loader
@@ -191,7 +106,7 @@ def make_serving_functions(
         autograph=False,
     )
     def generate(seed, count):
-        seed, count = checked_seed_and_count(seed, count, max_batch)
+        seed, count = guard.checked_seed_and_count(seed, count, max_batch)
         return outputs(latents_for_seed(seed, count, latent_dim))
 
     return {SERVING_DEFAULT: serve, GENERATE: generate}

@@ -30,6 +30,7 @@ from typing import Callable, Iterator
 import keras
 import numpy as np
 
+from alphagan_tf.serving import generator_guard as guard
 from alphagan_tf.serving.signatures import (
     INPUT_Z,
     OUTPUT_IMAGES_FLOAT,
@@ -66,7 +67,8 @@ def write_conversion_source(generator: keras.Model, path: str) -> str:
 
     Written with `keras.export.ExportArchive`: converting the concrete function of a Keras 3
     model directly leaves its variables as uninitialised READ_VARIABLE ops (NaN images).
-    No input checks here (the Assert op is not a TFLite builtin); `TFLiteGenerator` checks z.
+    No input checks here (the Assert op is not a TFLite builtin): `TFLiteGenerator` runs the
+    same guard (`generator_guard`) around the interpreter.
     """
     import tensorflow as tf
 
@@ -159,22 +161,31 @@ def write_tflite(model: bytes, path: str) -> str:
 
 
 class TFLiteGenerator:
-    """Runs a converted generator with LiteRT.
+    """Runs a converted generator with LiteRT, behind the SavedModel's guard.
 
     Args:
         path: a .tflite file written by `convert_to_tflite`.
         num_threads: interpreter threads (None: LiteRT's default).
+        max_batch: the largest batch accepted (the file does not hold one: `--max_batch`).
 
     Call args:
-        z: float32 [batch, latent_dim].
+        z: float32 [batch, latent_dim], 1 <= batch <= max_batch, finite, |z| <= 1e4.
 
     Returns:
         images: float32 [batch, H, W, 3] in [-1, 1].
+
+    Raises:
+        GeneratorInputError: z breaks a rule of `generator_guard` (checked before the
+            interpreter runs), or the images are not finite.
     """
 
-    def __init__(self, path: str, num_threads: int | None = None):
+    def __init__(
+        self, path: str, num_threads: int | None = None,
+        max_batch: int = guard.DEFAULT_MAX_BATCH,
+    ):
         from ai_edge_litert.interpreter import Interpreter
 
+        self.max_batch = guard.check_max_batch(max_batch)
         if not os.path.exists(path):
             raise FileNotFoundError(f"TFLite model not found. Received: {path!r}")
         self.path = path
@@ -192,10 +203,5 @@ class TFLiteGenerator:
         self.image_shape = tuple(int(d) for d in out["shape_signature"][1:])
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
-        z = np.asarray(z)
-        if z.dtype != np.float32 or z.ndim != 2 or z.shape[1] != self.latent_dim or not len(z):
-            raise ValueError(
-                f"z must be float32 [batch >= 1, {self.latent_dim}]. "
-                f"Received: dtype={z.dtype}, shape={z.shape}"
-            )
-        return self.runner(**{INPUT_Z: z})[OUTPUT_IMAGES_FLOAT]
+        z = guard.check_latents(z, self.latent_dim, self.max_batch)
+        return guard.check_images(self.runner(**{INPUT_Z: z})[OUTPUT_IMAGES_FLOAT])
