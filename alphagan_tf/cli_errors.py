@@ -4,9 +4,10 @@ Every command runs through this module: its `run()` is `run(main)` (absl's app.r
 a flag parser that reports a bad flag as one line) and its `main` is decorated with
 `@command`. The errors that mean "your input cannot work" (a flag that does not parse,
 a bad flag value, positional arguments, a missing dataset or file, a workdir holding
-another run, a diverged run) print one `error: ...` line on stderr and return exit
-status 2 (bad input), 1 (the run diverged) or 3 (a multi-worker run lost a worker:
-rerun to resume), with no traceback and nothing written;
+another run, a diverged run, sizes that run out of memory) print one `error: ...` line on
+stderr and return exit status 2 (bad input or environment: disk, memory, missing data),
+1 (the run diverged) or 3 (a multi-worker run lost a worker: rerun to resume), with no
+traceback and nothing written;
 an unexpected internal error still shows its traceback.
 
 A `ConfigError` raised by a typed config names its field, which is also the flag
@@ -40,10 +41,15 @@ USER_ERRORS = {
     "alphagan_tf.utils.distribution": ("StrategyError",),
     "alphagan_tf.utils.workdir": ("WorkdirError",),
     "alphagan_tf.serving.samplers": ("ModelFileError",),
+    "alphagan_tf.serving.generator_guard": ("GeneratorInputError",),
+    "alphagan_tf.utils.json_input": ("JSONInputError",),
     "alphagan_tf.interop.checkpoint": ("CheckpointError", "TorchMissingError"),
     "alphagan_tf.tuner.objective": ("ObjectiveConfigError",),
     "alphagan_tf.tuner.cluster": ("ClusterError",),
 }
+# Out of memory: the sizes asked for do not fit this machine (the configs refuse what can
+# never fit, gan/memory.py; what fits alone but not together still ends here).
+OUT_OF_MEMORY_ERRORS = {"tensorflow.python.framework.errors_impl": ("ResourceExhaustedError",)}
 DIVERGENCE_ERRORS = {"alphagan_tf.utils.guards": ("DivergenceError",)}
 LOST_WORKER_ERRORS = {"alphagan_tf.utils.distribution": ("WorkerLostError",)}
 
@@ -56,11 +62,14 @@ def _loaded(table: dict[str, tuple[str, ...]]) -> tuple[type[BaseException], ...
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exception types that are the user's input, not a bug."""
     return (app.UsageError, FileNotFoundError, FileExistsError, NotADirectoryError,
-            IsADirectoryError, PermissionError, *_loaded(USER_ERRORS))
+            IsADirectoryError, PermissionError, MemoryError, *_loaded(USER_ERRORS),
+            *_loaded(OUT_OF_MEMORY_ERRORS))
 
 
 def error_line(error: BaseException) -> str:
     """The one line shown for a user error."""
+    if isinstance(error, (MemoryError, *_loaded(OUT_OF_MEMORY_ERRORS))):
+        return out_of_memory_line(error)
     message = str(error).strip() or type(error).__name__
     if isinstance(error, OSError) and error.filename and error.strerror:
         message = f"{error.strerror}: {error.filename!r}"
@@ -68,6 +77,14 @@ def error_line(error: BaseException) -> str:
     if isinstance(key, str) and message.startswith(f"{key}:"):
         message = f"--{message}"
     return "error: " + " ".join(message.split())
+
+
+def out_of_memory_line(error: BaseException) -> str:
+    """TensorFlow's multi-line OOM report (or numpy's MemoryError) -> one line and the remedy."""
+    message = " ".join(str(error).split())
+    match = re.search(r"OOM when allocating tensor with shape\[[^\]]*\] and type \w+", message)
+    what = match.group(0) if match else (message or type(error).__name__)
+    return f"error: out of memory ({what}): lower the model's sizes or the batch sizes"
 
 
 def flag_error_line(error: flags.Error) -> str:

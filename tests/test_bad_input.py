@@ -302,3 +302,117 @@ def test_a_folder_of_another_kind_is_one_error_line(workdir, tmp_path, capsys):
         assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
         assert message in lines[0], lines
     assert _listing(workdir) == before
+
+
+# --- issue 35, finding 5: what gave a traceback and exit 1 ----------------------------------
+# Sizes that can only exhaust memory are refused by the configs before anything is built, with
+# the lower bound of what they need (gan/memory.py); the bytes are those bounds, which a
+# machine with that much memory would accept (the trial is then skipped).
+GB = 10**9
+MEMORY_TRIALS = [
+    ("search", [*TINY_SEARCH, "--gf=100000"], 360.1 * GB,
+     "--gf: too large for this machine: a generator of gf=100000, latent_dim=4, bottom_width=1 "
+     "needs at least 360.1 GB (weights and one image's activations, float32), and this machine has"),
+    ("train", [*TINY_TRAIN, "--gf=256", "--bottom_width=4", "--latent_dim=1000000000"], 16.4e3 * GB,
+     "--latent_dim: too large for this machine: a generator of gf=256, latent_dim=1000000000, "
+     "bottom_width=4 needs at least 16.4 TB"),
+    ("export", ["--genotype=alphaGAN_s", "--bottom_width=2000", f"--export_dir={W}/x"], 1.3e3 * GB,
+     "--bottom_width: too large for this machine: a generator of gf=256, latent_dim=128, "
+     "bottom_width=2000 needs at least 1.3 TB"),
+    ("train", [*TINY_TRAIN, "--df=100000"], 2.6e3 * GB,
+     "--df: too large for this machine: a discriminator of df=100000, bottom_width=1 needs at least"),
+    ("train", [*TINY_TRAIN, "--g_batch_size=100000000"], 262.4 * GB,
+     "--g_batch_size: too large for this machine: a training batch of 100000000 images needs at "
+     "least 262.4 GB of activations even with the smallest networks"),
+    ("search", [*TINY_SEARCH, "--batch_size=100000000"], 262.4 * GB,
+     "--batch_size: too large for this machine: a training batch of 100000000 images"),
+]
+
+
+@pytest.mark.parametrize("module, args, need, message", MEMORY_TRIALS,
+                         ids=[f"{t[0]}:{t[1][-1].split('=')[0]}" for t in MEMORY_TRIALS])
+def test_sizes_that_can_only_exhaust_memory_are_one_error_line(module, args, need, message,
+                                                                workdir, capsys):
+    import importlib
+
+    from alphagan_tf.gan import memory
+
+    if (memory.machine_memory_bytes() or 0) >= need:
+        pytest.skip(f"this machine has {memory.machine_memory_bytes()} bytes: the size fits")
+    command = importlib.import_module(f"alphagan_tf.{module}")
+    args = [a.format(workdir=workdir) for a in args]
+    if module != "export":
+        args.append(f"--workdir={workdir}")
+    before = _listing(workdir)
+    status, lines = _run(command, args, capsys)
+    assert status == 2, lines
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert _listing(workdir) == before
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'\xff{"cells": []}', "genotype is not UTF-8 text (byte 0xff at offset 0)"),
+    (b"[" * 200_000, "genotype nests deeper than 4 levels of objects and arrays (more than the "
+                     "parser's limit)"),
+    (b'{"cells": [{"normal": [["conv_1x1"]]}]}', "genotype nests deeper than 4 levels of "
+                                                  "objects and arrays. Received: 5 levels"),
+], ids=["invalid UTF-8", "nested 200k deep", "nested 5 deep"])
+def test_a_genotype_file_that_is_not_utf8_or_nests_too_deep_is_one_error_line(
+        content, message, workdir, tmp_path, capsys):
+    from alphagan_tf import export
+
+    path = tmp_path / "genotype.json"
+    path.write_bytes(content)
+    before = _listing(workdir)
+    for command, args in [
+        (train, [*TINY_TRAIN, f"--workdir={workdir}", f"--genotype={path}"]),
+        (export, [f"--genotype={path}", f"--export_dir={workdir}/x"]),
+    ]:
+        status, lines = _run(command, args, capsys)
+        assert status == 2, lines
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+        assert str(path) in lines[0]
+    assert _listing(workdir) == before
+
+
+def test_running_out_of_memory_is_one_error_line_with_exit_2(capsys):
+    """What fits alone but not together still runs out of memory in TensorFlow: exit 2, one line."""
+    import tensorflow as tf
+
+    from alphagan_tf import cli_errors
+
+    def allocate():  # TensorFlow's CPU allocator refuses 4 TB at once (a real OOM error)
+        return tf.zeros([10**6, 10**6])
+
+    assert cli_errors.report_errors(allocate) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: out of memory (OOM when allocating tensor with shape[1000000,1000000] and type "
+        "float): lower the model's sizes or the batch sizes"]
+
+    def allocate_numpy():
+        return np.zeros((10**6, 10**6))
+
+    assert cli_errors.report_errors(allocate_numpy) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: out of memory (Unable to allocate 7.28 TiB for an array with shape (1000000, "
+        "1000000) and data type float64): lower the model's sizes or the batch sizes"]
+
+
+@pytest.mark.parametrize("gf, latent_dim, bottom_width, df", [(16, 16, 1, 16), (64, 128, 4, 128)])
+def test_the_memory_bounds_never_exceed_the_real_networks(gf, latent_dim, bottom_width, df):
+    """The refusals above are sound only if the bounds are below what the networks hold."""
+    from alphagan_tf.gan import memory
+    from alphagan_tf.gan.discriminator import Discriminator
+    from alphagan_tf.gan.generator import Generator
+    from alphagan_tf.gan.genotypes import PRESETS
+
+    bound = memory.generator_weights(gf, latent_dim, bottom_width)
+    counts = [Generator.from_genotype(genotype, gf=gf, latent_dim=latent_dim,
+                                      bottom_width=bottom_width).count_params()
+              for genotype in PRESETS.values()]
+    # Measured: 0.08-0.56 of alphaGAN_l / _s (the bound takes every edge's cheapest op).
+    assert all(0.05 * count <= bound <= count for count in counts), (bound, counts)
+    discriminator = Discriminator(df=df)
+    discriminator(np.zeros([1, 8 * bottom_width, 8 * bottom_width, 3], np.float32))
+    count = sum(int(np.prod(v.shape)) for v in discriminator.trainable_variables)
+    assert 0.95 * count <= memory.discriminator_weights(df) <= count, count  # measured 0.96-0.995

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from alphagan_tf.gan import memory
 from alphagan_tf.utils.typed_config import TypedConfig, move_keys, require_positive
 
 
@@ -31,6 +32,7 @@ class GeneratorConfig(TypedConfig):
 
     def __post_init__(self):
         require_positive(self, "gf", "df", "latent_dim", "bottom_width")
+        memory.require_sizes_fit(self)  # what can never fit is refused before it is built
 
     @property
     def image_size(self) -> int:

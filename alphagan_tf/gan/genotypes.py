@@ -27,7 +27,7 @@ files)::
     }
 
 `version` is optional on load (it must be 1 when present); any other key is an
-error. Normal edges take a name of `NORMAL_OPS`, up and skip edges a name of
+error, and so is a file that is not UTF-8 or nests deeper than the format (4 levels). Normal edges take a name of `NORMAL_OPS`, up and skip edges a name of
 `UP_OPS`. Every validation error names the offending field, e.g.
 ``cells[1].normal[2]: unknown op 'conv_9x9'; expected one of (...)``.
 
@@ -42,6 +42,8 @@ import json
 import math
 import os
 from typing import Any, Mapping, Sequence
+
+from alphagan_tf.utils import json_input
 
 NORMAL_OPS: tuple[str, ...] = (
     "conv_1x1",
@@ -59,6 +61,9 @@ NUM_UP_EDGES = 2  # per cell
 NUM_SKIP_2 = 1
 NUM_SKIP_3 = 2
 JSON_VERSION = 1
+# Objects and arrays nest 4 deep in a genotype (object, cells, a cell, its op list): a file
+# nested deeper is refused before it is read further.
+JSON_DEPTH = 4
 
 # Upsampling factor of each skip edge, in edge order (see the module docstring).
 SKIP_2_SCALES: tuple[int, ...] = (2,)
@@ -247,11 +252,12 @@ class Genotype:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_json(cls, text: str) -> "Genotype":
+    def from_json(cls, text: str | bytes) -> "Genotype":
+        """The genotype of JSON text (UTF-8 bytes or str; module docstring)."""
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise GenotypeError(f"genotype: not valid JSON ({e})") from None
+            data = json_input.loads(text, "genotype", max_depth=JSON_DEPTH)
+        except json_input.JSONInputError as e:
+            raise GenotypeError(str(e)) from None
         return cls.from_dict(data)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -262,10 +268,10 @@ class Genotype:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Genotype":
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:  # decoded by from_json: bad UTF-8 is a GenotypeError
+            data = f.read()
         try:
-            return cls.from_json(text)
+            return cls.from_json(data)
         except GenotypeError as e:
             raise GenotypeError(f"{os.fspath(path)}: {e}") from None
 

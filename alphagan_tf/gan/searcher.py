@@ -56,7 +56,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from alphagan_tf.gan import losses, r1
+from alphagan_tf.gan import losses, memory, r1
 from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
 from alphagan_tf.utils import precision
@@ -93,6 +93,7 @@ class SearchConfig(TypedConfig):
 
     def __post_init__(self):
         require_positive(self, "inner_steps", "worst_steps", "outer_steps", "n_critic", "batch_size")
+        memory.require_batches_fit(self, "batch_size")
         require_finite_positive(self, "g_lr", "d_lr")
         require_non_negative(self, "r1_gamma")
         require_fraction(self, "beta_1", "beta_2", closed=False)

@@ -24,7 +24,7 @@ from typing import Iterator
 import keras
 import tensorflow as tf
 
-from alphagan_tf.gan import losses, r1
+from alphagan_tf.gan import losses, memory, r1
 from alphagan_tf.gan.ema import WeightEMA
 from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.utils import precision
@@ -56,6 +56,7 @@ class TrainConfig(TypedConfig):
 
     def __post_init__(self):
         require_positive(self, "g_iterations", "n_critic", "g_batch_size", "d_batch_size")
+        memory.require_batches_fit(self, "g_batch_size", "d_batch_size")
         require_finite_positive(self, "g_lr", "d_lr")
         require_non_negative(self, "r1_gamma")
         require_fraction(self, "beta_1", "beta_2", closed=False)
