@@ -180,3 +180,15 @@ def test_grpc_refuses_a_tensor_declaring_more_than_a_message_holds(servers, capf
         "Input 'z' declares 4000000000000 bytes (shape [1000000, 1000000]), more than the "
         f"{64 << 20} a request may hold.")
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_client_resetting_mid_request_prints_nothing(servers, capfd):
+    port, _ = servers
+    for partial in (b"POST /v1/models/alphagan:predict HTTP/1.1\r\nContent-Len",
+                    b"POST /v1/models/alphagan:predict HTTP/1.1\r\nContent-Length: 5000\r\n\r\n{"):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(partial)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()  # linger 0: a reset, not a close
+    assert _post(port, _generate(0, 1))[0] == 200  # still serving (and the resets handled)
+    assert "Traceback" not in capfd.readouterr().err

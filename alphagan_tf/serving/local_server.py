@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import threading
 import traceback
 from concurrent import futures
@@ -409,6 +410,8 @@ def read_request_body(headers, rfile, max_body_bytes: int) -> dict:
     except TimeoutError:
         raise RequestError(408, f"The body did not arrive in time (Content-Length {length}): "
                            "the request timed out.") from None
+    except ConnectionError as e:  # the client is gone: the reply is for the record only
+        raise RequestError(400, f"The connection broke while reading the body: {e}") from None
     if len(data) < length:
         raise RequestError(400, f"The body ended after {len(data)} of the {length} bytes "
                            "Content-Length announced.")
@@ -419,6 +422,13 @@ def read_request_body(headers, rfile, max_body_bytes: int) -> dict:
     if not isinstance(body, dict):
         raise RequestError(400, f"The body must be a JSON object. Received: {_excerpt(body)}")
     return body
+
+
+class _RestServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that resets its connection is no bug: only other errors print a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def serve_rest(
@@ -481,7 +491,7 @@ def serve_rest(
             body = read_request_body(self.headers, self.rfile, max_body_bytes)
             return rest_predict(model, body)
 
-    server = ThreadingHTTPServer((LOOPBACK, port), Handler)
+    server = _RestServer((LOOPBACK, port), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, server.server_address[1]
