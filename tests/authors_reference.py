@@ -247,3 +247,34 @@ def reference_genotype(genotype):
         skip_2=[(op, i) for i, op in enumerate(genotype.skip_2)],
         skip_3=[(op, i) for i, op in enumerate(genotype.skip_3)],
     )
+
+
+def retraining_init(module, init_type: str = "xavier_uniform") -> None:
+    """What `train_geno_gan.py` does to G and D before retraining (`--init_type`).
+
+    Its `weights_init` is a function nested in `main()`, so it cannot be imported:
+    this applies the same rule with `module.apply` (the same visiting order). A
+    module whose class name contains "Conv2d" (Conv2d, also inside spectral norm,
+    whose `weight.data` is `weight_orig`'s storage before the first forward; not
+    ConvTranspose2d) gets its weight drawn by `init_type`; a BatchNorm2d gets weight
+    N(1, 0.02) and bias 0. Everything else (Linear, ConvTranspose2d, every bias of a
+    conv) keeps PyTorch's default initialisation.
+    """
+    nn = load().torch.nn
+
+    def init(m):
+        name = m.__class__.__name__
+        if "Conv2d" in name:
+            if init_type == "normal":
+                nn.init.normal_(m.weight.data, 0.0, 0.02)
+            elif init_type == "orth":
+                nn.init.orthogonal_(m.weight.data)
+            elif init_type == "xavier_uniform":
+                nn.init.xavier_uniform_(m.weight.data, 1.0)
+            else:
+                raise ValueError(f"unknown init_type {init_type!r}")
+        elif "BatchNorm2d" in name:
+            nn.init.normal_(m.weight.data, 1.0, 0.02)
+            nn.init.constant_(m.bias.data, 0.0)
+
+    module.apply(init)

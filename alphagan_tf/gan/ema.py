@@ -42,9 +42,15 @@ class WeightEMA:
             target.assign(source)
 
     def update(self) -> None:
-        """One EMA step (call inside or outside tf.function)."""
-        decay = tf.constant(self.decay, tf.float32)
+        """One EMA step (call inside or outside tf.function).
+
+        decay and 1 - decay are rounded from float64 to the weights' dtype, as the
+        reference's `avg_p.mul_(0.999).add_(0.001, p)` rounds its Python floats: 1 - decay
+        computed in float32 (1 - 0.999f = 0.00099998713) would be 1.3e-5 relative off.
+        """
         for source, target in self._pairs:
-            target.assign(decay * target + (1.0 - decay) * source)
+            decay = tf.constant(self.decay, target.dtype)
+            rest = tf.constant(1.0 - self.decay, target.dtype)
+            target.assign(decay * target + rest * source)
         for source, target in self._state_pairs:
             target.assign(source)

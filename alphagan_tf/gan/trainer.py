@@ -24,14 +24,14 @@ from typing import Iterator
 import keras
 import tensorflow as tf
 
-from alphagan_tf.gan import losses, memory, r1
+from alphagan_tf.gan import losses, lr_decay, memory, r1
 from alphagan_tf.gan.ema import WeightEMA
 from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.utils import precision
 from alphagan_tf.utils.data_parallel import DataParallel
 from alphagan_tf.utils.typed_config import (
-    TypedConfig, rename_keys, require_finite_positive, require_fraction, require_non_negative,
-    require_positive,
+    TypedConfig, rename_keys, require, require_finite_positive, require_fraction,
+    require_non_negative, require_positive,
 )
 
 
@@ -53,12 +53,21 @@ class TrainConfig(TypedConfig):
     loss_scaling: bool = False
     # R1 penalty weight on D's gradient at real images (gan/r1.py); 0: the paper.
     r1_gamma: float = 0.0
+    # The reference's --lr_decay (gan/lr_decay.py; off in its published commands): both rates
+    # decay linearly to 1% from D step lr_decay_start (its 260 epochs of CIFAR-10 at D batch
+    # 64: 260 x 782) to g_iterations x n_critic.
+    lr_decay: bool = False
+    lr_decay_start: int = 260 * 782
 
     def __post_init__(self):
         require_positive(self, "g_iterations", "n_critic", "g_batch_size", "d_batch_size")
         memory.require_batches_fit(self, "g_batch_size", "d_batch_size")
         require_finite_positive(self, "g_lr", "d_lr")
-        require_non_negative(self, "r1_gamma")
+        require_non_negative(self, "r1_gamma", "lr_decay_start")
+        require(not self.lr_decay or self.lr_decay_start < self.g_iterations * self.n_critic,
+                "lr_decay_start", self.lr_decay_start,
+                f"must be below g_iterations x n_critic = {self.g_iterations * self.n_critic} "
+                "D steps (where the decay ends) when lr_decay is on")
         require_fraction(self, "beta_1", "beta_2", closed=False)
         require_fraction(self, "ema_decay")
 
@@ -132,13 +141,23 @@ class GANTrainer:
 
         adam = dict(beta_1=config.beta_1, beta_2=config.beta_2)
         self.g_optimizer = precision.with_loss_scaling(
-            PyTorchAdam(config.g_lr, name="g_adam", **adam), config.loss_scaling)
+            PyTorchAdam(self._learning_rate(config.g_lr), name="g_adam", **adam),
+            config.loss_scaling)
         self.d_optimizer = precision.with_loss_scaling(
-            PyTorchAdam(config.d_lr, name="d_adam", **adam), config.loss_scaling)
+            PyTorchAdam(self._learning_rate(config.d_lr), name="d_adam", **adam),
+            config.loss_scaling)
         self.g_optimizer.build(generator.trainable_variables)
         self.d_optimizer.build(discriminator.trainable_variables)
         self.ema = WeightEMA(generator, ema_generator, config.ema_decay)
         self.ema.initialize()
+
+    def _learning_rate(self, initial: float):
+        """`initial`, or with `config.lr_decay` its decay over the G iterations done."""
+        config = self.config
+        if not config.lr_decay:
+            return initial
+        return lr_decay.linear_decay(initial, self.g_iterations_done, config.n_critic,
+                                     config.lr_decay_start, config.g_iterations * config.n_critic)
 
     def checked_variables(self) -> list[tf.Variable]:
         """What the divergence guard checks before a checkpoint: G, D and the EMA G."""
