@@ -145,7 +145,7 @@ def test_runner_has_the_saved_models_guard(models):
     # Up to the bound |z| = 1e4, served and finite (the SavedModel's bound, same test there).
     assert np.isfinite(lite(np.full([2, LATENT], 1e4, np.float32))).all()
     for bad in (0, 2**31, 1.5):
-        with pytest.raises(GeneratorInputError, match=r"max_batch must be an integer in \[1, "):
+        with pytest.raises(GeneratorInputError, match=r"max_batch: must be an integer in \[1, "):
             tflite.TFLiteGenerator(path, max_batch=bad)
 
 

@@ -44,7 +44,14 @@ INT32_MAX = 2**31 - 1  # count is int32, so no larger max_batch can be asked for
 
 
 class GeneratorInputError(ValueError):
-    """A generator refused its input (or its output was not finite); the message says which."""
+    """A generator refused its input (or its output was not finite); the message says which.
+
+    `key` names the setting at fault when it is one (max_batch: the CLIs' `--max_batch`).
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 def _latents_rule(latent_dim: int, max_batch: int) -> str:
@@ -63,13 +70,14 @@ def check_max_batch(max_batch: int) -> int:
     """`max_batch` itself: an integer in [1, 2**31 - 1] (count, its twin, is int32).
 
     Raises:
-        GeneratorInputError: naming max_batch and the value received.
+        GeneratorInputError: "max_batch: must be ... Received: VALUE" (key "max_batch").
     """
     if isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer)) or not (
         1 <= max_batch <= INT32_MAX
     ):
         raise GeneratorInputError(
-            f"max_batch must be an integer in [1, {INT32_MAX}]. Received: max_batch={max_batch!r}"
+            f"max_batch: must be an integer in [1, {INT32_MAX}]. Received: {max_batch!r}",
+            key="max_batch",
         )
     return int(max_batch)
 

@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 import keras
 
 from alphagan_tf.serving import signatures as sig
-from alphagan_tf.serving.generator_guard import DEFAULT_MAX_BATCH
+from alphagan_tf.serving.generator_guard import DEFAULT_MAX_BATCH, check_max_batch
 from alphagan_tf.serving import warmup
 from alphagan_tf.utils import files
 
@@ -172,6 +172,7 @@ def export_saved_model(
         The new version folder `<base_dir>/<N>`.
     """
     _check_fixed_generator(generator)
+    max_batch = check_max_batch(max_batch)  # before anything is written
     if not warmup_batch_sizes or max(warmup_batch_sizes) > max_batch or min(warmup_batch_sizes) < 1:
         raise ValueError(
             f"warmup_batch_sizes must be in [1, max_batch={max_batch}] (TF Serving refuses a "
