@@ -1,5 +1,7 @@
 """Exporting the fixed generator: SavedModel for TF Serving, TFLite, and runners.
 
+- `generator_guard`: what every way of running a generator refuses (z's batch, finiteness
+  and magnitude, count's range, non-finite images), as graph ops and as numpy checks.
 - `signatures`: the served functions (`serving_default`: z -> images; `generate`: seed,
   count -> images), their input checks, and `latents_for_seed` (stateless Philox).
 - `savedmodel`: versioned, atomic SavedModel export (`export_saved_model`) through
