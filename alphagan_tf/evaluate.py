@@ -3,6 +3,8 @@ r"""Evaluate a trained or exported generator (IS, FID, KID), or precompute real 
     python -m alphagan_tf.evaluate --checkpoint=TRAIN_WORKDIR --num_samples=50000
     python -m alphagan_tf.evaluate --saved_model=export/alphagan --real_stats=stats.npz \
         --num_samples=50000 --out=evaluation.json
+    python -m alphagan_tf.evaluate --make_stats --dataset=stl10 --out=stl10_48.npz \
+        --feature_extractor=inception --inception_path=DIR
     python -m alphagan_tf.evaluate --make_stats --dataset=npz:data.npz --image_size=32 \
         --feature_extractor=classifier:/path/to/classifier --out=stats.npz
 
@@ -12,16 +14,23 @@ images at a time (never all --num_samples in memory), with a progress bar; print
 KID and writes them with what was evaluated to a JSON file (--out; default
 <checkpoint>/evaluation_<which>.json, or ./evaluation.json for --saved_model).
 
-The real statistics come from --real_stats (an .npz of --make_stats), else from the training
-workdir's cache (real_stats_<extractor>.npz, written by train), else they are computed from
---dataset (for --checkpoint: the training dataset by default) and, for --checkpoint, cached.
+The real statistics come from --real_stats (an .npz of --make_stats, or the field's standard
+mu/sigma files: TTUR's fid_stats_cifar10_train.npz, pytorch-fid's and clean-fid's, accepted
+with a warning that their extractor and preprocessing cannot be checked), else from the
+training workdir's cache (real_stats_<extractor>.npz, written by train), else they are
+computed from --dataset (for --checkpoint: the training dataset by default) and, for
+--checkpoint, cached. A file made with another feature extractor or at another image size
+than the generator's is an error naming both.
 
 --make_stats writes the mean, covariance and a KID subset of the features of --dataset's
-images (resized to --image_size) with the configured feature extractor (--feature_extractor
-inception | classifier:PATH) into --out, for --real_stats of later runs.
+images with the configured feature extractor (--feature_extractor inception |
+classifier:PATH) into --out, for --real_stats of later runs, with the extractor, image size,
+image count and dataset it was made from. The images are resized to the size of the
+generator it is for (--checkpoint / --saved_model), else to --image_size, else to the
+dataset's protocol size (32 for cifar10, 48 for stl10).
 
 Exit status 2, with what to do, when the Inception / classifier weights, the dataset, the
-checkpoint or the statistics file are missing.
+checkpoint or the statistics file are missing or do not fit.
 """
 
 from __future__ import annotations
@@ -56,7 +65,7 @@ def _flag(name: str, default):
 
 
 def _check_sources() -> None:
-    """Usage errors before anything is loaded."""
+    """Usage errors of an evaluation before anything is loaded."""
     if bool(FLAGS.checkpoint) == bool(FLAGS.saved_model):
         raise app.UsageError(
             "Give exactly one of --checkpoint=TRAIN_WORKDIR or --saved_model=DIR. Received: "
@@ -119,6 +128,43 @@ def _data_kwargs() -> dict:
     return dict(data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, download=FLAGS.download)
 
 
+def _dataset() -> str:
+    """--dataset, or for --checkpoint without it the training workdir's dataset."""
+    if FLAGS.checkpoint and not FLAGS["dataset"].present and os.path.exists(
+        os.path.join(FLAGS.checkpoint, "train_config.json")
+    ):
+        from alphagan_tf.gan.train_loop import read_train_config
+
+        return read_train_config(FLAGS.checkpoint).data.dataset
+    return FLAGS.dataset
+
+
+def _make_stats_image_size(dataset: str, generator: _Generator | None) -> int:
+    """The generator's size, else --image_size, else the dataset's protocol size."""
+    from alphagan_tf.data import sources
+
+    given = FLAGS.image_size
+    if generator is not None:
+        if given is not None and given != generator.image_size:
+            raise app.UsageError(
+                f"--image_size={given} but the generator to score makes "
+                f"{generator.image_size}x{generator.image_size} images; drop --image_size "
+                "(statistics are made at the generator's size)."
+            )
+        return generator.image_size
+    if given is not None:
+        require_positive(FLAGS, "image_size")
+        return given
+    size = sources.protocol_image_size(dataset)
+    if size is None:
+        raise app.UsageError(
+            f"--make_stats: --dataset={dataset} has no protocol image size (cifar10: 32, "
+            "stl10: 48); give --image_size=S, the side of the generator's images, or the "
+            "generator itself (--checkpoint=WORKDIR or --saved_model=DIR)."
+        )
+    return size
+
+
 def make_stats_from_flags() -> str:
     """--make_stats: real statistics of --dataset into --out; returns the path written."""
     from alphagan_tf.metrics import generator_eval
@@ -127,14 +173,22 @@ def make_stats_from_flags() -> str:
     if not out:
         raise app.UsageError("--make_stats needs --out=PATH.npz (where to write the statistics).")
     _check_out()
+    if FLAGS.checkpoint and FLAGS.saved_model:
+        raise app.UsageError(
+            "Give at most one of --checkpoint and --saved_model (the generator the statistics "
+            f"are for). Received: checkpoint={FLAGS.checkpoint!r}, saved_model={FLAGS.saved_model!r}"
+        )
     feature_fn = _feature_extractor()
+    generator = generator_from_flags() if FLAGS.checkpoint or FLAGS.saved_model else None
+    dataset = _dataset()
+    image_size = _make_stats_image_size(dataset, generator)
     stats = generator_eval.real_statistics(
-        feature_fn, dataset=FLAGS.dataset, image_size=FLAGS.image_size,
+        feature_fn, dataset=dataset, image_size=image_size,
         max_examples=FLAGS.max_examples, batch_size=FLAGS.eval_batch_size, **_data_kwargs(),
     )
     path = stats.save(out)
-    print(f"Real statistics of {stats.count} images of {FLAGS.dataset} "
-          f"({FLAGS.image_size}x{FLAGS.image_size}, features {feature_fn.name}, "
+    print(f"Real statistics of {stats.count} images of {dataset} "
+          f"({image_size}x{image_size}, features {feature_fn.name}, "
           f"dim {stats.mu.shape[0]}) written to {path}")
     return path
 
@@ -144,15 +198,9 @@ def real_stats_from_flags(feature_fn, generator: _Generator):
     from alphagan_tf.metrics import generator_eval
 
     cache_path = None
-    dataset = FLAGS.dataset
     if FLAGS.checkpoint:
         cache_path = generator_eval.real_stats_cache_path(FLAGS.checkpoint, feature_fn)
-        if not FLAGS["dataset"].present and os.path.exists(
-            os.path.join(FLAGS.checkpoint, "train_config.json")
-        ):
-            from alphagan_tf.gan.train_loop import read_train_config
-
-            dataset = read_train_config(FLAGS.checkpoint).data.dataset
+    dataset = _dataset()
     return generator_eval.real_statistics(
         feature_fn, dataset=dataset, image_size=generator.image_size,
         stats_path=FLAGS.real_stats, cache_path=cache_path, max_examples=FLAGS.max_examples,
@@ -168,10 +216,7 @@ def evaluate_from_flags() -> dict:
     _check_sources()
     feature_fn = _feature_extractor()  # first: missing weights fail before anything slow
     generator = generator_from_flags()
-    try:
-        real_stats = real_stats_from_flags(feature_fn, generator)
-    except ValueError as error:  # statistics of another extractor
-        raise app.UsageError(str(error)) from None
+    real_stats = real_stats_from_flags(feature_fn, generator)
     seed = _flag("seed", 0)
     started = time.time()
     metrics = generator_eval.evaluate_generator(
@@ -215,17 +260,12 @@ def format_metrics(metrics: dict) -> str:
 
 @cli_errors.command
 def main(argv):
-    from alphagan_tf.metrics.features import WeightsNotFoundError
-
-    try:
-        if FLAGS.make_stats:
-            make_stats_from_flags()
-        else:
-            evaluate_from_flags()
-    except WeightsNotFoundError as error:
-        raise app.UsageError(
-            f"{error} Here: --inception_path=DIR for a local Inception, or "
-            "--feature_extractor=classifier:DIR for a classifier SavedModel.") from None
+    # A missing extractor (WeightsNotFoundError) or a statistics file that does not fit
+    # (StatisticsError) is one line with what to do, the same words as every command's.
+    if FLAGS.make_stats:
+        make_stats_from_flags()
+    else:
+        evaluate_from_flags()
 
 
 def run():

@@ -1,8 +1,9 @@
 """Tests of alphagan_tf.data: sources, scaling, the 50/50 search split,
 determinism, iterator checkpoints and the offline tfds error.
 
-tfds is exercised through `tfds.testing.mock_data` over metadata written to a
-temporary data_dir, so nothing is downloaded.
+tfds' real cifar10 / stl10 builders, on archives in the original binary formats,
+are tested in test_tfds_builders.py (split halving and tfds iterator checkpoints
+included); here nothing of tfds is prepared and nothing is downloaded.
 """
 
 import os
@@ -169,12 +170,21 @@ def test_bad_folder_and_spec_inputs(tmp_path):
 def test_parse_source_forms():
     assert sources.parse_source("demo") == sources.SourceSpec("demo")
     assert sources.parse_source("cifar10") == sources.SourceSpec("tfds", "cifar10", "train")
-    assert sources.parse_source("stl10") == sources.SourceSpec("tfds", "stl10", "train+unlabeled")
+    assert sources.parse_source("stl10") == sources.SourceSpec("tfds", "stl10", "train+unlabelled")
     assert sources.parse_source("tfds:mnist") == sources.SourceSpec("tfds", "mnist", "train")
-    assert sources.parse_source("tfds:stl10") == sources.SourceSpec("tfds", "stl10", "train+unlabeled")
+    assert sources.parse_source("tfds:stl10") == sources.SourceSpec("tfds", "stl10", "train+unlabelled")
     assert sources.parse_source("tfds:celeb_a:2.1.0:test") == sources.SourceSpec("tfds", "celeb_a:2.1.0", "test")
     assert sources.parse_source("npz:/d/x.npz") == sources.SourceSpec("npz", "/d/x.npz")
-    assert pipeline.half_splits("train+unlabeled") == ("train[:50%]+unlabeled[:50%]", "train[50%:]+unlabeled[50%:]")
+    assert pipeline.half_splits("train+unlabelled") == ("train[:50%]+unlabelled[:50%]", "train[50%:]+unlabelled[50%:]")
+    assert sources.split_names("train[:10%]+unlabelled[50%:]") == ["train", "unlabelled"]
+
+
+def test_protocol_image_size_of_each_spec():
+    sizes = {spec: sources.protocol_image_size(spec) for spec in (
+        "cifar10", "stl10", "tfds:stl10:train", "tfds:cifar10:3.0.2:test", "tfds:mnist", "demo",
+        "npz:/d/x.npz")}
+    assert sizes == {"cifar10": 32, "stl10": 48, "tfds:stl10:train": 48, "tfds:cifar10:3.0.2:test": 32,
+                     "tfds:mnist": None, "demo": None, "npz:/d/x.npz": None}
 
 
 # ---------------------------------------------------------------------------
@@ -251,107 +261,6 @@ def test_training_and_evaluation_datasets_cover_the_whole_set(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# tfds, mocked (no download).
-
-
-def _prepare_tfds_metadata(data_dir, name: str, split_sizes: dict) -> None:
-    """Writes the metadata of a 'prepared' dataset (no records) to data_dir."""
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder(name, data_dir=str(data_dir))
-    builder.info.set_splits(
-        tfds.core.SplitDict(
-            [tfds.core.SplitInfo(name=s, shard_lengths=[n], num_bytes=0) for s, n in split_sizes.items()]
-        )
-    )
-    os.makedirs(builder.data_dir, exist_ok=True)
-    builder.info.write_to_directory(builder.data_dir)
-
-
-def _indexed_as_dataset(requested: list):
-    """A mock `_as_dataset` honouring the split: constant images whose red value is
-    the split's number and green value the example's index in that split."""
-    import tensorflow_datasets as tfds
-
-    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
-        requested.append(split)
-        names = list(self.info.splits.keys())
-        instructions = tfds.core.ReadInstruction.from_spec(split).to_absolute(self.info.splits)
-        pixels = [  # from_ / to are None at the split's ends
-            (names.index(i.splitname), index)
-            for i in instructions
-            for index in range(self.info.splits[i.splitname].num_examples)[i.from_ : i.to]
-        ]
-        shape = self.info.features["image"].shape
-        images = np.zeros((len(pixels), *shape), np.uint8)
-        for k, (red, green) in enumerate(pixels):
-            images[k, ..., 0], images[k, ..., 1] = red, green
-        return tf.data.Dataset.from_tensor_slices({"image": images})
-
-    return as_dataset
-
-
-def test_tfds_cifar10_mock_splits_train_in_halves(tmp_path):
-    import tensorflow_datasets as tfds
-
-    _prepare_tfds_metadata(tmp_path, "cifar10", {"train": 40, "test": 10})
-    requested = []
-    with tfds.testing.mock_data(data_dir=str(tmp_path), as_dataset_fn=_indexed_as_dataset(requested)):
-        data = pipeline.search_datasets("cifar10", image_size=16, batch_size=4, seed=0, data_dir=str(tmp_path))
-        batch = next(iter(data.weight)).numpy()
-        weight, arch = [set(_pixels(b)[:, 0, 0, 1]) for b in (
-            np.concatenate([x.numpy() for x in data.weight.take(10)]),
-            np.concatenate([x.numpy() for x in data.arch.take(10)]),
-        )]
-        # The tfds pipeline's iterator (reader + shuffle buffer) is checkpointable too.
-        iterator = iter(data.arch)
-        for _ in range(6):
-            next(iterator)
-        path = tf.train.Checkpoint(iterator=iterator).write(str(tmp_path / "ckpt"))
-        expected = [next(iterator).numpy() for _ in range(3)]
-        restored = iter(data.arch)
-        tf.train.Checkpoint(iterator=restored).read(path).assert_consumed()
-        for batch in expected:
-            np.testing.assert_array_equal(next(restored).numpy(), batch)
-    assert requested == ["train[:50%]", "train[50%:]"]
-    assert (data.num_weight_examples, data.num_arch_examples) == (20, 20)
-    assert batch.shape == (4, 16, 16, 3) and batch.dtype == np.float32
-    assert weight == set(range(20)) and arch == set(range(20, 40))
-
-
-def test_tfds_stl10_mock_halves_train_and_unlabeled(tmp_path):
-    import tensorflow_datasets as tfds
-
-    _prepare_tfds_metadata(tmp_path, "stl10", {"train": 10, "test": 4, "unlabeled": 20})
-    requested = []
-    with tfds.testing.mock_data(data_dir=str(tmp_path), as_dataset_fn=_indexed_as_dataset(requested)):
-        data = pipeline.search_datasets("stl10", image_size=48, batch_size=5, seed=0)
-        ids = {
-            role: {tuple(p) for p in _pixels(np.concatenate([x.numpy() for x in ds.take(6)]))[:, 0, 0, :2]}
-            for role, ds in (("weight", data.weight), ("arch", data.arch))
-        }
-        shape = next(iter(data.weight)).shape
-    train, unlabeled = 0, 2  # positions in the split dict
-    assert requested == ["train[:50%]+unlabeled[:50%]", "train[50%:]+unlabeled[50%:]"]
-    assert (data.num_weight_examples, data.num_arch_examples) == (15, 15)
-    assert shape == (5, 48, 48, 3)
-    assert ids["weight"] == {(train, i) for i in range(5)} | {(unlabeled, i) for i in range(10)}
-    assert ids["arch"] == {(train, i) for i in range(5, 10)} | {(unlabeled, i) for i in range(10, 20)}
-
-
-def test_tfds_mock_random_data_training_pipeline(tmp_path):
-    import tensorflow_datasets as tfds
-
-    _prepare_tfds_metadata(tmp_path, "cifar10", {"train": 8, "test": 2})
-    with tfds.testing.mock_data(num_examples=8, data_dir=str(tmp_path)):
-        training = pipeline.training_dataset("cifar10", image_size=32, batch_size=4, seed=0)
-        batches = np.stack([b.numpy() for b in training.dataset.take(4)])
-    assert training.num_examples == 8
-    assert batches.shape == (4, 4, 32, 32, 3)
-    assert -1.0 <= batches.min() < -0.9 and 0.9 < batches.max() <= 1.0
-
-
-# ---------------------------------------------------------------------------
 # A tfds dataset that is not prepared: a clear error at once.
 
 
@@ -389,20 +298,3 @@ def test_download_checks_the_host_before_downloading(tmp_path, monkeypatch):
     with pytest.raises(DatasetUnavailableError, match=f"{url} is unreachable: no route"):
         sources.tfds_builder("cifar10", data_dir=str(tmp_path), download=True)
     assert checked == [url]
-
-
-def test_archives_in_manual_dir_prepare_without_network(tmp_path, monkeypatch):
-    import tensorflow_datasets as tfds
-
-    manual = tmp_path / "archives"
-    manual.mkdir()
-    (manual / "cifar-10-binary.tar.gz").write_bytes(b"placeholder")
-    calls = []
-    monkeypatch.setattr(sources, "url_reachable", lambda *a: pytest.fail("no network check expected"))
-    monkeypatch.setattr(
-        tfds.core.DatasetBuilder,
-        "download_and_prepare",
-        lambda self, download_config=None, **kw: calls.append(str(download_config.manual_dir)),
-    )
-    sources.tfds_builder("cifar10", data_dir=str(tmp_path / "tfds"), manual_dir=str(manual))
-    assert calls == [str(manual)]

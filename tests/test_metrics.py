@@ -10,7 +10,12 @@ from alphagan_tf.metrics.evaluation import compute_real_statistics, evaluate_sam
 from alphagan_tf.metrics.fid import frechet_distance_from_activations, frechet_distance_from_statistics
 from alphagan_tf.metrics.inception_score import StreamingInceptionScore, inception_score_from_logits
 from alphagan_tf.metrics.kid import kernel_inception_distance_from_activations, unbiased_mmd2
-from alphagan_tf.metrics.statistics import FeatureStatistics, ReservoirSampler, RunningStatistics
+from alphagan_tf.metrics.statistics import (
+    FeatureStatistics,
+    ReservoirSampler,
+    RunningStatistics,
+    StatisticsError,
+)
 
 
 @pytest.fixture(scope="module")
@@ -308,6 +313,63 @@ def test_statistics_file_errors(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(2))
     with pytest.raises(ValueError, match="lacks"):
         FeatureStatistics.load(tmp_path / "other.npz")
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(StatisticsError, match="text.npz is not a statistics .npz"):
+        FeatureStatistics.load(tmp_path / "text.npz")
+    np.savez(tmp_path / "shapes.npz", mu=np.zeros(3), sigma=np.eye(4))
+    with pytest.raises(StatisticsError, match=r"shapes.npz: .*mu.shape=\(3,\), sigma.shape=\(4, 4\)"):
+        FeatureStatistics.load(tmp_path / "shapes.npz")
+
+
+def test_statistics_file_records_the_image_size(tmp_path):
+    running = RunningStatistics()
+    running.update(np.random.default_rng(16).normal(size=(6, 3)))
+    path = FeatureStatistics.from_running(running, extractor="fake", dataset="stl10",
+                                          image_size=48).save(tmp_path / "s.npz")
+    with np.load(path) as archive:
+        assert int(archive["image_size"]) == 48 and int(archive["format_version"]) == 2
+    loaded = FeatureStatistics.load(path)
+    assert (loaded.image_size, loaded.count, loaded.extractor, loaded.dataset) == (48, 6, "fake", "stl10")
+
+
+def _standard_layouts(rng, dim=6):
+    """mu / sigma as TTUR, pytorch-fid and clean-fid compute and write them.
+
+    TTUR (precalc_stats_example.py) and pytorch-fid (save_fid_stats) take float64
+    activation arrays; clean-fid (make_custom_stats) keeps float32 features, so its mu
+    is float32 and np.cov's sigma float64. All three call np.savez_compressed(path,
+    mu=mu, sigma=sigma).
+    """
+    activations = rng.normal(size=(40, dim))
+    mu64, sigma64 = np.mean(activations, axis=0), np.cov(activations, rowvar=False)
+    features32 = activations.astype(np.float32)
+    return {
+        "fid_stats_cifar10_train.npz": (mu64, sigma64),  # TTUR
+        "pytorch_fid_stats.npz": (mu64, sigma64),
+        "cifar10_legacy_tensorflow_train_32.npz": (
+            np.mean(features32, axis=0), np.cov(features32, rowvar=False)),  # clean-fid
+    }
+
+
+def test_statistics_files_of_ttur_pytorch_fid_and_clean_fid_load_as_unchecked(tmp_path):
+    for name, (mu, sigma) in _standard_layouts(np.random.default_rng(17)).items():
+        np.savez_compressed(tmp_path / name, mu=mu, sigma=sigma)
+        with np.load(tmp_path / name) as archive:
+            assert sorted(archive.files) == ["mu", "sigma"]
+        loaded = FeatureStatistics.load(tmp_path / name)
+        np.testing.assert_array_equal(loaded.mu, mu.astype(np.float64))
+        np.testing.assert_array_equal(loaded.sigma, sigma)
+        assert loaded.mu.dtype == np.float64 and loaded.kid_activations is None
+        # Nothing about how they were made is known: the users of the file decide.
+        assert (loaded.extractor, loaded.image_size, loaded.count, loaded.dataset) == ("", 0, 0, "")
+
+
+def test_statistics_file_of_format_1_loads_without_an_image_size(tmp_path):
+    np.savez(tmp_path / "v1.npz", mu=np.zeros(2), sigma=np.eye(2), count=np.int64(9),
+             extractor=np.str_("tfgan_inception"), dataset=np.str_("cifar10"),
+             feature_key=np.str_("pool"), format_version=np.int64(1))
+    loaded = FeatureStatistics.load(tmp_path / "v1.npz")
+    assert (loaded.extractor, loaded.image_size, loaded.count) == ("tfgan_inception", 0, 9)
 
 
 # ---------------------------------------------------------------- evaluation (fake extractor)

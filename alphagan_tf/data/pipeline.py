@@ -225,8 +225,8 @@ def search_datasets_from_images(
 def half_splits(split: str) -> tuple[Any, Any]:
     """A tfds split expression cut in two disjoint halves, part by part.
 
-    "train" -> ("train[:50%]", "train[50%:]"); "train+unlabeled" ->
-    ("train[:50%]+unlabeled[:50%]", "train[50%:]+unlabeled[50%:]"). Parts that
+    "train" -> ("train[:50%]", "train[50%:]"); "train+unlabelled" ->
+    ("train[:50%]+unlabelled[:50%]", "train[50%:]+unlabelled[50%:]"). Parts that
     are already slices ("train[:10%]") are halved with `tfds.even_splits`.
     """
     parts = [part.strip() for part in str(split).split("+")]
@@ -261,7 +261,7 @@ def search_datasets(
 
     In-memory sources are split by a seeded permutation of their indices; tfds
     sources by split slicing (`train[:50%]` / `train[50%:]`; for STL-10 both
-    parts of `train+unlabeled` are halved).
+    parts of `train+unlabelled` are halved).
 
     Args:
         source_spec: see `sources.parse_source` ("demo", "npz:...", "folder:...",

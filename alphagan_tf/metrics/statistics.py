@@ -9,10 +9,19 @@ al.'s pairwise update in float64), giving the same numbers as `np.mean` /
 algorithm R), and KID is computed on that subset.
 
 The statistics file (`FeatureStatistics.save` / `.load`) is an .npz with
-    mu [D] float64, sigma [D, D] float64, count (int),
+    mu [D] float64, sigma [D, D] float64, count (int: images),
     extractor (str: which features, e.g. "tfgan_inception"),
-    dataset (str, free text), feature_key (str, "pool"),
+    image_size (int: the side S of the S x S images the features were taken of),
+    dataset (str: the source spec), feature_key (str, "pool"), format_version (2),
 and optionally kid_activations [K, D] float32 (the reservoir, for KID).
+
+`load` also reads the field's standard statistics files, which hold `mu` and
+`sigma` only: TTUR's precomputed `fid_stats_cifar10_train.npz` (and its
+`precalc_stats_example.py` output), pytorch-fid's `--save-stats` file and
+clean-fid's `*_<mode>_<split>_<res>.npz` (all `np.savez_compressed(path, mu=mu,
+sigma=sigma)`). They load with `extractor=""` and `image_size=0` (unknown), as do
+the image sizes of files written before format 2: whoever uses them decides what
+an unknown means (`metrics.generator_eval.check_statistics` warns).
 """
 
 from __future__ import annotations
@@ -24,7 +33,16 @@ import zipfile
 
 import numpy as np
 
-STATISTICS_FORMAT_VERSION = 1
+from alphagan_tf.utils.typed_config import ConfigError
+
+STATISTICS_FORMAT_VERSION = 2
+
+
+class StatisticsError(ConfigError):
+    """A statistics file cannot be used: unreadable, or made with another extractor or size.
+
+    A `ConfigError`, so the commands report it as one line (naming the flag in `key`).
+    """
 
 
 class RunningStatistics:
@@ -135,11 +153,14 @@ class FeatureStatistics:
         sigma: [D, D] float64 unbiased covariance.
         count: number of images the statistics come from.
         extractor: name of the feature extractor (FID is only meaningful
-            between statistics of the same extractor).
-        dataset: free-text description of the data (e.g. "cifar10:train").
+            between statistics of the same extractor); "" when unknown (a file of
+            another tool).
+        dataset: the source of the images (the dataset spec, e.g. "cifar10").
         feature_key: which output of the extractor ("pool").
         kid_activations: optional [K, D] float32 random subset of the rows, for
             KID.
+        image_size: side S of the S x S images the features were taken of (before
+            the extractor's own resizing); 0 when unknown.
     """
 
     mu: np.ndarray
@@ -149,6 +170,7 @@ class FeatureStatistics:
     dataset: str = ""
     feature_key: str = "pool"
     kid_activations: np.ndarray | None = None
+    image_size: int = 0
 
     def __post_init__(self):
         self.mu = np.asarray(self.mu, dtype=np.float64)
@@ -176,6 +198,7 @@ class FeatureStatistics:
         dataset: str = "",
         feature_key: str = "pool",
         kid_activations: np.ndarray | None = None,
+        image_size: int = 0,
     ) -> "FeatureStatistics":
         """Statistics from a filled `RunningStatistics`."""
         return cls(
@@ -186,6 +209,7 @@ class FeatureStatistics:
             dataset=dataset,
             feature_key=feature_key,
             kid_activations=kid_activations,
+            image_size=image_size,
         )
 
     def save(self, path: str | os.PathLike) -> str:
@@ -205,6 +229,7 @@ class FeatureStatistics:
             "sigma": self.sigma,
             "count": np.int64(self.count),
             "extractor": np.str_(self.extractor),
+            "image_size": np.int64(self.image_size),
             "dataset": np.str_(self.dataset),
             "feature_key": np.str_(self.feature_key),
             "format_version": np.int64(STATISTICS_FORMAT_VERSION),
@@ -229,7 +254,13 @@ class FeatureStatistics:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FeatureStatistics":
-        """Reads statistics written by `save` (or any .npz with `mu` and `sigma`)."""
+        """Reads statistics written by `save`, or a `mu` / `sigma` file of TTUR, pytorch-fid
+        or clean-fid (module docstring).
+
+        Raises:
+            FileNotFoundError: no such file.
+            StatisticsError: not an .npz, or no `mu` and `sigma` of matching shapes in it.
+        """
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(
@@ -241,25 +272,31 @@ class FeatureStatistics:
             archive = np.load(path, allow_pickle=False)
             names = archive.files
         except (ValueError, OSError, AttributeError, zipfile.BadZipFile):  # not an .npz
-            raise ValueError(
+            raise StatisticsError(
                 f"{path} is not a statistics .npz file (make one with "
                 "`python -m alphagan_tf.evaluate --make_stats`)."
             ) from None
         with archive as data:
             missing = {"mu", "sigma"} - set(names)
             if missing:
-                raise ValueError(
+                raise StatisticsError(
                     f"{path} is not a statistics file: it lacks {sorted(missing)}. "
                     f"Received arrays: {sorted(data.files)}"
                 )
-            return cls(
-                mu=data["mu"],
-                sigma=data["sigma"],
-                count=int(data["count"]) if "count" in data.files else 0,
-                extractor=str(data["extractor"]) if "extractor" in data.files else "",
-                dataset=str(data["dataset"]) if "dataset" in data.files else "",
-                feature_key=str(data["feature_key"]) if "feature_key" in data.files else "pool",
-                kid_activations=(
-                    data["kid_activations"] if "kid_activations" in data.files else None
-                ),
-            )
+
+            def field(name, convert, default):
+                return convert(data[name]) if name in data.files else default
+
+            try:
+                return cls(
+                    mu=data["mu"],
+                    sigma=data["sigma"],
+                    count=field("count", int, 0),
+                    extractor=field("extractor", str, ""),
+                    dataset=field("dataset", str, ""),
+                    feature_key=field("feature_key", str, "pool"),
+                    kid_activations=field("kid_activations", np.asarray, None),
+                    image_size=field("image_size", int, 0),
+                )
+            except ValueError as error:  # shapes that do not fit
+                raise StatisticsError(f"{path}: {error}") from None
