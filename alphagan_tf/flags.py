@@ -60,8 +60,8 @@ def define_data_flags() -> None:
         "dataset",
         "demo",
         "Image source: demo (embedded handwritten digits), cifar10, stl10 "
-        "(train+unlabeled), tfds:NAME[:SPLIT], npz:/path/file.npz (x_train uint8), "
-        "folder:/path/to/images.",
+        "(train+unlabelled, as tfds spells it), tfds:NAME[:SPLIT], npz:/path/file.npz "
+        "(x_train uint8), folder:/path/to/images.",
     )
     flags.DEFINE_string("data_dir", None, "tfds data_dir holding prepared datasets.")
     flags.DEFINE_string("manual_dir", None, "tfds manual_dir holding downloaded archives.")
@@ -485,7 +485,9 @@ def define_evaluate_flags() -> None:
         "extractor and write them to --out (an .npz for --real_stats).",
     )
     flags.DEFINE_integer(
-        "image_size", 32, "--make_stats: real images are resized to this (the generator's size)."
+        "image_size", None,
+        "--make_stats: the side real images are resized to. Default: the size of the generator "
+        "of --checkpoint / --saved_model, else the dataset's protocol size (cifar10 32, stl10 48).",
     )
     flags.DEFINE_integer(
         "max_examples", None, "--make_stats / real statistics: use at most this many images."
