@@ -175,7 +175,8 @@ def test_parse_source_forms():
     assert sources.parse_source("tfds:stl10") == sources.SourceSpec("tfds", "stl10", "train+unlabelled")
     assert sources.parse_source("tfds:celeb_a:2.1.0:test") == sources.SourceSpec("tfds", "celeb_a:2.1.0", "test")
     assert sources.parse_source("npz:/d/x.npz") == sources.SourceSpec("npz", "/d/x.npz")
-    assert pipeline.half_splits("train+unlabelled") == ("train[:50%]+unlabelled[:50%]", "train[50%:]+unlabelled[50%:]")
+    assert pipeline.half_splits("train+unlabelled") == (
+        "train[:50%]+unlabelled[:50%]", "train[50%:]+unlabelled[50%:]")
     assert sources.split_names("train[:10%]+unlabelled[50%:]") == ["train", "unlabelled"]
 
 
