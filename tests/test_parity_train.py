@@ -386,3 +386,90 @@ def test_float32_differences_are_rounding(capsys):
     assert max(relative.values()) < 1e-3, relative
     assert max(losses.values()) < 1e-5, losses
     assert max(shift_only.values()) <= _adam_bound(run["theirs"]["g_lr"]), shift_only
+
+
+# -- initialisation -------------------------------------------------------------------------
+
+def _uniform(bound):
+    return ("uniform", bound)
+
+
+ZEROS, ONES = ("constant", 0.0), ("constant", 1.0)
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """PyTorch's fan_in, fan_out of a weight [out, in, *kernel] (ConvTranspose2d: [in, out, ...])."""
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def initialisation_rules(module_type: str, parameter: str, weight_shape: tuple[int, ...]):
+    """(the reference's rule, ours) for one parameter: what docs/parity_train.md tabulates.
+
+    The reference: `train_geno_gan.py --init_type xavier_uniform` (Conv2d weights, also
+    depthwise and pointwise, and D's under spectral norm; BatchNorm2d N(1, 0.02) and 0),
+    PyTorch's defaults elsewhere (kaiming_uniform(a=sqrt(5)) weights and U(+-1/sqrt(fan_in))
+    biases: both bound 1/sqrt(fan_in)). Ours: glorot_uniform kernels (the same bound as
+    xavier: it depends on fan_in + fan_out only), zero biases, batch norms 1 and 0.
+    """
+    if module_type == "BatchNorm2d":
+        return (("normal", 1.0, 0.02), ONES) if parameter == "weight" else (ZEROS, ZEROS)
+    fan_in, fan_out = _fans(weight_shape)
+    default = _uniform(1 / np.sqrt(fan_in))
+    if parameter == "bias":
+        return default, ZEROS
+    glorot = _uniform(np.sqrt(6 / (fan_in + fan_out)))
+    if module_type == "Conv2d":
+        return glorot, glorot
+    return default, glorot  # Linear (l1, D's l5), ConvTranspose2d (deconv)
+
+
+def _follows(values: np.ndarray, rule) -> bool:
+    values = values.astype(np.float64).ravel()
+    if rule[0] == "constant":
+        return bool(np.all(values == rule[1]))
+    if rule[0] == "normal":
+        _, mean, std = rule
+        return abs(values.mean() - mean) < 5 * std / np.sqrt(values.size) and 0.5 < values.std() / std < 1.5
+    bound = rule[1]
+    if np.abs(values).max() > bound * (1 + 1e-6):
+        return False
+    return values.size < 64 or 0.7 < values.std() / (bound / np.sqrt(3)) < 1.3
+
+
+def test_initialisation_differs_from_the_authors_only_where_documented():
+    """Every parameter of G and D follows its rule in `initialisation_rules` on each side,
+    and the rules differ where docs/parity_train.md says (conv biases, batch-norm weights,
+    the stem's Linear, the deconvs, D's last Linear)."""
+    ref = ar.load()
+    torch = ref.torch
+    torch.manual_seed(0)
+    args = ar.args(gf_dim=32, df_dim=32, latent_dim=LATENT)
+    genotype = PRESETS[GENOTYPE]
+    with contextlib.redirect_stdout(io.StringIO()):
+        theirs_g = ref.alphagan_network.Network_gen_Auto(args, ar.reference_genotype(genotype))
+    theirs_d = ref.alphagan_network.Discriminator(args)
+    ours_g = Generator(genotype, gf=32, latent_dim=LATENT, bottom_width=4)
+    ours_d = Discriminator(df=32)
+    ours_g(tf.zeros([1, LATENT]), training=False)
+    ours_d(tf.zeros([1, 32, 32, 3]), training=False)
+    differing, checked = set(), 0
+    for module, ours in ((theirs_g, ours_g), (theirs_d, ours_d)):
+        ar.retraining_init(module)
+        state = _our_state(ours)
+        for prefix, m in module.named_modules():
+            parameters = dict(m.named_parameters(recurse=False))
+            weight = parameters.get("weight", parameters.get("weight_orig"))  # spectral norm's
+            for name, parameter in parameters.items():
+                theirs_rule, ours_rule = initialisation_rules(
+                    type(m).__name__, name.replace("_orig", ""), tuple(weight.shape))
+                key = f"{prefix}.{name}"
+                assert _follows(parameter.detach().numpy(), theirs_rule), (key, theirs_rule)
+                assert _follows(state[key], ours_rule), (key, ours_rule)
+                checked += 1
+                if theirs_rule != ours_rule:
+                    differing.add((type(m).__name__, name.replace("_orig", "")))
+    assert checked == sum(1 for net in (theirs_g, theirs_d) for _ in net.parameters())
+    assert differing == {("Conv2d", "bias"), ("ConvTranspose2d", "weight"), ("ConvTranspose2d", "bias"),
+                         ("BatchNorm2d", "weight"), ("Linear", "weight"), ("Linear", "bias")}
+
