@@ -1,14 +1,14 @@
 """One clean error line for every mistake a user can make.
 
-Every command runs through this module: its `run()` is `run(main)` (absl's app.run with
-a flag parser that reports a bad flag as one line) and its `main` is decorated with
-`@command`. The errors that mean "your input cannot work" (a flag that does not parse,
-a bad flag value, positional arguments, a missing dataset or file, a workdir holding
-another run, a diverged run, sizes that run out of memory) print one `error: ...` line on
-stderr and return exit status 2 (bad input or environment: disk, memory, missing data),
-1 (the run diverged) or 3 (a multi-worker run lost a worker: rerun to resume), with no
-traceback and nothing written;
-an unexpected internal error still shows its traceback.
+Every command runs through this module: its `run()` is `run(main)` (TensorFlow's logs
+quieted, then absl's app.run with a flag parser that reports a bad flag as one line) and
+its `main` is decorated with `@command`. The errors that mean "your input cannot work"
+(a flag that does not parse, a bad flag value, positional arguments, a missing dataset or
+file, a workdir holding another run, a diverged run, sizes that run out of memory) print
+one `error: ...` line on stderr and return exit status 2 (bad input or environment: disk,
+memory, missing data), 1 (the run diverged) or 3 (a multi-worker run lost a worker: rerun
+to resume), with no traceback and nothing written; an unexpected internal error still
+shows its traceback.
 
 A `ConfigError` raised by a typed config names its field, which is also the flag
 that sets it, so the line reads `error: --gf: must be an integer >= 1. Received: 0`.
@@ -24,6 +24,8 @@ import sys
 from typing import Callable
 
 from absl import app, flags
+
+from alphagan_tf import quiet
 
 BAD_INPUT = 2  # exit status of a user error
 DIVERGED = 1  # exit status of a run stopped by its divergence guard
@@ -141,5 +143,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def run(main: Callable[[list[str]], int]) -> None:
-    """A command's `run()`: absl's app.run of `main` with `parse_flags`."""
+    """A command's `run()`: TensorFlow's logs quieted (alphagan_tf/quiet.py; before the command
+    imports TensorFlow), then absl's app.run of `main` with `parse_flags`."""
+    quiet.quiet_tensorflow()
     app.run(main, flags_parser=parse_flags)

@@ -3,8 +3,9 @@
 Each command is a module with a `run()` (`cli_errors.run` of its `main`), started
 three ways: `python -m MODULE`, its console script (`SCRIPT`, registered by
 setup.py from this table) or `alphagan NAME` (`python -m alphagan_tf NAME`).
-`alphagan` alone lists them. This module imports nothing heavy: setup.py reads
-it without importing the package.
+`alphagan` alone lists them. Every way starts through `quiet.quiet_tensorflow()`
+(TensorFlow's start-up log hidden unless asked for). This module imports nothing
+heavy: setup.py reads it without importing the package.
 
 Flags: every command defines only the flags it reads (an unknown flag, e.g.
 one meant for another command, is an error before any work starts), so a
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     sys.argv = [command.script, *argv[2:]]
+    from alphagan_tf import quiet  # here: setup.py reads this module without the package
+
+    quiet.quiet_tensorflow()  # before the import: some commands import TensorFlow when imported
     importlib.import_module(command.module).run()
     return 0
 

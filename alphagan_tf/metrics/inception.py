@@ -51,6 +51,9 @@ import time
 import zipfile
 from typing import Any, Mapping, Sequence
 
+from alphagan_tf import quiet
+
+quiet.quiet_if_command()  # first: keras imports TensorFlow, which reads its log level once
 import numpy as np
 import keras
 from keras import ops
