@@ -104,13 +104,36 @@ def define_run_flags() -> None:
     _define_shared(flags.DEFINE_string, "workdir", None, "Output directory (checkpoints, TensorBoard, results).")
     _define_shared(flags.DEFINE_integer, "seed", 0, "Random seed (weights, data order, latents).")
     flags.DEFINE_bool(
-        "deterministic", True, "Enable TensorFlow op determinism (same seed, same result on CPU)."
+        "deterministic", None,
+        "TensorFlow op determinism (same seed, same result). Default: on when no GPU is visible, "
+        "off on GPUs (deterministic cuDNN kernels are slower, and some ops have none).",
     )
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept by the CheckpointManager.")
     flags.DEFINE_integer(
         "sample_every", None,
         "Sample grid to TensorBoard every N epochs (search, default 5) or generator "
         "iterations (train, default 500).",
+    )
+
+
+@_once
+def define_step_flags() -> None:
+    """How the compiled steps run (search and retraining): same numbers, other speed."""
+    flags.DEFINE_integer(
+        "steps_per_call", 1,
+        "Steps of the schedule run in one call of a compiled loop, their losses returned once "
+        "per call (search: D/G, worst-case or architecture steps; train: G iterations). Larger "
+        "values save a host round trip per step (GPUs); 1: one call per step.", lower_bound=1,
+    )
+    flags.DEFINE_boolean(
+        "jit_compile", False,
+        "XLA-compile the steps (tf.function(jit_compile=True)); batches have fixed shapes, so "
+        "each step compiles once. On GPUs also the way to bfloat16 depthwise gradients.",
+    )
+    flags.DEFINE_enum(
+        "depthwise_gradient", "auto", ["auto", "fast", "tf"],
+        "Depthwise kernel gradient of the separable convs: fast (a per-example form, quick on "
+        "CPU), tf (TensorFlow's kernel, for GPUs) or auto (by the visible devices).",
     )
 
 
@@ -179,6 +202,7 @@ def define_search_flags() -> None:
     define_gan_optimizer_flags()
     define_run_flags()
     define_precision_flags()
+    define_step_flags()
     define_strategy_flags()
     define_multi_worker_flags()
     flags.DEFINE_integer("batch_size", 64, "Batch size of every search step.")
@@ -200,11 +224,6 @@ def define_search_flags() -> None:
         "fuse_convs", True,
         "Run each normal edge's conv_1x1/3x3/5x5 as one 5x5 conv with the alpha-weighted sum of "
         "their kernels: the same function and gradients, ~30% less work per normal edge.",
-    )
-    flags.DEFINE_boolean(
-        "jit_compile", False,
-        "XLA-compile the search steps (tf.function(jit_compile=True)); for GPUs, see the "
-        "README for what it does on CPU.",
     )
     flags.DEFINE_boolean(
         "mixed_precision", False,
@@ -298,13 +317,17 @@ def retrain_run_config_from_flags(genotype: str, **overrides):
     from alphagan_tf.gan.train_loop import TrainRunConfig
     from alphagan_tf.gan.trainer import TrainConfig
 
+    steps = {"steps_per_call": FLAGS.steps_per_call, "jit_compile": FLAGS.jit_compile} if (
+        "steps_per_call" in FLAGS) else {}
     train = TrainConfig(
         g_iterations=FLAGS.g_iterations, n_critic=FLAGS.n_critic,
         g_batch_size=FLAGS.g_batch_size, d_batch_size=FLAGS.d_batch_size,
         g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
         beta_1=FLAGS.beta_1, beta_2=FLAGS.beta_2, ema_decay=FLAGS.ema_decay,
-        r1_gamma=FLAGS.r1_gamma,
+        r1_gamma=FLAGS.r1_gamma, **steps,
     )
+    if "depthwise_gradient" in FLAGS:
+        overrides.setdefault("depthwise_gradient", FLAGS.depthwise_gradient)
     return TrainRunConfig(
         train=train, genotype=genotype, model=generator_config_from_flags(),
         data=data_config_from_flags(), seed=FLAGS.seed,
@@ -318,6 +341,7 @@ def retrain_run_config_from_flags(genotype: str, **overrides):
 def define_train_flags() -> None:
     """Retraining a derived generator."""
     define_retrain_flags()
+    define_step_flags()
     define_strategy_flags()
     define_multi_worker_flags()
     flags.DEFINE_string(

@@ -48,6 +48,7 @@ def config_from_flags():
             weight_decay=FLAGS.arch_weight_decay,
         ),
         jit_compile=FLAGS.jit_compile,
+        steps_per_call=FLAGS.steps_per_call,
     )
     return SearchRunConfig(
         search=search,
@@ -58,6 +59,7 @@ def config_from_flags():
         sample_every=FLAGS.sample_every or 5,
         keep_checkpoints=FLAGS.keep_checkpoints,
         deterministic=FLAGS.deterministic,
+        depthwise_gradient=FLAGS.depthwise_gradient,
         fuse_convs=FLAGS.fuse_convs,
         precision=alphagan_flags.precision_from_flags(),
         **alphagan_flags.strategy_fields_from_flags(),

@@ -13,10 +13,17 @@ tracing time.
     python bench/search_step.py                        # gf 256, df 128, batch 16, 32x32
     python bench/search_step.py --no-fuse_convs        # every candidate conv on its own
     python bench/search_step.py --jit_compile          # XLA
-    python bench/search_step.py --no-fast_depthwise_gradient  # TF's own depthwise kernel gradient
+    python bench/search_step.py --depthwise_gradient=tf   # TF's own depthwise kernel gradient
+    python bench/search_step.py --gf=16 --df=16 --batch_size=8 --steps_per_call=1,20  # loops
     python bench/search_step.py --gf=64 --iterations=5 # smaller
     python bench/search_step.py --precision=float32,bfloat16   # side by side, one process
     python bench/search_step.py --precision=float32,bfloat16 --profile  # + time per op type
+
+With --steps_per_call (several values) it times whole epochs of the schedule instead
+(--epoch_steps inner D steps with their G steps, as many worst-case steps and alpha
+steps) through `BilevelSearcher.run_epoch`, which runs that many steps per compiled call,
+alternating the values on one searcher, and prints steps per second side by side: the
+host round trips a call saves are a larger share of a small model's step.
 
 With several --precision values every searcher is built first and their
 iterations alternate (float32, bfloat16, float32, ...), so a change of load on
@@ -267,6 +274,49 @@ class Bench:
         return op_type_times(logdir)
 
 
+def compare_steps_per_call(args, precision: str) -> None:
+    """Steps per second of whole epochs at each --steps_per_call value, alternating, side by side."""
+    import dataclasses
+
+    import numpy as np
+    import tensorflow as tf
+
+    from alphagan_tf.gan.generator_config import GeneratorConfig
+    from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher
+    from alphagan_tf.gan.searcher import SearchConfig
+
+    n = args.epoch_steps
+    schedule = SearchConfig(inner_steps=n, worst_steps=n, outer_steps=n, n_critic=5,
+                            batch_size=args.batch_size, jit_compile=args.jit_compile)
+    config = SearchRunConfig(
+        search=schedule, fuse_convs=args.fuse_convs, precision=precision,
+        model=GeneratorConfig(gf=args.gf, df=args.df, latent_dim=args.latent_dim,
+                              bottom_width=args.bottom_width))
+    searcher = build_searcher(config)
+    size = config.image_size
+    images = np.random.default_rng(0).uniform(-1, 1, (64, size, size, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices(images).repeat().batch(args.batch_size, drop_remainder=True)
+    weight, arch = iter(data), iter(data)
+    times = {k: [] for k in args.steps_per_call}
+    for k in args.steps_per_call:  # warm-up: traces the loops and the steps
+        searcher.config = dataclasses.replace(schedule, steps_per_call=k)
+        searcher.run_epoch(weight, arch)
+    for _ in range(args.iterations):
+        for k in args.steps_per_call:
+            searcher.config = dataclasses.replace(schedule, steps_per_call=k)
+            started = time.perf_counter()
+            searcher.run_epoch(weight, arch)
+            times[k].append(time.perf_counter() - started)
+    first = args.steps_per_call[0]
+    print(f"epochs of {3 * n} schedule steps ({n} D steps with {n // schedule.n_critic} G steps, {n} "
+          f"worst-case pairs, {n} alpha steps), median of {args.iterations}, {precision} "
+          f"({load_average()}):")
+    for k, seconds in times.items():
+        median = statistics.median(seconds)
+        print(f"  steps_per_call {k:>3}: {median:6.3f} s/epoch  {3 * n / median:7.1f} steps/s  "
+              f"{statistics.median(times[first]) / median:.2f} x steps_per_call {first}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gf", type=int, default=256)
@@ -281,8 +331,12 @@ def main() -> None:
                         help=f"one or more (comma-separated) of {', '.join(precision_lib.PRECISIONS)}")
     parser.add_argument("--mixed_precision", action="store_true",
                         help="old name of --precision=float16")
-    parser.add_argument("--fast_depthwise_gradient", action=argparse.BooleanOptionalAction,
-                        default=True, help="gan/depthwise.py's kernel gradient for k >= 5")
+    parser.add_argument("--depthwise_gradient", default="auto", choices=["auto", "fast", "tf"],
+                        help="gan/depthwise.py's kernel gradient (auto: fast on CPU, tf on GPU)")
+    parser.add_argument("--steps_per_call", type=lambda t: [int(v) for v in t.split(",")],
+                        default=None, help="time epochs of the schedule at these values (1,20)")
+    parser.add_argument("--epoch_steps", type=int, default=20,
+                        help="--steps_per_call: inner, worst-case and alpha steps per epoch")
     parser.add_argument("--profile", action="store_true",
                         help="profile one more iteration per precision: time per op type and kind")
     parser.add_argument("--profile_dir", default=None,
@@ -295,17 +349,19 @@ def main() -> None:
 
     from alphagan_tf.gan import depthwise
 
-    if not args.fast_depthwise_gradient:  # A/B switch of this benchmark only
-        depthwise.FAST_KERNEL_GRADIENT_MIN_SIZE = 1 << 30
+    depthwise.set_kernel_gradient(args.depthwise_gradient)
 
     size = 8 * args.bottom_width
     print(
         f"search iteration: gf {args.gf}, df {args.df}, batch {args.batch_size}, {size}x{size}, "
         f"fuse_convs={args.fuse_convs}, jit_compile={args.jit_compile}, "
         f"precision={','.join(precisions)}, "
-        f"fast_depthwise_gradient={args.fast_depthwise_gradient}, "
+        f"depthwise_gradient={args.depthwise_gradient} "
+        f"({depthwise.resolved_kernel_gradient(args.depthwise_gradient)}), "
         f"threads intra {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}"
     )
+    if args.steps_per_call:
+        return compare_steps_per_call(args, precisions[0])
     benches = [Bench(args, p) for p in precisions]
     for _ in range(args.iterations):  # alternating: the same load for every precision
         for bench in benches:

@@ -60,13 +60,14 @@ def run_config(g_iterations, genotype, **overrides):
 
 def recording_losses(trainer, into: list):
     """`trainer`, appending each G iteration's losses to `into`."""
-    train_iteration = trainer.train_iteration
+    run_iterations = trainer.run_iterations
 
-    def recorded(real_batches):
-        into.append(train_iteration(real_batches))
-        return into[-1]
+    def recorded(real_batches, count):
+        losses = run_iterations(real_batches, count)
+        into.extend(losses)
+        return losses
 
-    trainer.train_iteration = recorded
+    trainer.run_iterations = recorded
     return trainer
 
 

@@ -101,3 +101,55 @@ def test_layer_is_keras_depthwise_conv_with_the_same_weights():
 def test_even_kernels_are_refused():
     with pytest.raises(ValueError, match="square odd kernels"):
         depthwise_conv2d_same(tf.zeros([1, 4, 4, 2]), tf.zeros([2, 2, 2, 1]))
+
+
+def _gradient_graph_ops(mode, kernel_size=5, skip=False):
+    """Op types of the traced gradient of a depthwise conv under kernel gradient `mode`."""
+    from alphagan_tf.gan import depthwise
+
+    x = tf.TensorSpec([3, 6, 6, 4], tf.float32)
+    k = tf.TensorSpec([kernel_size, kernel_size, 4, 1], tf.float32)
+
+    @tf.function(autograph=False)
+    def gradients(x, k):
+        with tf.GradientTape() as tape:
+            tape.watch([x, k])
+            y = depthwise_conv2d_same(x, k)
+        if skip:
+            with depthwise.without_kernel_gradient():
+                return tape.gradient(y, [x, k])
+        return tape.gradient(y, [x, k])
+
+    depthwise.set_kernel_gradient(mode)
+    try:
+        graph = gradients.get_concrete_function(x, k).graph
+    finally:
+        depthwise.set_kernel_gradient("auto")
+    return [op.type for op in graph.get_operations()]
+
+
+def test_kernel_gradient_is_chosen_by_device_and_flag(monkeypatch):
+    from alphagan_tf.gan import depthwise
+
+    fast, tf_kernel = _gradient_graph_ops("fast"), _gradient_graph_ops("tf")
+    assert "DepthwiseConv2dNativeBackpropFilter" not in fast
+    assert fast.count("DepthwiseConv2dNative") == 2 + 3  # forward, input gradient, 3 examples
+    assert tf_kernel.count("DepthwiseConv2dNativeBackpropFilter") == 1
+    assert tf_kernel.count("DepthwiseConv2dNative") == 2
+    # Neither form uses TensorFlow's input gradient (no bfloat16 GPU kernel: tensorflow#56736).
+    assert "DepthwiseConv2dNativeBackpropInput" not in fast + tf_kernel
+    assert depthwise.resolved_kernel_gradient("auto") == "fast"  # no GPU here
+    # A GPU cannot be had here: TensorFlow's device list is faked to show one.
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else [])
+    assert depthwise.resolved_kernel_gradient("auto") == "tf"
+    assert depthwise.resolved_kernel_gradient("fast") == "fast"
+    with pytest.raises(ValueError, match="depthwise_gradient must be one of"):
+        depthwise.set_kernel_gradient("cudnn")
+
+
+def test_a_step_without_kernel_gradients_computes_none():
+    for mode in ("fast", "tf"):
+        ops = _gradient_graph_ops(mode, skip=True)
+        assert "DepthwiseConv2dNativeBackpropFilter" not in ops
+        assert ops.count("DepthwiseConv2dNative") == 2  # the forward conv and the input gradient

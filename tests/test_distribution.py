@@ -197,6 +197,29 @@ def test_make_strategy_rejects_bad_requests():
     assert distribution.make_strategy("one_device", ["/cpu:0"]).num_replicas_in_sync == 1
 
 
+def test_device_defaults_follow_the_visible_devices(monkeypatch):
+    """one_device without --devices and op determinism: CPU here; a GPU host is faked (no GPU
+    can be had here) by TensorFlow's device list."""
+    from tensorflow.python.framework import config as framework_config  # no public getter
+
+    enabled = framework_config.is_op_determinism_enabled
+    strategy = distribution.make_strategy("one_device")
+    assert strategy.extended.worker_devices[0].endswith("CPU:0")
+    line = distribution.set_determinism(None)
+    assert line == "Op determinism: on (default on CPU; --nodeterministic to turn it off)."
+    assert enabled()
+    assert distribution.set_determinism(False).startswith("Op determinism: off (--nodeterministic)")
+    assert not enabled()
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else [])
+    assert distribution.default_device() == "/gpu:0"
+    line = distribution.set_determinism(None)
+    assert line == "Op determinism: off (default off on GPUs; --deterministic to turn it on)."
+    assert not enabled()
+    assert distribution.set_determinism(True) == "Op determinism: on (--deterministic)."
+    assert enabled()
+
+
 def test_split_cpu_after_tensorflow_started_says_so():
     tf.constant(1.0) + 1.0  # TensorFlow's devices exist now
     assert distribution.split_cpu(1) == [d.name for d in tf.config.list_logical_devices("CPU")]

@@ -240,6 +240,72 @@ def test_search_writes_its_results(searcher, tmp_path):
         initialize_from_search(fixed(), str(tmp_path))
 
 
+def _with_schedule(searcher, **fields):
+    """The shared searcher running another schedule (read per call: nothing is retraced)."""
+    import dataclasses
+
+    searcher.config = dataclasses.replace(TINY, **fields)
+    return searcher
+
+
+def test_several_steps_per_call_train_what_one_step_per_call_trains(searcher, shared_searcher):
+    _, checkpoint, initial = shared_searcher
+    one = _with_schedule(searcher, steps_per_call=1)
+    metrics_one = one.run_epoch(batches(1), batches(2), epoch=1)
+    after_one = values(searcher.generator.variables + searcher.discriminator.variables)
+    checkpoint.read(initial).assert_consumed()
+    four = _with_schedule(searcher, steps_per_call=4)  # calls of 4+1 D, 2 worst, 3 alpha steps
+    metrics_four = four.run_epoch(batches(1), batches(2), epoch=1)
+    after_four = values(searcher.generator.variables + searcher.discriminator.variables)
+    for a, b in zip(after_one, after_four):
+        np.testing.assert_array_equal(a, b)
+    assert metrics_one == metrics_four
+    assert int(searcher.d_steps_done.numpy()) == TINY.inner_steps
+    _with_schedule(searcher)
+
+
+@pytest.mark.parametrize("inner_steps, epochs_with_g_loss", [(2, [1, 3]), (5, [1, 2, 3]), (7, [1, 2, 3])])
+def test_an_epoch_without_a_g_step_reports_no_g_loss_and_goes_on(searcher, inner_steps,
+                                                                 epochs_with_g_loss):
+    """inner_steps below, equal to and above n_critic (5): G steps follow D steps 0, 5, 10, ..."""
+    _with_schedule(searcher, inner_steps=inner_steps)
+    g_weights = values(searcher.generator.weight_variables)
+    with_g_loss = []
+    for epoch in (1, 2, 3):
+        metrics = searcher.run_epoch(batches(epoch), batches(10 + epoch), epoch=epoch)
+        assert all(np.isfinite(v) for v in metrics.values()), metrics
+        assert {"d_loss", "duality_gap", "worst_d_value", "worst_g_loss"} <= set(metrics)
+        if "g_loss" in metrics:
+            with_g_loss.append(epoch)
+    _with_schedule(searcher)
+    assert with_g_loss == epochs_with_g_loss
+    assert int(searcher.d_steps_done.numpy()) == 3 * inner_steps
+    assert any(not np.array_equal(a, b) for a, b in zip(g_weights, values(searcher.generator.weight_variables)))
+
+
+def test_the_architecture_step_computes_no_depthwise_kernel_gradient(searcher):
+    """d DG / d alpha needs no kernel gradients: the alpha step's graph holds the forward
+    depthwise convs and their input gradients only (the G step also holds kernel gradients)."""
+    from alphagan_tf.gan import depthwise
+
+    def count(concrete):
+        return [op.type for op in concrete.graph.get_operations()].count("DepthwiseConv2dNative")
+
+    real = tf.TensorSpec([TINY.batch_size, 8, 8, 3], tf.float32)
+    depthwise.set_kernel_gradient("fast")
+    try:
+        forward = count(tf.function(lambda z: searcher.generator(z, training=True)).get_concrete_function(
+            tf.TensorSpec([TINY.batch_size, TINY_MODEL.latent_dim], tf.float32)))
+        arch = count(tf.function(searcher._arch_step, autograph=False).get_concrete_function(
+            real, tf.TensorSpec([], tf.float32)))
+        g = count(tf.function(searcher._g_step, autograph=False).get_concrete_function())
+    finally:
+        depthwise.set_kernel_gradient("auto")
+    assert forward > 0
+    assert arch == 2 * forward
+    assert g > 2 * forward  # + the per-example kernel gradients of the k >= 5 sep convs
+
+
 def test_steps_do_not_retrace_after_the_first_epoch(searcher):
     """Runs last in the module too: no earlier test (run_search included) retraced."""
     searcher.run_epoch(batches(1), batches(2))

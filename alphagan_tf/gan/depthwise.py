@@ -28,14 +28,58 @@ all in bfloat16, where it is 1.5-2x), so it is used instead.
 `DepthwiseConv2D` is `keras.layers.DepthwiseConv2D` (same weights, same config)
 using this op for stride 1, dilation 1, "same" padding, channels_last, depth
 multiplier 1 (the space's case) and the Keras op otherwise.
+
+The kernel gradient is chosen by device (`set_kernel_gradient`, the
+`--depthwise_gradient` flag): "auto" (default) takes the per-example form above on
+a CPU-only host and TensorFlow's own kernel gradient where a GPU is visible (the
+loop over the batch is a CPU remedy: on a GPU cuDNN's kernel is the fast one);
+"fast" and "tf" force one. The input gradient is the flipped-kernel forward
+convolution everywhere: it is the exact adjoint, and it also avoids
+DepthwiseConv2dNativeBackpropInput, which has no bfloat16 GPU kernel
+(tensorflow#56736). A step that needs no kernel gradient (the architecture step,
+which differentiates with respect to alpha only) traces its gradients inside
+`without_kernel_gradient()`, so none is computed.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import keras
 import tensorflow as tf
 
 FAST_KERNEL_GRADIENT_MIN_SIZE = 5  # TensorFlow's own kernel gradient is fast at 3x3
+KERNEL_GRADIENTS = ("auto", "fast", "tf")
+
+_kernel_gradient = "auto"
+_skip_kernel_gradient = False
+
+
+def set_kernel_gradient(mode: str) -> None:
+    """Chooses the kernel gradient of steps traced from now on: auto, fast or tf."""
+    global _kernel_gradient
+    if mode not in KERNEL_GRADIENTS:
+        raise ValueError(f"depthwise_gradient must be one of {KERNEL_GRADIENTS}. Received: {mode!r}")
+    _kernel_gradient = mode
+
+
+def resolved_kernel_gradient(mode: str | None = None) -> str:
+    """"fast" or "tf": `mode` (default: the one set), with "auto" decided by the visible devices."""
+    mode = mode or _kernel_gradient
+    if mode == "auto":
+        return "tf" if tf.config.list_physical_devices("GPU") else "fast"
+    return mode
+
+
+@contextlib.contextmanager
+def without_kernel_gradient():
+    """Gradients traced inside leave the depthwise kernels' gradient out (zeros, no work)."""
+    global _skip_kernel_gradient
+    previous, _skip_kernel_gradient = _skip_kernel_gradient, True
+    try:
+        yield
+    finally:
+        _skip_kernel_gradient = previous
 
 
 def depthwise_kernel_gradient(inputs: tf.Tensor, output_gradient: tf.Tensor, kernel_size: int):
@@ -105,7 +149,9 @@ def depthwise_conv2d_same(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
         def gradient(dy):
             # The adjoint of a stride-1 "same" odd-kernel conv: the flipped kernel, forward.
             dx = tf.nn.depthwise_conv2d(dy, tf.reverse(k, [0, 1]), strides=strides, padding="SAME")
-            if kernel_size >= FAST_KERNEL_GRADIENT_MIN_SIZE:
+            if _skip_kernel_gradient:
+                return dx, tf.zeros_like(k)
+            if kernel_size >= FAST_KERNEL_GRADIENT_MIN_SIZE and resolved_kernel_gradient() == "fast":
                 dk = depthwise_kernel_gradient(x, dy, kernel_size)
             else:
                 dk = tf.nn.depthwise_conv2d_backprop_filter(x, tf.shape(k), dy, strides, "SAME")

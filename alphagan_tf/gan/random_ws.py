@@ -65,9 +65,11 @@ import tensorflow as tf
 
 from alphagan_tf.gan import losses, r1
 from alphagan_tf.gan.genotypes import EDGES, Genotype, candidates_for, genotype_from_ops
+from alphagan_tf.gan.run_devices import apply_device_choices
 from alphagan_tf.gan.searcher import SearchConfig, _adam
 from alphagan_tf.nas.sampling import stream_seed, uniform_choices
 from alphagan_tf.utils.typed_config import TypedConfig, require
+from alphagan_tf.utils.progress import format_metrics
 
 #: Seed streams: what a draw is for.
 TRAIN, CANDIDATE, EPOCH_SAMPLE = range(3)
@@ -186,13 +188,20 @@ class WeightSharingTrainer:
                 values.append(("g_loss", g_losses[-1]))
             if progbar is not None:
                 progbar.update(done, values)
-        return {"d_loss": float(np.mean(d_losses)),
-                "g_loss": float(np.mean(g_losses)) if g_losses else float("nan")}
+        metrics = {"d_loss": float(np.mean(d_losses))}
+        if g_losses:  # an epoch of fewer D steps than n_critic may hold no G step
+            metrics["g_loss"] = float(np.mean(g_losses))
+        return metrics
 
     def generate(self, architecture: np.ndarray):
         """latents -> images of `architecture`'s path (inference mode)."""
         architecture = tf.constant(np.asarray(architecture, np.int32))
         return lambda z: self.predict(tf.convert_to_tensor(z, tf.float32), architecture)
+
+    def learning_rates(self) -> dict:
+        """{name: (optimizer, the config's rate)}: what a resumed search puts back in force."""
+        return {"g_adam": (self.g_optimizer, self.config.g_lr),
+                "d_adam": (self.d_optimizer, self.config.d_lr)}
 
     def checkpoint_items(self) -> dict:
         """Everything a resumed search needs (the keys of the differentiable search's, less alpha's)."""
@@ -278,8 +287,7 @@ def run_random_ws_search(config, workdir: str, verbose: int = 1,
     run = Workdir.open(workdir, config, "search_config.json",
                        resumable=SearchRunConfig.RESUMABLE + ("random_ws",), verbose=bool(verbose))
     seeding.seed_everything(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    apply_device_choices(config, verbose)
     data = search_datasets(
         config.data.dataset, image_size=config.image_size, batch_size=config.search.batch_size,
         seed=config.seed, **config.data.loader_kwargs(),
@@ -298,7 +306,8 @@ def run_random_ws_search(config, workdir: str, verbose: int = 1,
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(epoch=epoch, weight_batches=weight_batches,
                                      **trainer.checkpoint_items())
-    manager, restored = run.checkpoints(checkpoint, config.keep_checkpoints)
+    manager, restored = run.checkpoints(checkpoint, config.keep_checkpoints,
+                                        learning_rates=trainer.learning_rates())
     history = []
     if restored:
         history = [h for h in run.read_json("random_ws_history.json", [])
@@ -330,10 +339,11 @@ def run_random_ws_search(config, workdir: str, verbose: int = 1,
         with run.writer.as_default(step=e):
             for name, value in metrics.items():
                 tf.summary.scalar(f"random_ws/{name}", value)
+        run.write_learning_rates(e)
         epoch.assign(e)
         run.save(manager, e)
         if verbose:
-            print(f"epoch {e}: d_loss {metrics['d_loss']:.4f}  g_loss {metrics['g_loss']:.4f}  "
+            print(f"epoch {e}: {format_metrics(metrics, ('d_loss', 'g_loss'))}  "
                   f"diversity {metrics['diversity_ratio']:.3f}  ({time.time() - started:.1f}s)")
     run.writer.flush()
 

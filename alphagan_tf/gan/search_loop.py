@@ -45,9 +45,11 @@ from alphagan_tf.gan.generator_config import GeneratorConfig, upgrade_run_layout
 from alphagan_tf.gan.random_ws import RandomWSConfig
 from alphagan_tf.gan.search_generator import SearchGenerator
 from alphagan_tf.gan.searcher import BilevelSearcher, SearchConfig
+from alphagan_tf.gan.run_devices import apply_device_choices, validate_device_fields
 from alphagan_tf.metrics import diversity
 from alphagan_tf.nas.architecture import softmax
 from alphagan_tf.utils import distribution, images, plots, precision, seeding
+from alphagan_tf.utils.progress import format_metrics
 from alphagan_tf.utils.typed_config import TypedConfig, require, require_positive
 from alphagan_tf.utils.workdir import Workdir
 
@@ -67,7 +69,10 @@ class SearchRunConfig(TypedConfig):
     seed: int = 0
     sample_every: int = 5
     keep_checkpoints: int = 3
-    deterministic: bool = True
+    # Op determinism: None (default) on when no GPU is visible, off on GPUs (gan/run_devices.py).
+    deterministic: bool | None = None
+    # The depthwise kernel gradient: auto (by device), fast (the CPU form) or tf (gan/depthwise.py).
+    depthwise_gradient: str = "auto"
     fuse_convs: bool = True  # normal edges' plain convs as one conv (same function, less work)
     # float32, bfloat16 or float16 compute for the four players (utils/precision.py: what
     # stays float32); float16 with dynamic loss scaling.
@@ -91,7 +96,8 @@ class SearchRunConfig(TypedConfig):
                  "search.worst_steps", "search.outer_steps", "search.n_critic", "search.g_lr",
                  "search.d_lr", "search.beta_1", "search.beta_2", "search.worst_lr_halving_epoch",
                  "search.arch.learning_rate", "search.arch.beta_1", "search.arch.beta_2",
-                 "search.arch.weight_decay", "search.r1_gamma")
+                 "search.arch.weight_decay", "search.r1_gamma", "search.steps_per_call",
+                 "search.jit_compile", "deterministic", "depthwise_gradient")
 
     def __post_init__(self):
         require_positive(self, "epochs", "sample_every", "keep_checkpoints")
@@ -101,6 +107,7 @@ class SearchRunConfig(TypedConfig):
                 f"must be one of {ALGORITHMS}")
         precision.validate(self.precision)
         distribution.validate_fields(self, distribution.GAN_STRATEGIES)
+        validate_device_fields(self)
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
@@ -242,8 +249,7 @@ def run_search(
     run = Workdir.open(workdir, config, "search_config.json",
                        resumable=SearchRunConfig.RESUMABLE, verbose=bool(verbose), chief=chief)
     seeding.seed_everything(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    apply_device_choices(config, verbose)
 
     data = search_datasets(
         config.data.dataset,
@@ -260,7 +266,8 @@ def run_search(
         epoch=epoch, weight_batches=weight_batches, arch_batches=arch_batches,
         **searcher.checkpoint_items(),
     )
-    manager, restored = run.checkpoints(checkpoint, max_to_keep=config.keep_checkpoints)
+    manager, restored = run.checkpoints(checkpoint, max_to_keep=config.keep_checkpoints,
+                                        learning_rates=searcher.learning_rates())
     history = []
     if restored:
         # Entries written after the last checkpoint (a kill in between) are redone.
@@ -306,13 +313,14 @@ def run_search(
         history.append({"epoch": e, "genotype": genotype.to_dict(), "alphas": snapshot, **metrics})
         run.write_json("genotype_history.json", history)
         summaries.epoch(e, metrics, snapshot, genotype)
+        run.write_learning_rates(e, searcher.worst_optimizers())
         if e % config.sample_every == 0 or e == config.epochs:
             summaries.samples(e, images.make_grid(fake))
         epoch.assign(e)
         run.save(manager, e)
         if verbose:
             print(
-                f"epoch {e}: d_loss {metrics['d_loss']:.4f}  g_loss {metrics['g_loss']:.4f}  "
+                f"epoch {e}: {format_metrics(metrics, ('d_loss', 'g_loss'))}  "
                 f"DG {metrics['duality_gap']:.4f}  diversity {metrics['diversity_ratio']:.3f}  "
                 f"({time.time() - started:.1f}s)  "
                 f"ops: {' '.join(genotype.ops())}"

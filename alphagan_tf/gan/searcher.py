@@ -56,10 +56,10 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from alphagan_tf.gan import losses, memory, r1
+from alphagan_tf.gan import depthwise, losses, memory, r1
 from alphagan_tf.nas.adam import PyTorchAdam
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig
-from alphagan_tf.utils import precision
+from alphagan_tf.utils import precision, step_loop
 from alphagan_tf.utils.data_parallel import DataParallel
 from alphagan_tf.utils.typed_config import (
     TypedConfig, rename_keys, require, require_finite_positive, require_fraction, require_non_negative,
@@ -85,6 +85,9 @@ class SearchConfig(TypedConfig):
     worst_lr_halving_epoch: int = 30
     arch: ArchOptimizerConfig = ArchOptimizerConfig()
     jit_compile: bool = False  # XLA-compile the compiled steps (for GPUs; measured on CPU in the README)
+    # Steps of the schedule run in one call of a compiled loop (`run_epoch`); losses and counters
+    # come back to the host once per call. 1: one call per step.
+    steps_per_call: int = 1
     # Players built for --precision=float16 (search_loop.build_searcher) need loss scaling:
     # every optimizer, the architecture one included, is a dynamic LossScaleOptimizer.
     loss_scaling: bool = False
@@ -92,7 +95,8 @@ class SearchConfig(TypedConfig):
     r1_gamma: float = 0.0
 
     def __post_init__(self):
-        require_positive(self, "inner_steps", "worst_steps", "outer_steps", "n_critic", "batch_size")
+        require_positive(self, "inner_steps", "worst_steps", "outer_steps", "n_critic", "batch_size",
+                         "steps_per_call")
         memory.require_batches_fit(self, "batch_size")
         require_finite_positive(self, "g_lr", "d_lr")
         require_non_negative(self, "r1_gamma")
@@ -198,6 +202,12 @@ class BilevelSearcher:
         self.worst_g_step = compile_step(self._worst_g_step)
         self.worst_value_step = compile_step(self._worst_value_step)
         self.arch_step = compile_step(self._arch_step)
+        # The loops over steps hold the data iterators' get_next, which XLA cannot compile:
+        # they are plain tf.functions calling the (possibly XLA-compiled) steps.
+        loop = lambda fn: tf.function(fn, autograph=False)  # noqa: E731
+        self.inner_steps = loop(self._inner_steps)
+        self.worst_steps = loop(self._worst_steps)
+        self.arch_steps = loop(self._arch_steps)
 
     def _build(self, image_shape) -> None:
         """Every player variable and optimizer slot, under the strategy's scope."""
@@ -347,7 +357,9 @@ class BilevelSearcher:
                 losses.game_value(real_logits_worst_d, self._logits(self.worst_discriminator, fake))
             )
             scaled = self.arch_optimizer.scale_loss(value_g_vs_worst_d)
-        self.arch_optimizer.apply(tape.gradient(scaled, variables), variables)
+        with depthwise.without_kernel_gradient():  # d/d alpha only: no kernel gradient work
+            gradients = tape.gradient(scaled, variables)
+        self.arch_optimizer.apply(gradients, variables)
         return value_g_vs_worst_d
 
     # -- one epoch ---------------------------------------------------------------
@@ -374,6 +386,41 @@ class BilevelSearcher:
         c = self.config
         return c.inner_steps + c.worst_steps + c.outer_steps
 
+    # -- loops of steps: `count` steps in one call, per-step values back once ------------
+
+    def _loss_dtype(self):
+        return precision.to_float32(tf.zeros([], self.generator.compute_dtype)).dtype
+
+    def _inner_steps(self, weight_batches, count, n_critic):
+        """`count` inner-level D steps, each followed by a G step when due (d steps % n_critic)."""
+        first = tf.identity(self.d_steps_done)
+        n_critic = tf.cast(n_critic, tf.int64)
+
+        def step(i):
+            g_due = tf.equal((first + tf.cast(i, tf.int64)) % n_critic, 0)
+            d_loss = self.d_step(weight_batches.get_next())
+            g_loss = tf.cond(g_due, self.g_step, lambda: tf.zeros_like(d_loss))
+            return {"d_loss": d_loss, "g_loss": g_loss, "g_ran": tf.cast(g_due, d_loss.dtype)}
+
+        return step_loop.repeat(count, step, ("d_loss", "g_loss", "g_ran"), self._loss_dtype())
+
+    def _worst_steps(self, arch_batches, count):
+        """`count` worst-case steps: D_worst on an architecture batch, then G_worst."""
+
+        def step(i):
+            return {"v_g_dworst": self.worst_d_step(arch_batches.get_next()),
+                    "g_worst_loss": self.worst_g_step()}
+
+        return step_loop.repeat(count, step, ("v_g_dworst", "g_worst_loss"), self._loss_dtype())
+
+    def _arch_steps(self, arch_batches, value_worst_g_vs_d, count):
+        """`count` architecture steps, each on its own architecture batch."""
+
+        def step(i):
+            return {"dg": self.arch_step(arch_batches.get_next(), value_worst_g_vs_d)["duality_gap"]}
+
+        return step_loop.repeat(count, step, ("dg",), self._loss_dtype())
+
     def run_epoch(
         self,
         weight_batches: Iterator[tf.Tensor],
@@ -383,52 +430,62 @@ class BilevelSearcher:
     ) -> dict[str, float]:
         """One search epoch (`epoch`, 1-based, sets the worst-case learning rates).
 
-        Returns the epoch's mean losses and duality gap.
+        The steps run `steps_per_call` at a time in compiled loops, whose per-step values
+        come back to the host once per call. Returns the epoch's mean losses and duality
+        gap; a value no step of this epoch produced (`g_loss` when `inner_steps` <
+        `n_critic` left the epoch without a G step) is left out, not NaN.
         """
         c = self.config
-        d_losses, g_losses, worst_d, worst_g, gaps = [], [], [], [], []
+        weight_batches = step_loop.tf_iterator(weight_batches)
+        arch_batches = step_loop.tf_iterator(arch_batches)
+        values: dict[str, list[np.ndarray]] = {}
         done = 0
 
-        def tick(**values):
+        def record(out: dict) -> None:
             nonlocal done
-            done += 1
+            out = {k: np.asarray(v, np.float64) for k, v in out.items()}
+            if "g_ran" in out:
+                ran = out.pop("g_ran").astype(bool)
+                out["g_loss"] = out["g_loss"][ran]
+            for name, array in out.items():
+                values.setdefault(name, []).append(array)
+            done += len(next(iter(v for k, v in out.items() if k != "g_loss")))
             if progbar is not None:
-                progbar.update(done, [(k, float(v)) for k, v in values.items()])
+                progbar.update(done, [(k, float(v[-1])) for k, v in out.items() if len(v)])
 
-        for _ in range(c.inner_steps):
-            g_step_due = int(self.d_steps_done.numpy()) % c.n_critic == 0
-            d_losses.append(float(self.d_step(next(weight_batches))))
-            values = {"d_loss": d_losses[-1]}
-            if g_step_due:
-                g_losses.append(float(self.g_step()))
-                values["g_loss"] = g_losses[-1]
-            tick(**values)
-
+        for count in step_loop.chunks(c.inner_steps, c.steps_per_call):
+            record(self.inner_steps(weight_batches, tf.constant(count), tf.constant(c.n_critic)))
         self.make_worst_players(epoch)
-        for _ in range(c.worst_steps):
+        for count in step_loop.chunks(c.worst_steps, c.steps_per_call):
             # As the reference's find_worst: D_worst trains on the architecture half.
-            worst_d.append(float(self.worst_d_step(next(arch_batches))))
-            worst_g.append(float(self.worst_g_step()))
-            tick(v_g_dworst=worst_d[-1], g_worst_loss=worst_g[-1])
-
+            record(self.worst_steps(arch_batches, tf.constant(count)))
         # G_worst and D stay fixed during the outer level: DG's second term is measured
         # once, on one architecture batch, and each alpha step measures the first.
         value_worst_g_vs_d = self.worst_value_step(next(arch_batches))
-        for _ in range(c.outer_steps):
-            out = self.arch_step(next(arch_batches), value_worst_g_vs_d)
-            gaps.append(float(out["duality_gap"]))
-            tick(dg=gaps[-1])
+        for count in step_loop.chunks(c.outer_steps, c.steps_per_call):
+            record(self.arch_steps(arch_batches, value_worst_g_vs_d, tf.constant(count)))
 
-        def mean(xs):
-            return float(np.mean(xs)) if xs else float("nan")
+        names = {"d_loss": "d_loss", "g_loss": "g_loss", "v_g_dworst": "worst_d_value",
+                 "g_worst_loss": "worst_g_loss", "dg": "duality_gap"}
+        means = {}
+        for name, key in names.items():
+            array = np.concatenate(values.get(name, [np.zeros(0)]))
+            if array.size:
+                means[key] = float(np.mean(array))
+        return means
 
-        return {
-            "d_loss": mean(d_losses),
-            "g_loss": mean(g_losses),
-            "worst_d_value": mean(worst_d),
-            "worst_g_loss": mean(worst_g),
-            "duality_gap": mean(gaps),
-        }
+    def learning_rates(self) -> dict:
+        """{name: (optimizer, the config's rate)}: what a resumed search puts back in force.
+        (The worst-case players' optimizers are not checkpointed: `make_worst_players` sets
+        their rates from the config every epoch.)"""
+        c = self.config
+        return {"g_adam": (self.g_optimizer, c.g_lr), "d_adam": (self.d_optimizer, c.d_lr),
+                "arch_adam": (self.arch_optimizer.optimizer, c.arch.learning_rate)}
+
+    def worst_optimizers(self) -> dict:
+        """{name: optimizer} of the worst-case players (their rates go to TensorBoard too)."""
+        return {"g_worst_adam": self.worst_g_optimizer.optimizer,
+                "d_worst_adam": self.worst_d_optimizer.optimizer}
 
     def checkpoint_items(self) -> dict:
         """Everything a resumed search needs (worst players are rebuilt each epoch)."""
@@ -451,6 +508,7 @@ class BilevelSearcher:
         return {
             name: getattr(self, name).experimental_get_tracing_count()
             for name in (
-                "d_step", "g_step", "worst_d_step", "worst_g_step", "worst_value_step", "arch_step"
+                "d_step", "g_step", "worst_d_step", "worst_g_step", "worst_value_step", "arch_step",
+                "inner_steps", "worst_steps", "arch_steps",
             )
         }

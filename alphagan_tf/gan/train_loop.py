@@ -46,11 +46,12 @@ from alphagan_tf.gan.generator_config import GeneratorConfig, upgrade_run_layout
 from alphagan_tf.gan.generator import Generator
 from alphagan_tf.gan.genotypes import Genotype, load_genotype
 from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
+from alphagan_tf.gan.run_devices import apply_device_choices, validate_device_fields
 from alphagan_tf.metrics import diversity
 from alphagan_tf.utils import distribution, files, guards, images, seeding
 from alphagan_tf.utils import precision as precision_lib
 from alphagan_tf.utils.typed_config import TypedConfig, require, require_positive
-from alphagan_tf.utils.workdir import Workdir
+from alphagan_tf.utils.workdir import Workdir, restore_newest_readable
 
 EvaluateFn = Callable[[keras.Model], dict]
 
@@ -64,7 +65,10 @@ class TrainRunConfig(TypedConfig):
     model: GeneratorConfig = GeneratorConfig()
     data: DataConfig = DataConfig()
     seed: int = 0
-    deterministic: bool = True
+    # Op determinism: None (default) on when no GPU is visible, off on GPUs (gan/run_devices.py).
+    deterministic: bool | None = None
+    # The depthwise kernel gradient: auto (by device), fast (the CPU form) or tf (gan/depthwise.py).
+    depthwise_gradient: str = "auto"
     init_from: str | None = None
     checkpoint_every: int = 500
     sample_every: int = 500
@@ -87,7 +91,8 @@ class TrainRunConfig(TypedConfig):
     RESUMABLE = ("train.g_iterations", "train.n_critic", "train.g_batch_size", "train.g_lr",
                  "train.d_lr", "train.beta_1", "train.beta_2", "train.ema_decay", "train.r1_gamma",
                  "checkpoint_every", "sample_every", "eval_every", "keep_checkpoints",
-                 "init_from", "genotype", "strategy", "devices", "cpu_devices")
+                 "init_from", "genotype", "strategy", "devices", "cpu_devices",
+                 "train.steps_per_call", "train.jit_compile", "deterministic", "depthwise_gradient")
 
     def __post_init__(self):
         require_positive(self, "checkpoint_every", "sample_every", "eval_every", "keep_checkpoints")
@@ -95,6 +100,7 @@ class TrainRunConfig(TypedConfig):
                 "must be an integer >= 0")
         precision_lib.validate(self.precision)
         distribution.validate_fields(self, distribution.GAN_STRATEGIES)
+        validate_device_fields(self)
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
@@ -160,14 +166,15 @@ def initialize_from_search(generator: Generator, search_workdir: str) -> None:
         search_config = read_search_config(search_workdir)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"--init_from: {error}") from None
-    latest = tf.train.latest_checkpoint(os.path.join(search_workdir, "checkpoints"))
-    if latest is None:
-        raise FileNotFoundError(f"--init_from={search_workdir} holds no search checkpoint.")
     model = search_config.model
     latent_dim = model.latent_dim
     supernet = SearchGenerator(gf=model.gf, latent_dim=latent_dim, bottom_width=model.bottom_width)
     supernet(tf.zeros([1, latent_dim]), training=False)
-    tf.train.Checkpoint(generator=supernet).restore(latest).expect_partial()
+    restored, _ = restore_newest_readable(
+        tf.train.Checkpoint(generator=supernet), os.path.join(search_workdir, "checkpoints"),
+        verify=lambda status, path: status.expect_partial())
+    if restored is None:
+        raise FileNotFoundError(f"--init_from={search_workdir} holds no readable search checkpoint.")
     transfer_search_weights(supernet, generator)
 
 
@@ -225,8 +232,7 @@ def run_training(
     if not chief:  # only the chief of a multi-worker run evaluates (and keeps best/)
         evaluate_fn = None
     seeding.seed_everything(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    apply_device_choices(config, verbose)
 
     data = training_dataset(
         config.data.dataset, image_size=config.image_size, batch_size=config.train.d_batch_size,
@@ -245,7 +251,8 @@ def run_training(
         else:  # converted from the authors' PyTorch checkpoint (alphagan_tf.convert): new data order
             status.expect_partial()
 
-    manager, restored = run.checkpoints(checkpoint, config.keep_checkpoints, verify)
+    manager, restored = run.checkpoints(checkpoint, config.keep_checkpoints, verify,
+                                        learning_rates=trainer.learning_rates())
     best_manager = tf.train.CheckpointManager(checkpoint, run.written("best"), max_to_keep=1)
     if restored:
         if verbose:
@@ -306,8 +313,13 @@ def run_training(
 
     if evaluate_fn is not None and done == 0 and not eval_history:
         evaluate(0)
-    for iteration in range(done + 1, total + 1):
-        metrics = trainer.train_iteration(real_batches)
+    # Iterations run `steps_per_call` at a time, each call ending at the next iteration that
+    # samples, evaluates or checkpoints, so those happen where they would one by one.
+    periods = [config.sample_every, config.checkpoint_every] + (
+        [config.eval_every] if evaluate_fn is not None else [])
+    iterations = _per_iteration(trainer, real_batches, done, total, config.train.steps_per_call,
+                                periods)
+    for iteration, metrics in iterations:
         run.check(f"G iteration {iteration}", metrics)
         collapse = pinned_d_loss.update(f"G iteration {iteration}", metrics["d_loss"])
         if collapse:
@@ -322,6 +334,7 @@ def run_training(
             with run.writer.as_default(step=iteration):
                 for name, value in metrics.items():
                     tf.summary.scalar(f"train/{name}", value)
+            run.write_learning_rates(iteration)
         if iteration % config.sample_every == 0 or iteration == total:
             sample(iteration)
         if evaluate_fn is not None and (iteration % config.eval_every == 0 or iteration == total):
@@ -350,6 +363,18 @@ def run_training(
     return summary
 
 
+def _per_iteration(trainer: GANTrainer, real_batches, done: int, total: int, steps_per_call: int,
+                   periods: list[int]):
+    """(iteration, losses) of iterations done+1..total, run in calls of at most `steps_per_call`
+    that end at every multiple of each of `periods`."""
+    iteration = done
+    while iteration < total:
+        stop = min([total] + [(iteration // p + 1) * p for p in periods])
+        for metrics in trainer.run_iterations(real_batches, min(steps_per_call, stop - iteration)):
+            iteration += 1
+            yield iteration, metrics
+
+
 def load_trained_generator(workdir: str, which: str = "latest") -> Generator:
     """The EMA generator of a training workdir, ready for sampling or export.
 
@@ -363,14 +388,13 @@ def load_trained_generator(workdir: str, which: str = "latest") -> Generator:
     """
     config = read_train_config(workdir)
     genotype = Genotype.load(os.path.join(workdir, "genotype.json"))
-    checkpoint_path = None
-    if which == "best":
-        checkpoint_path = tf.train.latest_checkpoint(os.path.join(workdir, "best"))
-    if checkpoint_path is None:
-        checkpoint_path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if checkpoint_path is None:
-        raise FileNotFoundError(f"{workdir} holds no checkpoint yet.")
     generator = build_generator(genotype, config.model)
     generator(tf.zeros([1, config.model.latent_dim]), training=False)
-    tf.train.Checkpoint(ema_generator=generator).restore(checkpoint_path).expect_partial()
-    return generator
+    checkpoint = tf.train.Checkpoint(ema_generator=generator)
+    folders = (["best"] if which == "best" else []) + ["checkpoints"]
+    for folder in folders:  # the newest readable checkpoint (a damaged one falls back, as in train)
+        restored, _ = restore_newest_readable(checkpoint, os.path.join(workdir, folder),
+                                              verify=lambda status, path: status.expect_partial())
+        if restored is not None:
+            return generator
+    raise FileNotFoundError(f"{workdir} holds no readable checkpoint yet.")

@@ -27,7 +27,7 @@ import tensorflow as tf
 from alphagan_tf.gan import losses, lr_decay, memory, r1
 from alphagan_tf.gan.ema import WeightEMA
 from alphagan_tf.nas.adam import PyTorchAdam
-from alphagan_tf.utils import precision
+from alphagan_tf.utils import precision, step_loop
 from alphagan_tf.utils.data_parallel import DataParallel
 from alphagan_tf.utils.typed_config import (
     TypedConfig, rename_keys, require, require_finite_positive, require_fraction,
@@ -58,9 +58,16 @@ class TrainConfig(TypedConfig):
     # 64: 260 x 782) to g_iterations x n_critic.
     lr_decay: bool = False
     lr_decay_start: int = 260 * 782
+    # G iterations run in one call of a compiled loop (`run_iterations`); losses come back to
+    # the host once per call. 1: one call per iteration.
+    steps_per_call: int = 1
+    # XLA-compile the D and G steps (fixed batch shapes: the pipelines drop the remainder, so
+    # XLA compiles each step once).
+    jit_compile: bool = False
 
     def __post_init__(self):
-        require_positive(self, "g_iterations", "n_critic", "g_batch_size", "d_batch_size")
+        require_positive(self, "g_iterations", "n_critic", "g_batch_size", "d_batch_size",
+                         "steps_per_call")
         memory.require_batches_fit(self, "g_batch_size", "d_batch_size")
         require_finite_positive(self, "g_lr", "d_lr")
         require_non_negative(self, "r1_gamma", "lr_decay_start")
@@ -121,8 +128,11 @@ class GANTrainer:
 
         # No AutoGraph: the steps have no tensor-dependent Python control flow, and converting
         # every Keras layer call made tracing several times slower.
-        self.d_step = tf.function(self._d_step, autograph=False)
-        self.g_step = tf.function(self._g_step, autograph=False)
+        self.d_step = tf.function(self._d_step, autograph=False, jit_compile=config.jit_compile)
+        self.g_step = tf.function(self._g_step, autograph=False, jit_compile=config.jit_compile)
+        # The loop holds the data iterator's get_next, which XLA cannot compile: a plain
+        # tf.function calling the (possibly XLA-compiled) steps.
+        self.iterations = tf.function(self._iterations, autograph=False)
 
     def _build(self, image_shape) -> None:
         """Every variable and optimizer slot, under the strategy's scope."""
@@ -203,13 +213,32 @@ class GANTrainer:
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
 
+    def _iterations(self, real_batches, count):
+        """`count` G iterations: n_critic D steps, then the G step (+ EMA); per-iteration losses."""
+        n_critic = self.config.n_critic
+
+        def iteration(i):
+            d_losses = [tf.cast(self.d_step(real_batches.get_next()), tf.float64)
+                        for _ in range(n_critic)]
+            return {"d_loss": tf.add_n(d_losses) / n_critic,
+                    "g_loss": tf.cast(self.g_step(), tf.float64)}
+
+        return step_loop.repeat(count, iteration, ("d_loss", "g_loss"), tf.float64)
+
+    def run_iterations(self, real_batches: Iterator[tf.Tensor], count: int) -> list[dict[str, float]]:
+        """`count` G iterations in one compiled call; each iteration's mean D loss and G loss."""
+        calls = self.iterations(step_loop.tf_iterator(real_batches), tf.constant(count))
+        out = {k: v.numpy() for k, v in calls.items()}
+        return [{"d_loss": float(d), "g_loss": float(g)} for d, g in zip(out["d_loss"], out["g_loss"])]
+
     def train_iteration(self, real_batches: Iterator[tf.Tensor]) -> dict[str, float]:
         """n_critic discriminator steps, then one generator step (+ EMA update)."""
-        d_loss = 0.0
-        for _ in range(self.config.n_critic):
-            d_loss += float(self.d_step(next(real_batches)))
-        g_loss = float(self.g_step())
-        return {"d_loss": d_loss / self.config.n_critic, "g_loss": g_loss}
+        return self.run_iterations(real_batches, 1)[0]
+
+    def learning_rates(self) -> dict:
+        """{name: (optimizer, the config's rate)}: what a resumed run puts back in force."""
+        return {"g_adam": (self.g_optimizer, self.config.g_lr),
+                "d_adam": (self.d_optimizer, self.config.d_lr)}
 
     def checkpoint_items(self) -> dict:
         return {

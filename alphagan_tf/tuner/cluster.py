@@ -21,7 +21,7 @@ metrics and asks again until the oracle answers that the search is over.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Mapping, Sequence
 
 
 TUNER_ID = "KERASTUNER_TUNER_ID"
@@ -72,3 +72,35 @@ def describe(environ: Mapping[str, str] | None = None) -> str:
         return "one-process tuning"
     return f"distributed tuning: {role} {environ[TUNER_ID]}, oracle at " \
            f"{environ[ORACLE_IP]}:{environ[ORACLE_PORT]}"
+
+
+def visible_gpus(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The GPU ids this host lets a process use: CUDA_VISIBLE_DEVICES when set, else the GPUs
+    TensorFlow finds (an empty list on a CPU-only host)."""
+    environ = os.environ if environ is None else environ
+    listed = environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
+    import tensorflow as tf  # only to count the GPUs
+
+    return [str(i) for i in range(len(tf.config.list_physical_devices("GPU")))]
+
+
+def gpu_environment(tuner_id: str, worker_index: int, gpus: Sequence[str],
+                    workers: int) -> tuple[dict[str, str], str]:
+    """(variables, a line saying what `tuner_id` gets) for sharing a host's GPUs among a run.
+
+    The chief runs only the oracle: no GPU. Worker i gets GPU i mod len(gpus) alone
+    (CUDA_VISIBLE_DEVICES); when there are more workers than GPUs, the processes sharing a
+    GPU also get memory growth (TF_FORCE_GPU_ALLOW_GROWTH), so that none takes all its memory.
+    """
+    if not gpus:
+        return {}, f"{tuner_id}: CPU (no GPU visible)"
+    if tuner_id == CHIEF:
+        return {"CUDA_VISIBLE_DEVICES": ""}, f"{tuner_id}: no GPU (it runs the oracle only)"
+    gpu = gpus[worker_index % len(gpus)]
+    env = {"CUDA_VISIBLE_DEVICES": gpu}
+    shared = workers > len(gpus)
+    if shared:
+        env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    return env, f"{tuner_id}: GPU {gpu}" + (" (shared, memory growth on)" if shared else "")

@@ -31,7 +31,7 @@ from typing import Sequence
 from absl import app, flags
 
 from alphagan_tf import cli_errors
-from alphagan_tf.tuner.cluster import CHIEF, role_environment
+from alphagan_tf.tuner.cluster import CHIEF, gpu_environment, role_environment, visible_gpus
 
 POLL_SECONDS = 0.5
 TAIL_LINES = 25
@@ -84,8 +84,11 @@ class Cluster:
     def start(self) -> None:
         os.makedirs(self.logdir, exist_ok=True)
         command = [sys.executable, "-m", "alphagan_tf.tune", *self.tune_args]
-        for tuner_id in self.ids:
-            env = {**os.environ, **role_environment(tuner_id, self.ip, self.port),
+        gpus = visible_gpus()
+        for index, tuner_id in enumerate(self.ids):
+            devices, line = gpu_environment(tuner_id, index - 1, gpus, len(self.ids) - 1)
+            print(line, flush=True)
+            env = {**os.environ, **role_environment(tuner_id, self.ip, self.port), **devices,
                    "PYTHONUNBUFFERED": "1"}
             with open(self.log(tuner_id), "w", encoding="utf-8") as log:
                 self.processes[tuner_id] = subprocess.Popen(

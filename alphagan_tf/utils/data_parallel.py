@@ -62,27 +62,29 @@ class DataParallel:
     def run(self, replica_fn: Callable, *global_batches: tf.Tensor):
         """replica_fn(*local slices) on every replica; its outputs summed over replicas.
 
-        Call in cross-replica context. `replica_fn` returns per-replica shares of
-        global means (`share`), so the sums are the global-batch values.
+        Call in cross-replica context. Each replica receives only its slice of every
+        global batch (`distribute`). `replica_fn` returns per-replica shares of global
+        means (`share`), so the sums are the global-batch values.
         """
-
-        def on_replica(*batches):
-            if self.replicas > 1:
-                replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-                batches = [tf.gather(tf.reshape(b, self._split_shape(b)), replica)
-                           for b in batches]
-            return replica_fn(*batches)
-
-        outputs = self.strategy.run(on_replica, args=global_batches)
+        if self.replicas > 1:
+            global_batches = tuple(self.distribute(b) for b in global_batches)
+        outputs = self.strategy.run(replica_fn, args=global_batches)
         return tf.nest.map_structure(
             lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), outputs
         )
 
-    def _split_shape(self, batch: tf.Tensor) -> list:
-        """[replicas, -1, *the rest of batch's shape]: static sizes kept, unknown ones (e.g.
-        the length of a batch of padded sequences) read at run time."""
-        return [self.replicas, -1, *(size if size is not None else tf.shape(batch)[i]
-                                     for i, size in enumerate(batch.shape[1:], 1))]
+    def distribute(self, global_batch: tf.Tensor):
+        """The global batch as per-replica values: replica i holds rows [i*B/R, (i+1)*B/R).
+
+        The batch is cut on this process's CPU and each replica's device receives only
+        its slice. (tf.distribute's own dataset distribution does the same, but its
+        iterators cannot be checkpointed: `tf.train.Checkpoint` refuses a
+        DistributedIterator, and an exact resume needs the data iterator in the checkpoint.)
+        """
+        with tf.device("/device:CPU:0"):
+            slices = tf.split(global_batch, self.replicas, axis=0)
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda context: tf.identity(slices[context.replica_id_in_sync_group]))
 
     def clipped_gradients(self, grads: list, clipnorm: float) -> list:
         """In replica context: this replica's gradients, for an optimizer built without clipping,

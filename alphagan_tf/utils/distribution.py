@@ -101,8 +101,45 @@ def make_strategy(name: str = "default", devices: Sequence[str] = ()) -> tf.dist
     if name == "one_device":
         if len(devices) > 1:
             raise StrategyError(f"one_device takes one device. Received: {devices}")
-        return tf.distribute.OneDeviceStrategy(devices[0] if devices else "/cpu:0")
+        return tf.distribute.OneDeviceStrategy(devices[0] if devices else default_device())
     return tf.distribute.MirroredStrategy(devices or None)
+
+
+def gpus_visible() -> bool:
+    """Whether TensorFlow sees a GPU in this process."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def default_device() -> str:
+    """The device `one_device` runs on without --devices: the first GPU, else the CPU."""
+    return "/gpu:0" if gpus_visible() else "/cpu:0"
+
+
+def set_determinism(requested: bool | None) -> str:
+    """Turns TensorFlow's op determinism on or off for this run; returns the line saying which.
+
+    Args:
+        requested: True or False (--deterministic / --nodeterministic), or None: on when no GPU
+            is visible (the CPU's kernels are deterministic at little cost), off on GPUs (op
+            determinism restricts cuDNN to its deterministic kernels, slower, and raises
+            UnimplementedError for ops that have none).
+    """
+    on = (not gpus_visible()) if requested is None else bool(requested)
+    if on:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        _disable_op_determinism()
+    why = ("--deterministic" if requested else "--nodeterministic") if requested is not None else (
+        "default off on GPUs; --deterministic to turn it on" if gpus_visible()
+        else "default on CPU; --nodeterministic to turn it off")
+    return f"Op determinism: {'on' if on else 'off'} ({why})."
+
+
+def _disable_op_determinism() -> None:
+    """Op determinism off (it is a process-wide setting a test may have turned on)."""
+    from tensorflow.python.framework import config as framework_config  # no public switch-off
+
+    framework_config.disable_op_determinism()
 
 
 def validate_fields(config, strategies: Sequence[str] = STRATEGIES) -> None:
