@@ -48,9 +48,34 @@ def _values(workdir):
             if dtype.is_floating or dtype.is_integer}
 
 
-def _kill_and_resume(workdir, command, kills, last, rng):
+def _writing_checkpoint(workdir) -> bool:
+    """Whether a checkpoint is being written now (the manager's ckpt-N_temp folder exists)."""
+    folder = os.path.join(workdir, "checkpoints")
+    try:
+        return any("_temp" in name for name in os.listdir(folder))
+    except FileNotFoundError:
+        return False
+
+
+def _kill_during_a_write(workdir, command, deadline_s=600) -> bool:
+    """Starts `command` and SIGKILLs it the moment a checkpoint write is seen under way.
+
+    Returns whether the kill landed inside the write (its temporary folder still there).
+    """
+    process = _start(workdir, command)
+    deadline = time.time() + deadline_s
+    while process.poll() is None and time.time() < deadline:
+        if _writing_checkpoint(workdir):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    return process.returncode == -signal.SIGKILL and _writing_checkpoint(workdir)
+
+
+def _kill_and_resume(workdir, command, kills, last, rng, during_write=0):
     """Starts `command` once per entry of `kills`, SIGKILLs it just after that checkpoint
-    (within 20 ms: inside the next step or checkpoint write), then lets a last run finish."""
+    (within 20 ms: inside the next step or checkpoint write), then `during_write` more times
+    in the middle of a checkpoint write, then lets a last run finish."""
     killed_mid_run = 0
     for after in kills:
         process = _start(workdir, command)
@@ -63,6 +88,12 @@ def _kill_and_resume(workdir, command, kills, last, rng):
         assert process.returncode in (-signal.SIGKILL, 0)
         killed_mid_run += process.returncode == -signal.SIGKILL and _checkpoints(workdir) < last
     assert killed_mid_run == len(kills)  # each kill really interrupted the run
+    inside_writes = 0
+    for _ in range(3 * during_write):  # a write lasts milliseconds: a poll may miss one
+        if inside_writes == during_write or _checkpoints(workdir) >= last - 1:
+            break
+        inside_writes += _kill_during_a_write(workdir, command)
+    assert inside_writes == during_write
     process = _start(workdir, command)
     assert process.wait(timeout=600) == 0, process.stderr.read().decode()[-2000:]
 
@@ -75,29 +106,50 @@ def _assert_same_checkpoint(straight, killed):
     return b
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_a_retrain_killed_at_random_points_resumes_to_the_same_weights(tmp_path):
+def _retrain_killed(tmp_path, kills, during_write):
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     process = _start(straight)
     assert process.wait(timeout=600) == 0, process.stderr.read().decode()[-2000:]
-
     rng = random.Random(19)
-    _kill_and_resume(killed, "train", sorted(rng.sample(range(1, ITERATIONS - 2), 2)), ITERATIONS, rng)
+    points = sorted(rng.sample(range(1, ITERATIONS - 2), kills))
+    _kill_and_resume(killed, "train", points, ITERATIONS, rng, during_write)
     b = _assert_same_checkpoint(straight, killed)
     assert int(b["g_iterations_done/.ATTRIBUTES/VARIABLE_VALUE"]) == ITERATIONS
 
 
-@pytest.mark.long  # three search processes, ~60 CPU-s of tracing each: `pytest -m long`
-@pytest.mark.timeout(900)
-def test_a_search_killed_at_a_random_point_resumes_to_the_same_genotype(tmp_path):
+def _search_killed(tmp_path, kills, during_write):
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     process = _start(straight, "search")
     assert process.wait(timeout=600) == 0, process.stderr.read().decode()[-2000:]
-
     rng = random.Random(11)
-    _kill_and_resume(killed, "search", [rng.randint(1, EPOCHS - 2)], EPOCHS, rng)
+    points = sorted(rng.sample(range(1, EPOCHS - 1), kills)) if kills <= EPOCHS - 2 else sorted(
+        rng.choices(range(1, EPOCHS - 1), k=kills))
+    _kill_and_resume(killed, "search", points, EPOCHS, rng, during_write)
     _assert_same_checkpoint(straight, killed)
     for name in ("genotype.json", "genotype_history.json"):  # alphas and losses of every epoch
         with open(os.path.join(straight, name)) as a, open(os.path.join(killed, name)) as b:
             assert json.load(a) == json.load(b), name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_retrain_killed_at_a_random_point_resumes_to_the_same_weights(tmp_path):
+    _retrain_killed(tmp_path, kills=1, during_write=0)
+
+
+@pytest.mark.long  # seven retraining processes: `pytest -m long`
+@pytest.mark.timeout(1800)
+def test_a_retrain_killed_at_five_points_one_inside_a_checkpoint_write_resumes_exactly(tmp_path):
+    _retrain_killed(tmp_path, kills=4, during_write=1)
+
+
+@pytest.mark.slow  # three search processes, ~60 CPU-s of tracing each
+@pytest.mark.timeout(900)
+def test_a_search_killed_at_a_random_point_resumes_to_the_same_genotype(tmp_path):
+    _search_killed(tmp_path, kills=1, during_write=0)
+
+
+@pytest.mark.long  # seven search processes: `pytest -m long`
+@pytest.mark.timeout(3600)
+def test_a_search_killed_at_five_points_one_inside_a_checkpoint_write_resumes_exactly(tmp_path):
+    _search_killed(tmp_path, kills=4, during_write=1)

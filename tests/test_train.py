@@ -129,3 +129,80 @@ def test_resume_is_exact(tmp_path):
         history_b[-1]["fid"], rel=1e-6)
     best = load_trained_generator(straight, which="best")
     assert _fake_evaluate(best)["fid"] == pytest.approx(summary["best_fid"], rel=1e-6)
+
+
+def _tensorboard_scalars(workdir, tag):
+    """{step: value} of one scalar of a run's TensorBoard events."""
+    import glob
+
+    values = {}
+    for path in sorted(glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
+def _with(config, **train):
+    import dataclasses
+
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **train))
+
+
+def test_several_iterations_per_call_train_what_one_per_call_trains(tmp_path):
+    """--steps_per_call=3 (calls of 3 and 1 iterations, ending at the checkpoint) = one per call."""
+    import dataclasses
+
+    config = dataclasses.replace(_tiny_config(4), checkpoint_every=4, sample_every=4, eval_every=4)
+    one, three = str(tmp_path / "one"), str(tmp_path / "three")
+    run_training(config, one, evaluate_fn=_fake_evaluate, verbose=0)
+    run_training(_with(config, steps_per_call=3), three, evaluate_fn=_fake_evaluate, verbose=0)
+    a, b = _checkpoint_values(one), _checkpoint_values(three)
+    assert sorted(a) == sorted(b) and a["g_iterations_done/.ATTRIBUTES/VARIABLE_VALUE"] == 4
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert _tensorboard_scalars(one, "train/d_loss") == _tensorboard_scalars(three, "train/d_loss")
+
+
+def test_a_resume_trains_at_the_learning_rate_of_its_config(tmp_path, capsys):
+    """Keras checkpoints each optimizer's rate; a rerun with other rates must train at them."""
+    from alphagan_tf.utils.guards import DivergenceError
+
+    workdir = str(tmp_path / "run")
+    run_training(_with(_tiny_config(2), g_lr=5e-3, d_lr=5e-3), workdir, verbose=0)
+    run_training(_with(_tiny_config(4), g_lr=1e-4, d_lr=1e-4), workdir, verbose=1)
+    assert "g_adam learning rate changed from 0.005 to 0.0001 at step 2." in capsys.readouterr().out
+    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints", "ckpt-4"))
+    for optimizer in ("g_optimizer", "d_optimizer"):
+        rate = reader.get_tensor(f"{optimizer}/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE")
+        assert rate == pytest.approx(1e-4)
+    assert _tensorboard_scalars(workdir, "learning_rate/g_adam")[4] == pytest.approx(1e-4)
+    assert _tensorboard_scalars(workdir, "learning_rate/d_adam")[4] == pytest.approx(1e-4)
+    # The README's advice after a divergence works both ways: an absurd rate is in force too.
+    with pytest.raises(DivergenceError):
+        run_training(_with(_tiny_config(40), g_lr=1e6, d_lr=1e6), workdir, verbose=0)
+
+
+def test_export_evaluate_and_sample_fall_back_past_a_damaged_checkpoint(tmp_path):
+    """load_trained_generator (what export, evaluate and sample read) skips a truncated newest
+    checkpoint as `train` does, and moves nothing (they only read the workdir)."""
+    from alphagan_tf.gan.genotypes import load_genotype
+    from alphagan_tf.gan.train_loop import build_generator
+
+    workdir = str(tmp_path / "run")
+    config = _tiny_config(4)
+    run_training(config, workdir, verbose=0)
+    folder = os.path.join(workdir, "checkpoints")
+    data = next(os.path.join(folder, n) for n in os.listdir(folder) if n.startswith("ckpt-4.data"))
+    with open(data, "r+b") as f:
+        f.truncate(10)
+    loaded = load_trained_generator(workdir)
+    expected = build_generator(load_genotype(config.genotype), config.model)
+    expected(tf.zeros([1, config.model.latent_dim]), training=False)
+    tf.train.Checkpoint(ema_generator=expected).restore(
+        os.path.join(folder, "ckpt-2")).expect_partial()
+    assert len(loaded.variables) == len(expected.variables) > 10
+    for a, b in zip(loaded.variables, expected.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert os.path.exists(data) and not os.path.exists(os.path.join(folder, "unreadable"))

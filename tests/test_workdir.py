@@ -119,6 +119,109 @@ def test_no_readable_checkpoint_is_one_error_and_nothing_is_deleted(tmp_path):
     assert (tmp_path / "checkpoints" / "unreadable" / "ckpt-1.index").read_bytes() == b"garbage"
 
 
+def _state_paths(folder):
+    state = tf.train.get_checkpoint_state(str(folder))
+    return [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
+
+
+def test_after_a_fallback_the_state_file_lists_what_remains_and_rotation_goes_on(tmp_path):
+    _train(tmp_path, 3)
+    ckpt = tmp_path / "checkpoints"
+    (ckpt / "ckpt-3.index").write_bytes(b"garbage")
+    _, v, restored = _train(tmp_path, 2 + 4)  # restores ckpt-2, then saves ckpt-3..6
+    assert restored.endswith("ckpt-2") and float(v.numpy()) == 6.0
+    assert _state_paths(ckpt) == ["ckpt-4", "ckpt-5", "ckpt-6"]  # keep 3: ckpt-1..3 rotated out
+    on_disk = sorted(p.name.split(".")[0] for p in ckpt.glob("ckpt-*.index"))
+    assert on_disk == ["ckpt-4", "ckpt-5", "ckpt-6"]
+
+
+def test_when_no_checkpoint_can_be_read_a_rerun_starts_over(tmp_path, capsys):
+    _train(tmp_path, 2)
+    ckpt = tmp_path / "checkpoints"
+    for index in ckpt.glob("ckpt-*.index"):
+        index.write_bytes(b"garbage")
+    with pytest.raises(WorkdirError, match="Rerun the same command to start over"):
+        _train(tmp_path, 3)
+    assert _state_paths(ckpt) == [] and not (ckpt / "checkpoint").exists()
+    run = Workdir.open(str(tmp_path), ToyConfig(), "toy_config.json", resumable=("epochs",))
+    v = tf.Variable(0.0, name="v")
+    manager, restored = run.checkpoints(tf.train.Checkpoint(v=v), max_to_keep=3)
+    assert restored is None and "Starting over: no readable checkpoint" in capsys.readouterr().out
+    run.save(manager, 1)
+    assert sorted(p.name for p in (ckpt / "unreadable").glob("*.index")) == ["ckpt-1.index", "ckpt-2.index"]
+    assert _state_paths(ckpt) == ["ckpt-1"]
+
+
+def test_a_resume_puts_the_config_learning_rate_in_force_and_says_so(tmp_path, capsys):
+    import keras
+
+    def run_with(rate, steps):
+        run = Workdir.open(str(tmp_path), ToyConfig(), "toy_config.json", resumable=("epochs",))
+        v = tf.Variable([1.0], name="v")
+        adam, scaled = keras.optimizers.Adam(rate), keras.optimizers.LossScaleOptimizer(
+            keras.optimizers.Adam(rate))
+        adam.build([v]), scaled.build([v])
+        decayed = keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(rate, 10, 0.5))
+        decayed.build([v])
+        checkpoint = tf.train.Checkpoint(v=v, adam=adam, scaled=scaled, decayed=decayed)
+        manager, restored = run.checkpoints(checkpoint, 3, learning_rates={
+            "adam": (adam, rate), "scaled": (scaled, rate), "decayed": (decayed, rate)})
+        for step in range(1, steps + 1):
+            run.save(manager, step)
+        return adam, scaled
+
+    run_with(5e-3, 2)
+    capsys.readouterr()
+    adam, scaled = run_with(1e-4, 0)
+    assert float(adam.learning_rate) == pytest.approx(1e-4)
+    assert float(scaled.inner_optimizer.learning_rate) == pytest.approx(1e-4)
+    out = capsys.readouterr().out
+    assert "adam learning rate changed from 0.005 to 0.0001 at step 2." in out
+    assert "scaled learning rate changed from 0.005 to 0.0001 at step 2." in out
+    assert "decayed" not in out  # a schedule is rebuilt from the config, nothing to put back
+
+
+def test_a_failed_save_removes_its_temporary_folder_and_names_the_last_checkpoint(tmp_path):
+    """A real write failure: the process may write files of at most 4 KiB (RLIMIT_FSIZE), so
+    the checkpoint of a 64 KiB variable cannot be written, as on a full disk."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import dataclasses, resource, signal
+        import tensorflow as tf
+        from alphagan_tf.utils.typed_config import TypedConfig
+        from alphagan_tf.utils.workdir import Workdir, WorkdirError
+
+        @dataclasses.dataclass(frozen=True)
+        class C(TypedConfig):
+            epochs: int = 1
+
+        run = Workdir.open({str(tmp_path)!r}, C(), "c.json", verbose=False)
+        small, big = tf.Variable([1.0]), tf.Variable(tf.zeros([16384]))
+        manager, _ = run.checkpoints(tf.train.Checkpoint(small=small), 3)
+        run.save(manager, 1)
+        big_manager = tf.train.CheckpointManager(tf.train.Checkpoint(big=big), manager.directory, 3)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        try:
+            run.save(big_manager, 2)
+        except WorkdirError as error:
+            print("ERROR", error)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    message = out.stdout.split("ERROR ", 1)[1]
+    assert message.startswith("Could not write checkpoint 2 to ")
+    assert "disk" in message and message.rstrip().endswith("ckpt-1; rerun to resume from it.")
+    leftovers = [p.name for p in (tmp_path / "checkpoints").iterdir()]
+    assert not [name for name in leftovers if "_temp" in name], leftovers
+    assert tf.train.load_checkpoint(str(tmp_path / "checkpoints" / "ckpt-1")).get_tensor(
+        "small/.ATTRIBUTES/VARIABLE_VALUE").tolist() == [1.0]
+
+
 def test_a_non_finite_value_saves_nothing_and_names_the_last_good_checkpoint(tmp_path):
     run, v, _ = _train(tmp_path, 2)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=v), str(tmp_path / "checkpoints"), 3)

@@ -133,7 +133,11 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
     global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = make_checkpoint(model, {"weight_optimizer": child.optimizer}, global_step,
                                  **more_state)
-    manager, restored = run.checkpoints(checkpoint, 2, verify=lambda status, path: status.assert_consumed())
+    rates = {"weight_adam": (child.optimizer, config.learning_rate)}
+    if enas:
+        rates["controller_adam"] = (trainer.optimizer, config.controller.learning_rate)
+    manager, restored = run.checkpoints(
+        checkpoint, 2, verify=lambda status, path: status.assert_consumed(), learning_rates=rates)
     if restored and verbose:
         print(f"resumed from {restored} (step {int(global_step.numpy())})")
 
@@ -178,6 +182,7 @@ def run_sampling_search(config, workdir: str, verbose: bool = True):
                 with writer.as_default(step=step):
                     tf.summary.scalar("child/loss", w["loss"])
                     tf.summary.scalar("child/accuracy", w["accuracy"])
+                run.write_learning_rates(step)
             if step % config.checkpoint_every == 0:
                 run.save(manager, step, f"step {step}", variables=model.variables)
             if config.max_steps is not None and step >= config.max_steps:

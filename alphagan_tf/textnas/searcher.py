@@ -166,7 +166,8 @@ class SearchConfig(TypedConfig):
     # after a weights-only warm-up), and where the SST folder is (the same trees under another
     # path: a moved folder, a relative path given as absolute; the trees are not compared).
     RESUMABLE = ("epochs", "max_steps", "log_every", "checkpoint_every", "skip_penalty",
-                 "max_skips", "op_selection", "derive_samples", "sst_dir")
+                 "max_skips", "op_selection", "derive_samples", "sst_dir", "learning_rate",
+                 "arch.learning_rate", "controller.learning_rate")
 
     def __post_init__(self):
         precision_lib.validate(self.precision)
@@ -288,7 +289,10 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
         model, {"weight_optimizer": weight_optimizer, "arch_optimizer": arch_optimizer.optimizer},
         global_step
     )
-    manager, restored = run.checkpoints(checkpoint, 2, verify=lambda status, path: status.assert_consumed())
+    manager, restored = run.checkpoints(
+        checkpoint, 2, verify=lambda status, path: status.assert_consumed(),
+        learning_rates={"weight_adam": (weight_optimizer, config.learning_rate),
+                        "arch_adam": (arch_optimizer.optimizer, config.arch.learning_rate)})
     if restored and verbose:
         print(f"resumed from {restored} (step {int(global_step.numpy())})")
 
@@ -336,6 +340,7 @@ def run_search(config: SearchConfig, workdir: str, verbose: bool = True) -> Sear
                         tf.summary.scalar("arch/accuracy", a["accuracy"])
                         if "skip_gate" in a:
                             tf.summary.scalar("arch/mean_skip_gate", a["skip_gate"])
+                run.write_learning_rates(step)
             if step % config.checkpoint_every == 0:
                 run.save(manager, step, f"step {step}", variables=model.variables)
             if config.max_steps is not None and step >= config.max_steps:

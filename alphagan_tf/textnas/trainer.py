@@ -126,7 +126,7 @@ class TrainConfig(TypedConfig):
     # checkpoint of a multi-replica run is the one-device one (tests/test_textnas_distribution.py);
     # the SST folder may be given by another path (the trees themselves are not compared).
     RESUMABLE = ("epochs", "max_steps", "eval_every", "patience", "log_every", "checkpoint_every",
-                 "strategy", "devices", "cpu_devices", "sst_dir")
+                 "strategy", "devices", "cpu_devices", "sst_dir", "learning_rate")
 
     def __post_init__(self):
         precision_lib.validate(self.precision)
@@ -235,7 +235,10 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
 
     global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = make_checkpoint(model, {"optimizer": optimizer}, global_step)
-    manager, restored = run.checkpoints(checkpoint, 2, verify=lambda status, path: status.assert_consumed())
+    # A schedule (cosine decay from `learning_rate`): rebuilt from the config, recorded only.
+    manager, restored = run.checkpoints(
+        checkpoint, 2, verify=lambda status, path: status.assert_consumed(),
+        learning_rates={"adam": (optimizer, config.learning_rate)})
     history: list[dict[str, float]] = []
     if restored:
         restored_step = int(global_step.numpy())
@@ -303,6 +306,7 @@ def run_training(config: TrainConfig, architecture: TextArchitecture, workdir: s
                 with writer.as_default(step=step):
                     tf.summary.scalar("train/loss", out["loss"])
                     tf.summary.scalar("train/accuracy", out["accuracy"])
+                run.write_learning_rates(step)
             if index + 1 == steps_per_epoch or (config.eval_every and step % config.eval_every == 0):
                 stop = dev_evaluation(epoch, step)
                 if stop:

@@ -41,6 +41,7 @@ import shutil
 import tempfile
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import keras
 import tensorflow as tf
 from absl import logging
 
@@ -48,6 +49,7 @@ from alphagan_tf.utils import files, guards
 from alphagan_tf.utils.typed_config import ConfigError, TypedConfig
 
 CHECKPOINTS = "checkpoints"
+UNREADABLE = "unreadable"  # where checkpoints that cannot be read are set aside, untouched
 
 
 class WorkdirError(RuntimeError):
@@ -74,6 +76,7 @@ class Workdir:
         self._started = False
         self._writer = None
         self.last_saved: str | None = None
+        self.learning_rates: dict[str, tuple[Any, float]] = {}
 
     @classmethod
     def open(cls, path: str, config: TypedConfig, config_name: str,
@@ -209,7 +212,9 @@ class Workdir:
 
     def checkpoints(self, checkpoint: tf.train.Checkpoint, max_to_keep: int,
                     verify: Callable[[Any, str], None] | None = None,
-                    subdir: str = CHECKPOINTS) -> tuple[tf.train.CheckpointManager, str | None]:
+                    subdir: str = CHECKPOINTS,
+                    learning_rates: Mapping[str, tuple[Any, float]] | None = None,
+                    ) -> tuple[tf.train.CheckpointManager, str | None]:
         """The run's CheckpointManager, after restoring its newest readable checkpoint.
 
         Args:
@@ -220,51 +225,73 @@ class Workdir:
                 run's structure or shapes), are not a damaged file: they are raised as a
                 WorkdirError and nothing is set aside.
             subdir: the checkpoints' folder in the workdir.
+            learning_rates: {name: (optimizer, rate from the run's config)}. A checkpoint
+                holds each optimizer's learning rate; after a restore the config's rate is
+                put back in force (a rerun with a lower rate trains at the lower rate),
+                with a line saying what changed. Rates of a schedule are left alone.
 
         Returns:
             (manager, the restored checkpoint's path or None for a new run).
 
         Raises:
-            WorkdirError: checkpoints exist but none can be read, or the newest readable
-                one holds another structure.
+            WorkdirError: checkpoints exist but none can be read (they are set aside and
+                the state file emptied, so that a rerun starts over), or the newest
+                readable one holds another structure.
         """
         directory = self.file(subdir)
-        manager = tf.train.CheckpointManager(checkpoint, self.written(subdir), max_to_keep=max_to_keep)
-        candidates = _saved_checkpoints(directory)
-        unreadable = []
-        for path in reversed(candidates):
-            try:
-                status = checkpoint.restore(path)
-                (verify or (lambda s, p: _match_all(s)))(status, path)
-            except (AssertionError, ValueError) as error:  # unmatched objects, other shapes
-                raise WorkdirError(
-                    f"--workdir={self.path}: {path} holds another model than this run builds "
-                    f"({(str(error).splitlines() or [''])[0]}); use a new --workdir.") from None
-            except (tf.errors.OpError, IndexError, KeyError) as error:  # damaged files
-                message = (str(error).splitlines() or [type(error).__name__])[0]
-                logging.warning("Checkpoint %s cannot be read (%s): set aside, trying an older one.",
-                                path, message)
-                if self.verbose:
-                    print(f"warning: checkpoint {path} cannot be read ({message}); moved to "
-                          f"{os.path.join(directory, 'unreadable')}, trying an older one.")
-                unreadable.append(path)
-                continue
-            if unreadable and self.chief:  # the others leave the chief's files alone
-                _set_aside(unreadable, os.path.join(directory, "unreadable"))
-                kept = [c for c in candidates if c not in unreadable]
-                tf.compat.v1.train.update_checkpoint_state(
-                    directory, path, all_model_checkpoint_paths=kept)
-                manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
-            self.last_saved = path
-            return manager, path
-        if unreadable:
-            if self.chief:
-                _set_aside(unreadable, os.path.join(directory, "unreadable"))
+        self.learning_rates = dict(learning_rates or {})
+        unreadable_folder = os.path.join(directory, UNREADABLE)
+        set_aside_before = _saved_checkpoints(unreadable_folder) if os.path.isdir(unreadable_folder) else []
+        try:
+            path, unreadable = restore_newest_readable(checkpoint, directory, verify, self.verbose)
+        except CheckpointMismatchError as error:
+            raise WorkdirError(f"--workdir={self.path}: {error}; use a new --workdir.") from None
+        if unreadable and self.chief:  # the others leave the chief's files alone
+            _set_aside(unreadable, unreadable_folder)
+            kept = [c for c in _saved_checkpoints(directory)]
+            _write_state(directory, kept)
+        if path is None and unreadable:
             raise WorkdirError(
                 f"--workdir={self.path}: none of its checkpoints can be read "
-                f"({', '.join(unreadable)}; moved to {os.path.join(directory, 'unreadable')}). "
-                "Rerun to start over, or use a new --workdir.")
-        return manager, None
+                f"({', '.join(unreadable)}; moved to {unreadable_folder}). "
+                "Rerun the same command to start over (they stay in that folder), or use a "
+                "new --workdir.")
+        manager = tf.train.CheckpointManager(checkpoint, self.written(subdir), max_to_keep=max_to_keep)
+        if path is None:
+            if set_aside_before and self.verbose:
+                print(f"Starting over: no readable checkpoint in {directory} "
+                      f"({len(set_aside_before)} set aside in {unreadable_folder}).")
+            return manager, None
+        self.last_saved = path
+        self._put_learning_rates_in_force(path)
+        return manager, path
+
+    def _put_learning_rates_in_force(self, restored: str) -> None:
+        """Each optimizer's learning rate := the config's (a checkpoint restores its own)."""
+        step = _checkpoint_number(restored)
+        for name, (optimizer, rate) in self.learning_rates.items():
+            variable = learning_rate_variable(optimizer)
+            if variable is None:  # a schedule computes its rate from the config
+                continue
+            old = float(variable.numpy())
+            variable.assign(rate)
+            new = float(variable.numpy())
+            if old != new:
+                message = f"{name} learning rate changed from {old:.6g} to {new:.6g} at step {step}."
+                logging.info(message)
+                if self.verbose:
+                    print(message)
+
+    def write_learning_rates(self, step: int, others: Mapping[str, Any] | None = None) -> None:
+        """TensorBoard: the learning rate in force of every optimizer of `checkpoints`'
+        `learning_rates` and of `others` ({name: optimizer}), as learning_rate/NAME."""
+        optimizers = {name: optimizer for name, (optimizer, _) in self.learning_rates.items()}
+        optimizers.update(others or {})
+        if not optimizers:
+            return
+        with self.writer.as_default(step=step):
+            for name, optimizer in optimizers.items():
+                tf.summary.scalar(f"learning_rate/{name}", current_learning_rate(optimizer))
 
     def check(self, where: str, values: Mapping[str, float] | None = None,
               variables: Iterable[tf.Variable] = ()) -> None:
@@ -282,8 +309,97 @@ class Workdir:
         if values or variables:
             self.check(where or f"step {number}", values, variables)
         self._start()
-        self.last_saved = manager.save(checkpoint_number=number)
+        try:
+            saved = manager.save(checkpoint_number=number)
+        except (OSError, tf.errors.OpError) as error:
+            folder = manager.directory
+            for temporary in glob.glob(os.path.join(folder, f"ckpt-{number}_temp*")):
+                shutil.rmtree(temporary, ignore_errors=True)
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+            raise WorkdirError(
+                f"Could not write checkpoint {number} to {folder} ({reason}): is the disk "
+                f"holding it full or read-only? The last intact checkpoint is "
+                f"{self.last_saved or 'none (this run saved none yet)'}; rerun to resume from it."
+            ) from None
+        self.last_saved = saved
         return self.last_saved
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint holds another structure than the objects restoring it (not a damaged file)."""
+
+
+def restore_newest_readable(checkpoint: tf.train.Checkpoint, directory: str,
+                            verify: Callable[[Any, str], None] | None = None,
+                            verbose: bool = True) -> tuple[str | None, list[str]]:
+    """Restores the newest checkpoint of `directory` that can be read, falling back to older ones.
+
+    Used by every run (through `Workdir.checkpoints`, which also sets the damaged ones aside)
+    and by the commands that only read a run (export, evaluate, sample), which move nothing.
+
+    Returns:
+        (the restored path or None, the damaged paths tried before it, newest first).
+
+    Raises:
+        CheckpointMismatchError: the newest readable checkpoint holds another structure.
+    """
+    unreadable = []
+    for path in reversed(_saved_checkpoints(directory)):
+        try:
+            status = checkpoint.restore(path)
+            (verify or (lambda s, p: _match_all(s)))(status, path)
+        except (AssertionError, ValueError) as error:  # unmatched objects, other shapes
+            raise CheckpointMismatchError(
+                f"{path} holds another model than this run builds "
+                f"({(str(error).splitlines() or [''])[0]})") from None
+        except (tf.errors.OpError, IndexError, KeyError) as error:  # damaged files
+            message = (str(error).splitlines() or [type(error).__name__])[0]
+            logging.warning("Checkpoint %s cannot be read (%s): trying an older one.", path, message)
+            if verbose:
+                print(f"warning: checkpoint {path} cannot be read ({message}); trying an older one.")
+            unreadable.append(path)
+            continue
+        return path, unreadable
+    return None, unreadable
+
+
+def learning_rate_variable(optimizer) -> tf.Variable | None:
+    """The variable holding a Keras optimizer's learning rate (through a LossScaleOptimizer),
+    or None when the rate comes from a schedule."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    rate = getattr(inner, "_learning_rate", None)
+    return rate if isinstance(rate, (tf.Variable, keras.Variable)) else None
+
+
+def current_learning_rate(optimizer) -> float:
+    """The rate the optimizer's next step uses (a schedule's current value included)."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return float(keras.ops.convert_to_numpy(inner.learning_rate))
+
+
+def _checkpoint_number(prefix: str) -> int:
+    tail = os.path.basename(prefix).rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _write_state(directory: str, kept: Sequence[str]) -> None:
+    """The state file (`checkpoint`) listing exactly `kept` (oldest first); removed if empty.
+
+    It carries each checkpoint's time (its index file's) after the last preserved one, as a
+    CheckpointManager writes it: a manager only rotates out the checkpoints whose recorded
+    time is after that one, so without times the kept checkpoints would never be deleted.
+    """
+    state = os.path.join(directory, "checkpoint")
+    if not kept:
+        if os.path.exists(state):
+            os.remove(state)
+        return
+    times = [max((os.path.getmtime(f) for f in glob.glob(f"{p}.*")), default=0.0) for p in kept]
+    lines = [f'model_checkpoint_path: "{os.path.basename(kept[-1])}"']
+    lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in kept]
+    lines += [f"all_model_checkpoint_timestamps: {t!r}" for t in times]
+    lines.append(f"last_preserved_timestamp: {min(times) - 1.0!r}")
+    files.write_text_atomic(state, "\n".join(lines) + "\n")
 
 
 def _saved_checkpoints(directory: str) -> list[str]:
@@ -298,11 +414,8 @@ def _saved_checkpoints(directory: str) -> list[str]:
                + glob.glob(os.path.join(directory, "ckpt-*.data-*"))}
     prefixes = {os.path.join(directory, os.path.basename(p)) for p in listed} | on_disk
 
-    def number(prefix: str) -> int:
-        tail = os.path.basename(prefix).rsplit("-", 1)[-1]
-        return int(tail) if tail.isdigit() else -1
-
-    return sorted(prefixes, key=number)
+    existing = {p for p in prefixes if glob.glob(f"{p}.*")}  # a state file may list moved ones
+    return sorted(existing, key=_checkpoint_number)
 
 
 def check_writable_folder(path: str, flag: str = "workdir") -> None:
