@@ -50,6 +50,11 @@ import warnings
 from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# torch's OpenMP threads spin at every barrier by default: on these shared 2-core machines (load
+# 4-7) its 2-thread iteration ran 8-10x slower than its 1-thread one; passive waiting removed
+# that (measured at gf 128: 92-157 s -> 10-14 s, 1 thread 12 s). TensorFlow's threads (Eigen's
+# pool) do not use OpenMP. Set before torch loads; an explicit OMP_WAIT_POLICY wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))  # authors_reference: the authors' code on CPU
@@ -291,6 +296,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--authors", action=argparse.BooleanOptionalAction, default=True,
                         help="time the authors' loop too (needs torch and ../shared/ref/AlphaGAN)")
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations each (median)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TF intra- and inter-op threads and torch's threads (0: TF's "
+                             "defaults, the cores; torch as many as TF's intra-op threads)")
     parser.add_argument("--output_dir", default=None,
                         help="write summary.json and table.md there")
     return parser.parse_args(argv)
@@ -300,6 +308,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     import tensorflow as tf
 
+    if args.threads:  # before TensorFlow runs anything
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     native = precision_lib.cpu_has_native_bfloat16()
     bfloat16_note = {True: "native (AVX512-BF16 or AMX)", False: "EMULATED on this CPU (no "
@@ -309,7 +320,8 @@ def main(argv=None) -> None:
     header = (
         f"retraining iteration: n_critic {args.n_critic} D steps (batch {args.d_batch_size}) + "
         f"1 G step (batch {args.g_batch_size}) + EMA; gf {args.gf}, df {args.df}, latent "
-        f"{args.latent_dim}, {size}x{size}; {threads} threads (TF intra-op; torch the same)"
+        f"{args.latent_dim}, {size}x{size}; {threads} threads (TF intra-op; torch the same, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')})"
         + (f"; bfloat16: {bfloat16_note}" if "bfloat16" in args.precision else "")
     )
     print(header, flush=True)

@@ -278,3 +278,30 @@ def retraining_init(module, init_type: str = "xavier_uniform") -> None:
             nn.init.constant_(m.bias.data, 0.0)
 
     module.apply(init)
+
+
+@contextlib.contextmanager
+def oracle(dtype: str, seed: int = 0, threads: int | None = None):
+    """The reference ready for one comparison: yields (modules, latent queue).
+
+    Inside, its `functions.np.random.normal` pops from the returned `LatentQueue`,
+    torch and Keras build and compute in `dtype` (`precision`, `keras_dtype_policy`),
+    torch's generator is seeded with `seed` and, if given, torch runs `threads`
+    threads; all restored after. One thread: torch's OpenMP threads spin at every
+    barrier, and on a machine whose cores other processes share its float64
+    convolutions ran ~80x slower with 2 threads than with 1 (measured: the
+    reference's side of tests/test_parity_train.py, 71 s against 0.9 s).
+    """
+    ref = load()
+    monkeypatch = pytest.MonkeyPatch()
+    previous_threads = ref.torch.get_num_threads()
+    try:
+        queue = patch_latents(monkeypatch, ref.functions)
+        if threads:
+            ref.torch.set_num_threads(threads)
+        with precision(dtype), keras_dtype_policy(dtype):
+            ref.torch.manual_seed(seed)
+            yield ref, queue
+    finally:
+        ref.torch.set_num_threads(previous_threads)
+        monkeypatch.undo()

@@ -83,12 +83,12 @@ def test_launcher_gives_each_worker_its_own_gpu_and_says_so():
     assert gpus == ["0", "1"] and cluster.visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
     chief, line = cluster.gpu_environment("chief", -1, gpus, 2)
     assert chief == {"CUDA_VISIBLE_DEVICES": ""} and "no GPU" in line
-    assert cluster.gpu_environment("tuner0", 0, gpus, 2) == ({"CUDA_VISIBLE_DEVICES": "0"}, "tuner0: GPU 0")
-    assert cluster.gpu_environment("tuner1", 1, gpus, 2) == ({"CUDA_VISIBLE_DEVICES": "1"}, "tuner1: GPU 1")
+    assert cluster.gpu_environment("tuner0", 0, gpus, 2) == ({"CUDA_VISIBLE_DEVICES": "0"}, "GPU 0")
+    assert cluster.gpu_environment("tuner1", 1, gpus, 2) == ({"CUDA_VISIBLE_DEVICES": "1"}, "GPU 1")
     shared, line = cluster.gpu_environment("tuner2", 2, gpus, 3)  # 3 workers, 2 GPUs
     assert shared == {"CUDA_VISIBLE_DEVICES": "0", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
-    assert line == "tuner2: GPU 0 (shared, memory growth on)"
-    assert cluster.gpu_environment("tuner0", 0, [], 2) == ({}, "tuner0: CPU (no GPU visible)")
+    assert line == "GPU 0 (shared, memory growth on)"
+    assert cluster.gpu_environment("tuner0", 0, [], 2) == ({}, "CPU (no GPU visible)")
 
 
 def test_distributed_run_refuses_what_each_process_would_do_alone(monkeypatch, capsys):
@@ -149,6 +149,8 @@ def test_launcher_stops_every_process_on_ctrl_c(tmp_path, parent_sigint):
         _kill_group(launcher)
     assert launcher.returncode == 130 and "interrupted" in err
     assert len(pids) == 3 and left == []
+    # Each process's line says where it runs (the GPU split; no GPU here).
+    assert sum("): CPU (no GPU visible), log " in line for line in lines) == 3
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,9 @@ iterations from the same weights (moved over by `alphagan_tf.interop.bridge`), o
 the same batches, with the same latents (the reference's `np.random.normal` is
 fed from a queue; `_QueuedLatentTrainer._latents` reads the same arrays). Per
 iteration: n_critic D steps (D batch latents each), one G step (G batch
-latents), the rate update, the EMA update. K = 3, n_critic = 2, D batch 4,
+latents), the rate update, the EMA update. The reference runs on one torch thread
+(`authors_reference.oracle`: with two, its float64 convolutions spun ~80x slower on
+these shared cores). K = 3, n_critic = 2, D batch 4,
 G batch 6, gf = df = 16, alphaGAN(s) (sep convs with affine norms, deconv at x2
 and x4, nearest, bilinear, conv_1x1); the decay starts at D step 2 and ends at
 K x n_critic = 6, so the three iterations run at lr_0, at a decayed rate and past
@@ -130,7 +132,7 @@ def _nchw(x):
 
 
 def _f32(x: float) -> float:
-    """Keras keeps a constant learning rate in a float32 variable: the decay starts from it."""
+    """x as float32 holds it: where Keras keeps a constant rate (a float32 variable)."""
     return float(np.float32(x))
 
 
@@ -148,86 +150,81 @@ def _our_state(model) -> dict[str, np.ndarray]:
 
 def run_both(dtype: str) -> dict:
     """K iterations of the authors' `functions.train` and of ours, from the same state."""
-    ref = ar.load()
-    torch = ref.torch
-    monkeypatch = pytest.MonkeyPatch()
-    try:
-        queue = ar.patch_latents(monkeypatch, ref.functions)
-        with ar.precision(dtype), ar.keras_dtype_policy(dtype):
-            torch.manual_seed(0)
-            args = ar.args(
-                gf_dim=GF, df_dim=DF, latent_dim=LATENT, gen_batch_size=G_BATCH,
-                dis_batch_size=D_BATCH, n_critic=N_CRITIC, g_lr=_f32(2e-4), d_lr=_f32(2e-4),
-                beta1=BETAS[0], beta2=BETAS[1], loss_type="hinge_loss", print_freq=1,
-                max_epoch=1, max_iter=ITERATIONS,
-            )
-            genotype = PRESETS[GENOTYPE]
-            with contextlib.redirect_stdout(io.StringIO()):
-                theirs_g = ref.alphagan_network.Network_gen_Auto(args, ar.reference_genotype(genotype))
-            theirs_d = ref.alphagan_network.Discriminator(args)
-            ar.retraining_init(theirs_g)  # the paper's command: --init_type xavier_uniform
-            ar.retraining_init(theirs_d)
-            initial = {name: {k: v.copy() for k, v in _torch_state(module).items()}
-                       for name, module in (("G", theirs_g), ("D", theirs_d))}
+    with ar.oracle(dtype, threads=1) as (ref, queue):
+        torch = ref.torch
+        args = ar.args(
+            gf_dim=GF, df_dim=DF, latent_dim=LATENT, gen_batch_size=G_BATCH,
+            dis_batch_size=D_BATCH, n_critic=N_CRITIC, g_lr=_f32(2e-4), d_lr=_f32(2e-4),
+            beta1=BETAS[0], beta2=BETAS[1], loss_type="hinge_loss", print_freq=1,
+            max_epoch=1, max_iter=ITERATIONS,
+        )
+        genotype = PRESETS[GENOTYPE]
+        with contextlib.redirect_stdout(io.StringIO()):
+            theirs_g = ref.alphagan_network.Network_gen_Auto(args, ar.reference_genotype(genotype))
+        theirs_d = ref.alphagan_network.Discriminator(args)
+        ar.retraining_init(theirs_g)  # the paper's command: --init_type xavier_uniform
+        ar.retraining_init(theirs_d)
+        initial = {name: {k: v.copy() for k, v in _torch_state(module).items()}
+                   for name, module in (("G", theirs_g), ("D", theirs_d))}
 
-            ours_g = Generator(genotype, gf=GF, latent_dim=LATENT, bottom_width=4)
-            ours_d = Discriminator(df=DF)
-            ours_ema = Generator(genotype, gf=GF, latent_dim=LATENT, bottom_width=4)
-            bridge.load_state_dict(ours_g, ar.to_numpy_state(theirs_g))
-            bridge.load_state_dict(ours_d, ar.to_numpy_state(theirs_d))
+        ours_g = Generator(genotype, gf=GF, latent_dim=LATENT, bottom_width=4)
+        ours_d = Discriminator(df=DF)
+        ours_ema = Generator(genotype, gf=GF, latent_dim=LATENT, bottom_width=4)
+        bridge.load_state_dict(ours_g, ar.to_numpy_state(theirs_g))
+        bridge.load_state_dict(ours_d, ar.to_numpy_state(theirs_d))
 
-            rng = np.random.RandomState(7)
-            steps = ITERATIONS * N_CRITIC
-            real = rng.uniform(-1, 1, (steps, D_BATCH, 32, 32, 3)).astype(dtype)
-            z_d = rng.normal(size=(steps, D_BATCH, LATENT)).astype(dtype)
-            z_g = rng.normal(size=(ITERATIONS, G_BATCH, LATENT)).astype(dtype)
+        rng = np.random.RandomState(7)
+        steps = ITERATIONS * N_CRITIC
+        real = rng.uniform(-1, 1, (steps, D_BATCH, 32, 32, 3)).astype(dtype)
+        z_d = rng.normal(size=(steps, D_BATCH, LATENT)).astype(dtype)
+        z_g = rng.normal(size=(ITERATIONS, G_BATCH, LATENT)).astype(dtype)
 
-            config = TrainConfig(
-                g_iterations=ITERATIONS, n_critic=N_CRITIC, g_batch_size=G_BATCH,
-                d_batch_size=D_BATCH, g_lr=args.g_lr, d_lr=args.d_lr, beta_1=BETAS[0],
-                beta_2=BETAS[1], ema_decay=0.999, lr_decay=True, lr_decay_start=DECAY_START,
-            )
-            trainer = _QueuedLatentTrainer(
-                ours_g, ours_d, ours_ema, image_shape=(32, 32, 3), config=config,
-                latents={D_BATCH: z_d, G_BATCH: z_g},
-            )
+        config = TrainConfig(
+            g_iterations=ITERATIONS, n_critic=N_CRITIC, g_batch_size=G_BATCH,
+            d_batch_size=D_BATCH, g_lr=args.g_lr, d_lr=args.d_lr, beta_1=BETAS[0],
+            beta_2=BETAS[1], ema_decay=0.999, lr_decay=True, lr_decay_start=DECAY_START,
+        )
+        trainer = _QueuedLatentTrainer(
+            ours_g, ours_d, ours_ema, image_shape=(32, 32, 3), config=config,
+            latents={D_BATCH: z_d, G_BATCH: z_g},
+        )
 
-            # Theirs: train_geno_gan.py's optimizers, schedulers (end: max_iter x n_critic)
-            # and EMA list; its global step starts at 1 (module docstring).
-            g_opt = torch.optim.Adam([p for p in theirs_g.parameters() if p.requires_grad],
-                                     args.g_lr, BETAS)
-            d_opt = torch.optim.Adam([p for p in theirs_d.parameters() if p.requires_grad],
-                                     args.d_lr, BETAS)
-            end = args.max_iter * args.n_critic
-            schedulers = (_RecordingLrDecay(ref, g_opt, args.g_lr, DECAY_START, end),
-                          _RecordingLrDecay(ref, d_opt, args.d_lr, DECAY_START, end))
-            avg = ref.functions.copy_params(theirs_g)
-            writer = _Writer()
-            loader = [(_nchw(batch), torch.zeros(D_BATCH)) for batch in real]
-            for i in range(ITERATIONS):
-                queue.push(*z_d[i * N_CRITIC:(i + 1) * N_CRITIC], z_g[i])
-            with contextlib.redirect_stdout(io.StringIO()):  # it prints debug lines
-                ref.functions.train(args, theirs_g, theirs_d, g_opt, d_opt, avg, loader, 0,
-                                    {"writer": writer, "train_global_steps": 1}, False, schedulers)
-            assert len(queue) == 0, "the reference drew fewer latents than queued"
+        # Theirs: train_geno_gan.py's optimizers, schedulers (end: max_iter x n_critic)
+        # and EMA list; its global step starts at 1 (module docstring).
+        g_opt = torch.optim.Adam([p for p in theirs_g.parameters() if p.requires_grad],
+                                 args.g_lr, BETAS)
+        d_opt = torch.optim.Adam([p for p in theirs_d.parameters() if p.requires_grad],
+                                 args.d_lr, BETAS)
+        end = args.max_iter * args.n_critic
+        schedulers = (_RecordingLrDecay(ref, g_opt, args.g_lr, DECAY_START, end),
+                      _RecordingLrDecay(ref, d_opt, args.d_lr, DECAY_START, end))
+        avg = ref.functions.copy_params(theirs_g)
+        writer = _Writer()
+        loader = [(_nchw(batch), torch.zeros(D_BATCH)) for batch in real]
+        for i in range(ITERATIONS):
+            queue.push(*z_d[i * N_CRITIC:(i + 1) * N_CRITIC], z_g[i])
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints debug lines
+            ref.functions.train(args, theirs_g, theirs_d, g_opt, d_opt, avg, loader, 0,
+                                {"writer": writer, "train_global_steps": 1}, False, schedulers)
+        assert len(queue) == 0, "the reference drew fewer latents than queued"
 
-            batches = iter(tf.data.Dataset.from_tensor_slices(real))
-            ours = {"d_loss": [], "g_loss": [], "g_lr": [], "d_lr": []}
-            for _ in range(ITERATIONS):
-                metrics = trainer.train_iteration(batches)
-                ours["d_loss"].append(float(metrics["d_loss"]))
-                ours["g_loss"].append(float(metrics["g_loss"]))
-                ours["g_lr"].append(float(trainer.g_optimizer.learning_rate))
-                ours["d_lr"].append(float(trainer.d_optimizer.learning_rate))
-        d_losses = np.reshape(writer.scalars["d_loss"], (ITERATIONS, N_CRITIC))
-        theirs = {"d_loss": list(d_losses.mean(axis=1)), "g_loss": writer.scalars["g_loss"],
-                  "g_lr": schedulers[0].rates, "d_lr": schedulers[1].rates}
-        return {
-            "trainer": trainer, "ours": ours, "theirs": theirs, "initial": initial,
-            "modules": {"g": theirs_g, "d": theirs_d, "g_opt": g_opt, "d_opt": d_opt, "avg": avg},
-        }
-    finally:
-        monkeypatch.undo()
+        batches = iter(tf.data.Dataset.from_tensor_slices(real))
+        ours = {"d_loss": [], "g_loss": [], "g_lr": [], "d_lr": []}
+        for _ in range(ITERATIONS):
+            metrics = trainer.train_iteration(batches)
+            ours["d_loss"].append(float(metrics["d_loss"]))
+            ours["g_loss"].append(float(metrics["g_loss"]))
+            ours["g_lr"].append(float(trainer.g_optimizer.learning_rate))
+            ours["d_lr"].append(float(trainer.d_optimizer.learning_rate))
+        drawn = {size: int(position.numpy()) for size, (_, position) in trainer.queues.items()}
+        assert drawn == {D_BATCH: ITERATIONS * N_CRITIC, G_BATCH: ITERATIONS}, drawn
+    d_losses = np.reshape(writer.scalars["d_loss"], (ITERATIONS, N_CRITIC))
+    theirs = {"d_loss": list(d_losses.mean(axis=1)), "g_loss": writer.scalars["g_loss"],
+              "g_lr": schedulers[0].rates, "d_lr": schedulers[1].rates}
+    return {
+        "trainer": trainer, "ours": ours, "theirs": theirs, "initial": initial,
+        "modules": {"g": theirs_g, "d": theirs_d, "g_opt": g_opt, "d_opt": d_opt, "avg": avg},
+    }
 
 
 def compared_tensors(run: dict) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:

@@ -88,19 +88,19 @@ def visible_gpus(environ: Mapping[str, str] | None = None) -> list[str]:
 
 def gpu_environment(tuner_id: str, worker_index: int, gpus: Sequence[str],
                     workers: int) -> tuple[dict[str, str], str]:
-    """(variables, a line saying what `tuner_id` gets) for sharing a host's GPUs among a run.
+    """(variables, a few words saying what `tuner_id` gets) for sharing a host's GPUs among a run.
 
     The chief runs only the oracle: no GPU. Worker i gets GPU i mod len(gpus) alone
     (CUDA_VISIBLE_DEVICES); when there are more workers than GPUs, the processes sharing a
     GPU also get memory growth (TF_FORCE_GPU_ALLOW_GROWTH), so that none takes all its memory.
     """
     if not gpus:
-        return {}, f"{tuner_id}: CPU (no GPU visible)"
+        return {}, "CPU (no GPU visible)"
     if tuner_id == CHIEF:
-        return {"CUDA_VISIBLE_DEVICES": ""}, f"{tuner_id}: no GPU (it runs the oracle only)"
+        return {"CUDA_VISIBLE_DEVICES": ""}, "no GPU (it runs the oracle only)"
     gpu = gpus[worker_index % len(gpus)]
     env = {"CUDA_VISIBLE_DEVICES": gpu}
     shared = workers > len(gpus)
     if shared:
         env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
-    return env, f"{tuner_id}: GPU {gpu}" + (" (shared, memory growth on)" if shared else "")
+    return env, f"GPU {gpu}" + (" (shared, memory growth on)" if shared else "")

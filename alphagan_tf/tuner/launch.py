@@ -86,15 +86,14 @@ class Cluster:
         command = [sys.executable, "-m", "alphagan_tf.tune", *self.tune_args]
         gpus = visible_gpus()
         for index, tuner_id in enumerate(self.ids):
-            devices, line = gpu_environment(tuner_id, index - 1, gpus, len(self.ids) - 1)
-            print(line, flush=True)
+            devices, device = gpu_environment(tuner_id, index - 1, gpus, len(self.ids) - 1)
             env = {**os.environ, **role_environment(tuner_id, self.ip, self.port), **devices,
                    "PYTHONUNBUFFERED": "1"}
             with open(self.log(tuner_id), "w", encoding="utf-8") as log:
                 self.processes[tuner_id] = subprocess.Popen(
                     command, env=env, stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL)
-            print(f"started {tuner_id} (pid {self.processes[tuner_id].pid}): "
+            print(f"started {tuner_id} (pid {self.processes[tuner_id].pid}): {device}, "
                   f"log {self.log(tuner_id)}", flush=True)
 
     def wait(self) -> tuple[str | None, int]:
