@@ -143,8 +143,8 @@ def test_a_retrain_killed_at_five_points_one_inside_a_checkpoint_write_resumes_e
     _retrain_killed(tmp_path, kills=4, during_write=1)
 
 
-@pytest.mark.slow  # three search processes, ~60 CPU-s of tracing each
-@pytest.mark.timeout(900)
+@pytest.mark.long  # three search processes: 300-490 s on 2 shared cores; in-process resume of a
+@pytest.mark.timeout(900)  # search: test_searcher.py::test_resume_after_interruption_matches_...
 def test_a_search_killed_at_a_random_point_resumes_to_the_same_genotype(tmp_path):
     _search_killed(tmp_path, kills=1, during_write=0)
 

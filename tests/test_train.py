@@ -167,8 +167,6 @@ def test_several_iterations_per_call_train_what_one_per_call_trains(tmp_path):
 
 def test_a_resume_trains_at_the_learning_rate_of_its_config(tmp_path, capsys):
     """Keras checkpoints each optimizer's rate; a rerun with other rates must train at them."""
-    from alphagan_tf.utils.guards import DivergenceError
-
     workdir = str(tmp_path / "run")
     run_training(_with(_tiny_config(2), g_lr=5e-3, d_lr=5e-3), workdir, verbose=0)
     run_training(_with(_tiny_config(4), g_lr=1e-4, d_lr=1e-4), workdir, verbose=1)
@@ -179,9 +177,6 @@ def test_a_resume_trains_at_the_learning_rate_of_its_config(tmp_path, capsys):
         assert rate == pytest.approx(1e-4)
     assert _tensorboard_scalars(workdir, "learning_rate/g_adam")[4] == pytest.approx(1e-4)
     assert _tensorboard_scalars(workdir, "learning_rate/d_adam")[4] == pytest.approx(1e-4)
-    # The README's advice after a divergence works both ways: an absurd rate is in force too.
-    with pytest.raises(DivergenceError):
-        run_training(_with(_tiny_config(40), g_lr=1e6, d_lr=1e6), workdir, verbose=0)
 
 
 def test_export_evaluate_and_sample_fall_back_past_a_damaged_checkpoint(tmp_path):
