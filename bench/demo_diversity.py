@@ -1,6 +1,6 @@
 r"""Digit classes and diversity of the demo's samples (search supernet and retrained G).
 
-    python -m alphagan_tf.tuner.demo_classifier --out=runs/demo_classifier     # < 1 min
+    python -m alphagan_tf.cli.demo_classifier --out=runs/demo_classifier     # < 1 min
     python bench/demo_diversity.py --classifier=runs/demo_classifier \
         --search=runs/demo_search --train=runs/demo_train
 

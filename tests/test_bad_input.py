@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from alphagan_tf import search, train
+from alphagan_tf.cli import search, train
 
 FLAGS = flags.FLAGS
 TINY_SEARCH = ["--dataset=demo", "--bottom_width=1", "--gf=4", "--df=4", "--latent_dim=4",
@@ -250,7 +250,7 @@ def test_every_command_reports_bad_input_in_one_line_and_writes_nothing(module, 
     (["--no_such_flag=1"], "error: Unknown command line flag 'no_such_flag'"),
 ])
 def test_a_flag_absl_cannot_parse_is_one_error_line_with_exit_2(argv, line, capsys):
-    from alphagan_tf import cli_errors, export  # noqa: F401  (defines --max_batch, --format)
+    from alphagan_tf.cli import cli_errors, export  # noqa: F401  (defines --max_batch, --format)
 
     FLAGS.unparse_flags()
     try:
@@ -286,7 +286,7 @@ def test_a_folder_of_another_kind_is_one_error_line(workdir, tmp_path, capsys):
     """A classifier SavedModel given as a generator, a TextNAS training workdir as a GAN one."""
     import tensorflow as tf
 
-    from alphagan_tf import export, sample
+    from alphagan_tf.cli import export, sample
 
     classifier = tf.Module()
     classifier.serve = tf.function(lambda sentences: {"probabilities": tf.zeros([1, 2])},
@@ -363,7 +363,7 @@ def test_sizes_that_can_only_exhaust_memory_are_one_error_line(module, args, nee
 ], ids=["invalid UTF-8", "nested 200k deep", "nested 5 deep"])
 def test_a_genotype_file_that_is_not_utf8_or_nests_too_deep_is_one_error_line(
         content, message, workdir, tmp_path, capsys):
-    from alphagan_tf import export
+    from alphagan_tf.cli import export
 
     path = tmp_path / "genotype.json"
     path.write_bytes(content)
@@ -383,7 +383,7 @@ def test_running_out_of_memory_is_one_error_line_with_exit_2(capsys):
     """What fits alone but not together still runs out of memory in TensorFlow: exit 2, one line."""
     import tensorflow as tf
 
-    from alphagan_tf import cli_errors
+    from alphagan_tf.cli import cli_errors
 
     def allocate():  # TensorFlow's CPU allocator refuses 4 TB at once (a real OOM error)
         return tf.zeros([10**6, 10**6])

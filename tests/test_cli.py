@@ -69,7 +69,7 @@ def test_every_config_states_its_command_and_parses(config):
     match = re.match(r"# (?:[A-Z_]+=\S* )*python -m (alphagan_tf[\w.]*) ", first)
     assert match, f"{config}: the first line must be the exact command"
     module = match.group(1)
-    if module == "alphagan_tf.metrics.classifier":
+    if module == "alphagan_tf.cli.classifier":
         pytest.skip("its own tests parse it")
     # --helpshort prints usage after every flag of the file parsed: an unknown one fails first.
     result = run("-m", module, f"--flagfile={os.path.relpath(config, ROOT)}", "--helpshort")

@@ -292,7 +292,7 @@ def _fake_training_workdir(root):
 
 
 def test_export_cli_exports_the_ema_generator_of_a_checkpoint(tmp_path, capsys):
-    from alphagan_tf import export as export_cli
+    from alphagan_tf.cli import export as export_cli
 
     raw, ema = _fake_training_workdir(tmp_path / "train")
     if not flags.FLAGS.is_parsed():
@@ -320,7 +320,7 @@ def _one_error_line(capsys):
 
 
 def test_export_cli_needs_exactly_one_source(tmp_path, capsys):
-    from alphagan_tf import export as export_cli
+    from alphagan_tf.cli import export as export_cli
 
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
@@ -338,7 +338,7 @@ def test_export_cli_needs_exactly_one_source(tmp_path, capsys):
 
 
 def test_export_refuses_a_diverged_generator(tmp_path, capsys):
-    from alphagan_tf import export as export_cli
+    from alphagan_tf.cli import export as export_cli
 
     raw, ema = _fake_training_workdir(tmp_path / "train")
     ema.trainable_variables[3].assign(tf.fill(ema.trainable_variables[3].shape, np.nan))

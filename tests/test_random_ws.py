@@ -191,7 +191,7 @@ def _tiny_classifier(path):
 
 
 def test_cli_writes_the_best_candidate_and_every_score(trainer, monkeypatch, tmp_path, capsys):
-    from alphagan_tf import search as search_cli
+    from alphagan_tf.cli import search as search_cli
 
     # The CLI's own players would trace the steps again (a minute): hand it the shared ones.
     monkeypatch.setattr(random_ws, "build_trainer", lambda config: trainer)

@@ -186,7 +186,7 @@ def test_rerunning_a_finished_search_derives_by_removal_without_training(sst_dir
 def test_train_embedding_dim_flag_overrides_the_search_width(sst_dir):
     from absl import flags
 
-    from alphagan_tf.textnas import flags as textnas_flags
+    from alphagan_tf.cli import textnas_flags
 
     textnas_flags.define_search_flags()
     textnas_flags.define_train_flags()

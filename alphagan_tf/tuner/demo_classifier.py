@@ -1,6 +1,6 @@
 """A digits classifier for the demo dataset's feature-FID (the tuning objective needs features).
 
-    python -m alphagan_tf.tuner.demo_classifier --out=runs/demo_classifier
+    python -m alphagan_tf.cli.demo_classifier --out=runs/demo_classifier
 
 Trains `metrics.classifier.build_feature_classifier` on scikit-learn's handwritten
 digits as the demo source serves them (`data.sources.load_demo`, grey -> RGB,
@@ -12,9 +12,6 @@ in configs/tune_demo.cfg). Its FIDs compare demo generators with each other only
 from __future__ import annotations
 
 import numpy as np
-from absl import flags
-
-from alphagan_tf import cli_errors
 
 NUM_TRAIN = 1500
 
@@ -40,29 +37,3 @@ def train_demo_classifier(out_dir: str, *, image_size: int = 16, epochs: int = 2
         augment=False,
         overwrite=overwrite, verbose=verbose,
     )
-
-
-def define_flags() -> None:
-    flags.DEFINE_string("out", "runs/demo_classifier", "SavedModel directory to write.")
-    flags.DEFINE_integer("epochs", 20, "Training epochs.")
-    flags.DEFINE_integer("image_size", 16, "Image size (the demo configs use 16).")
-    flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
-
-
-@cli_errors.command
-def main(argv) -> int:
-    f = flags.FLAGS
-    report = train_demo_classifier(f.out, image_size=f.image_size, epochs=f.epochs,
-                                   overwrite=f.overwrite)  # an existing --out: one error line
-    print(f"classifier: {report.out_dir}  test accuracy {report.test_accuracy:.4f} "
-          f"on {report.num_test} digits")
-    return 0
-
-
-def run() -> None:
-    define_flags()
-    cli_errors.run(main)
-
-
-if __name__ == "__main__":
-    run()

@@ -22,8 +22,8 @@ import json
 
 from absl import app, flags
 
-from alphagan_tf import cli_errors
-from alphagan_tf import flags as alphagan_flags
+from alphagan_tf.cli import cli_errors
+from alphagan_tf.cli import flags as alphagan_flags
 from alphagan_tf.utils.typed_config import require_positive
 
 alphagan_flags.define_convert_flags()

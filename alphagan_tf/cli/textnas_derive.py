@@ -14,8 +14,8 @@ import os
 
 from absl import app, flags
 
-from alphagan_tf import cli_errors
-from alphagan_tf.textnas import flags as textnas_flags
+from alphagan_tf.cli import cli_errors
+from alphagan_tf.cli import textnas_flags
 from alphagan_tf.utils.typed_config import require
 
 FLAGS = flags.FLAGS

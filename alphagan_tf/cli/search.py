@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from absl import app, flags
 
-from alphagan_tf import cli_errors
-from alphagan_tf import flags as alphagan_flags
+from alphagan_tf.cli import cli_errors
+from alphagan_tf.cli import flags as alphagan_flags
 
 alphagan_flags.define_search_flags()
 FLAGS = flags.FLAGS

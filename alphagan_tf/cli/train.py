@@ -16,8 +16,8 @@ import os
 
 from absl import app, flags
 
-from alphagan_tf import cli_errors
-from alphagan_tf import flags as alphagan_flags
+from alphagan_tf.cli import cli_errors
+from alphagan_tf.cli import flags as alphagan_flags
 
 alphagan_flags.define_train_flags()
 FLAGS = flags.FLAGS

@@ -28,8 +28,8 @@ import os
 
 from absl import app, flags
 
-from alphagan_tf import cli_errors
-from alphagan_tf import flags as alphagan_flags
+from alphagan_tf.cli import cli_errors
+from alphagan_tf.cli import flags as alphagan_flags
 from alphagan_tf.utils.typed_config import require, require_positive
 
 alphagan_flags.define_export_flags()

@@ -21,7 +21,7 @@ import contextlib
 
 from absl import flags
 
-from alphagan_tf import flags as alphagan_flags
+from alphagan_tf.cli import flags as alphagan_flags
 
 from alphagan_tf.utils import precision
 from alphagan_tf.utils.typed_config import ConfigError

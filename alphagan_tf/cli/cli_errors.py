@@ -25,7 +25,7 @@ from typing import Callable
 
 from absl import app, flags
 
-from alphagan_tf import quiet
+from alphagan_tf.cli import quiet
 
 BAD_INPUT = 2  # exit status of a user error
 DIVERGED = 1  # exit status of a run stopped by its divergence guard
@@ -146,4 +146,13 @@ def run(main: Callable[[list[str]], int]) -> None:
     """A command's `run()`: TensorFlow's logs quieted (alphagan_tf/quiet.py; before the command
     imports TensorFlow), then absl's app.run of `main` with `parse_flags`."""
     quiet.quiet_tensorflow()
+    list_flags_in_help(main.__module__)
     app.run(main, flags_parser=parse_flags)
+
+
+def list_flags_in_help(module_name: str) -> None:
+    """absl's --help lists the key flags of the module named sys.argv[0]: make the command
+    module's its, also when a short `python -m` path, a console script or `alphagan` started it."""
+    if module_name != "__main__" and sys.argv:
+        for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)

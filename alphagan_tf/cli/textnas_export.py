@@ -9,8 +9,8 @@ session loader (tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)).
 
 from absl import app, flags
 
-from alphagan_tf import cli_errors
-from alphagan_tf.textnas import flags as textnas_flags
+from alphagan_tf.cli import cli_errors
+from alphagan_tf.cli import textnas_flags
 
 FLAGS = flags.FLAGS
 textnas_flags.define_export_flags()

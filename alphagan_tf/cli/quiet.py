@@ -39,13 +39,15 @@ import threading
 import time
 from typing import Iterable, Mapping, Sequence
 
+from alphagan_tf.cli import commands
+
 QUIET_LEVEL = "2"  # TF_CPP_MIN_LOG_LEVEL: errors and fatal errors only
 # Set next to TF_CPP_MIN_LOG_LEVEL by a quieted command, so that a command it starts (tune-launch's
 # workers) knows the level came from a command, not from the user.
 QUIET_MARK = "ALPHAGAN_TF_QUIET_LOG_LEVEL"
 EXIT_WAIT_SECONDS = 2.0  # the longest a command waits at exit for its filter to drain
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A C++ log line of TensorFlow 2.21 (absl): "E0000 00:00:1796684641.901580   23628 file.cc:52] ".
 # Never F (fatal).
 _CPP = rb"[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
@@ -216,10 +218,13 @@ def own_info_only(record: logging.LogRecord) -> bool:
 def started_as_command() -> bool:
     """Whether this process is a command: `python -m MODULE` (or `-m alphagan_tf`) of the command
     table, a console script or `alphagan`."""
-    from alphagan_tf import commands
-
+    modules = {c.module for c in commands.COMMANDS} | set(commands.SHORT_MODULES) | {"alphagan_tf"}
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if spec is not None and spec.name in {c.module for c in commands.COMMANDS} | {"alphagan_tf.__main__"}:
+    if spec is not None and spec.name in modules | {"alphagan_tf.__main__"}:
+        return True
+    # While `python -m` imports the module's packages, __main__ is not the module yet.
+    argv = list(getattr(sys, "orig_argv", ()))
+    if "-m" in argv[:-1] and argv[argv.index("-m") + 1] in modules:
         return True
     script = re.sub(r"(-script\.pyw?|\.exe)$", "", os.path.basename(sys.argv[0] if sys.argv else ""))
     return script == "alphagan" or script in {c.script for c in commands.COMMANDS}

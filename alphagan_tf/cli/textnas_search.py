@@ -12,8 +12,8 @@ search is finished.
 
 from absl import app, flags
 
-from alphagan_tf import cli_errors
-from alphagan_tf.textnas import flags as textnas_flags
+from alphagan_tf.cli import cli_errors
+from alphagan_tf.cli import textnas_flags
 
 FLAGS = flags.FLAGS
 textnas_flags.define_search_flags()

@@ -19,7 +19,7 @@ raised to extend it, --tune_overwrite starts over, --report_only rewrites the re
 Distributed (KerasTuner's chief oracle and workers, one process each, on one machine or
 many): set KERASTUNER_TUNER_ID (chief / tuner0, tuner1, ...), KERASTUNER_ORACLE_IP and
 KERASTUNER_ORACLE_PORT for every process and run the same command in each
-(`alphagan_tf/tuner/cluster.py`; `python -m alphagan_tf.tuner.launch --workers=N -- FLAGS`
+(`alphagan_tf/tuner/cluster.py`; `python -m alphagan_tf.cli.tune_launch --workers=N -- FLAGS`
 starts them on this machine). The chief hands out the trials and, once they are all done,
 writes the report files above; the workers run the trials in their trial_<id>/retrain dirs
 (under their own --workdir, which may be the chief's) and write no report. A worker
@@ -40,8 +40,8 @@ import sys
 
 from absl import app, flags
 
-from alphagan_tf import cli_errors
-from alphagan_tf import flags as alphagan_flags
+from alphagan_tf.cli import cli_errors
+from alphagan_tf.cli import flags as alphagan_flags
 from alphagan_tf.utils.typed_config import require, require_positive
 
 alphagan_flags.define_tune_flags()
@@ -117,7 +117,7 @@ def _build_demo_classifier_if_missing(dataset: str, feature_extractor: str, imag
     from alphagan_tf.tuner.demo_classifier import train_demo_classifier
 
     print(f"No digits classifier at {out_dir}: training it once (the demo's FID features, "
-          "about 30 s; `python -m alphagan_tf.tuner.demo_classifier` does the same).")
+          "about 30 s; `python -m alphagan_tf.cli.demo_classifier` does the same).")
     report = train_demo_classifier(out_dir, image_size=image_size, verbose=0)
     print(f"classifier: {report.out_dir}  test accuracy {report.test_accuracy:.4f}")
 

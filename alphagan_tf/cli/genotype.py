@@ -19,7 +19,7 @@ import os
 
 from absl import app, flags
 
-from alphagan_tf import cli_errors
+from alphagan_tf.cli import cli_errors
 from alphagan_tf.utils.typed_config import require, require_positive
 
 FLAGS = flags.FLAGS

@@ -15,8 +15,8 @@ test sentences once at the end and writes TRAIN_DIR/results.json. With
 
 from absl import app, flags
 
-from alphagan_tf import cli_errors
-from alphagan_tf.textnas import flags as textnas_flags
+from alphagan_tf.cli import cli_errors
+from alphagan_tf.cli import textnas_flags
 
 FLAGS = flags.FLAGS
 textnas_flags.define_train_flags()
