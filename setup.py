@@ -47,7 +47,7 @@ EXTRAS["test"] = sorted(
         # test's time is single-threaded Python tracing of tf.functions.
         "pytest-xdist>=3.5",
         # tensorflow-gan 2.1.0 does not import on TF >= 2.16; the tests load its
-        # metric maths through alphagan_tf/metrics/tfgan_compat.py as the
+        # metric maths through tests/tfgan_compat.py as the
         # reference our IS / FID / KID are checked against.
         "tensorflow-gan==2.1.0",
         # The parity tests run the authors' PyTorch implementation (../shared/ref) on CPU;

@@ -115,7 +115,8 @@ def train(args, stats_path: str) -> None:
 
 
 def summarize(args, floor_values: dict) -> str:
-    from alphagan_tf.gan.train_loop import load_trained_generator, read_train_config
+    from alphagan_tf.gan.train.loop import load_trained_generator
+    from alphagan_tf.gan.train.config import read_train_config
     from alphagan_tf.utils import images
 
     directory = run_dir(args)

@@ -119,7 +119,7 @@ def _checkpointed_workdir(workdir, argv):
     """A retraining workdir as a run with `argv` leaves it: its config, genotype, a checkpoint."""
     import tensorflow as tf
 
-    from alphagan_tf.gan.genotypes import load_genotype
+    from alphagan_tf.gan.space.genotypes import load_genotype
 
     FLAGS.unparse_flags()
     try:
@@ -310,7 +310,7 @@ def test_a_folder_of_another_kind_is_one_error_line(workdir, tmp_path, capsys):
 
 # --- issue 35, finding 5: what gave a traceback and exit 1 ----------------------------------
 # Sizes that can only exhaust memory are refused by the configs before anything is built, with
-# the lower bound of what they need (gan/memory.py); the bytes are those bounds, which a
+# the lower bound of what they need (gan/space/memory.py); the bytes are those bounds, which a
 # machine with that much memory would accept (the trial is then skipped).
 GB = 10**9
 MEMORY_TRIALS = [
@@ -339,7 +339,7 @@ def test_sizes_that_can_only_exhaust_memory_are_one_error_line(module, args, nee
                                                                 workdir, capsys):
     import importlib
 
-    from alphagan_tf.gan import memory
+    from alphagan_tf.gan.space import memory
 
     if (memory.machine_memory_bytes() or 0) >= need:
         pytest.skip(f"this machine has {memory.machine_memory_bytes()} bytes: the size fits")
@@ -405,10 +405,10 @@ def test_running_out_of_memory_is_one_error_line_with_exit_2(capsys):
 @pytest.mark.parametrize("gf, latent_dim, bottom_width, df", [(16, 16, 1, 16), (64, 128, 4, 128)])
 def test_the_memory_bounds_never_exceed_the_real_networks(gf, latent_dim, bottom_width, df):
     """The refusals above are sound only if the bounds are below what the networks hold."""
-    from alphagan_tf.gan import memory
-    from alphagan_tf.gan.discriminator import Discriminator
-    from alphagan_tf.gan.generator import Generator
-    from alphagan_tf.gan.genotypes import PRESETS
+    from alphagan_tf.gan.space import memory
+    from alphagan_tf.gan.space.discriminator import Discriminator
+    from alphagan_tf.gan.space.generator import Generator
+    from alphagan_tf.gan.space.genotypes import PRESETS
 
     bound = memory.generator_weights(gf, latent_dim, bottom_width)
     counts = [Generator.from_genotype(genotype, gf=gf, latent_dim=latent_dim,

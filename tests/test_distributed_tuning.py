@@ -212,7 +212,7 @@ def test_every_trial_runs_exactly_once(distributed_run):
 
 @pytest.mark.long
 def test_only_the_chief_writes_the_report(distributed_run):
-    from alphagan_tf.gan.genotypes import EDGE_NAMES, load_genotype
+    from alphagan_tf.gan.space.genotypes import EDGE_NAMES, load_genotype
 
     workdir, logs = distributed_run["workdir"], distributed_run["logs"]
     assert logs["chief"].count("best_genotype.json") == 1  # the chief's one "Wrote ..." line

@@ -17,8 +17,8 @@ from alphagan_tf.cli import search as search_cli
 from alphagan_tf.cli import train as train_cli
 from alphagan_tf.cli import tune as tune_cli
 from alphagan_tf.data.pipeline import evaluation_dataset
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.genotypes import PRESETS
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.genotypes import PRESETS
 from alphagan_tf.metrics import classifier as classifier_lib
 from alphagan_tf.metrics import generator_eval
 from alphagan_tf.metrics.evaluation import compute_real_statistics

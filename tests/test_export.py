@@ -13,12 +13,12 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.genotypes import PRESETS
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.genotypes import PRESETS
 from alphagan_tf.serving import savedmodel, warmup
-from alphagan_tf.serving.local_server import PredictError, SessionModel
 from alphagan_tf.serving.signatures import latents_for_seed
 from alphagan_tf.utils.images import to_uint8
+from tools.local_server import PredictError, SessionModel
 
 GF, LATENT, BOTTOM = 8, 16, 1  # 8x8 images
 MAX_BATCH = 8
@@ -89,7 +89,7 @@ def test_versions_are_numbered_and_a_failed_export_leaves_no_trace(exported, tmp
 
 
 def test_export_rejects_the_supernet_and_bad_warmup_sizes(exported, tmp_path):
-    from alphagan_tf.gan.search_generator import SearchGenerator
+    from alphagan_tf.gan.space.search_generator import SearchGenerator
 
     s = SearchGenerator(gf=GF, latent_dim=LATENT, bottom_width=BOTTOM)
     s(np.zeros((1, LATENT), "float32"))

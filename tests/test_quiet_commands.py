@@ -115,7 +115,7 @@ def test_python_info_lines_show_for_alphagan_tf_only():
     def record(path, level):
         return logging.LogRecord("absl", level, path, 1, "message", None, None)
 
-    own = os.path.join(ROOT, "alphagan_tf", "gan", "train_loop.py")
+    own = os.path.join(ROOT, "alphagan_tf", "gan", "train", "loop.py")
     theirs = os.path.join(os.path.dirname(logging.__file__), "tensorflow", "functional_saver.py")
     assert quiet.own_info_only(record(own, logging.INFO))
     assert not quiet.own_info_only(record(theirs, logging.INFO))

@@ -9,8 +9,8 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.genotypes import PRESETS
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.genotypes import PRESETS
 from alphagan_tf.serving import savedmodel, tflite
 from alphagan_tf.serving.samplers import SavedModelGenerator, load_generator, sample_images
 from alphagan_tf.serving.signatures import latents_for_seed

@@ -14,8 +14,13 @@ keras_tuner = pytest.importorskip("keras_tuner")
 from absl import flags  # noqa: E402
 from absl.testing import flagsaver  # noqa: E402
 
-from alphagan_tf.gan.genotypes import (  # noqa: E402
-    EDGE_NAMES, NORMAL_OPS, PRESETS, UP_OPS, GenotypeError, load_genotype,
+from alphagan_tf.gan.space.genotypes import (
+    EDGE_NAMES,
+    NORMAL_OPS,
+    PRESETS,
+    UP_OPS,
+    GenotypeError,
+    load_genotype,
 )
 from alphagan_tf.tuner import report, space  # noqa: E402
 from alphagan_tf.tuner.tuners import make_tuner  # noqa: E402
@@ -206,7 +211,7 @@ def test_two_trial_random_search_on_demo_writes_best_genotype(tmp_path, tiny_cla
 
 
 def test_cli_reports_when_every_trial_fails(tmp_path, tiny_classifier, capsys, monkeypatch):
-    from alphagan_tf.gan import train_loop
+    from alphagan_tf.gan.train import loop as train_loop
 
     def no_tensorboard(*args, **kwargs):
         raise ModuleNotFoundError("No module named 'tensorboard'")

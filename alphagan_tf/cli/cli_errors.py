@@ -38,7 +38,7 @@ WORKER_LOST = 3  # exit status of a multi-worker run that lost a worker (rerun t
 USER_ERRORS = {
     "alphagan_tf.utils.typed_config": ("ConfigError",),
     "alphagan_tf.data.sources": ("DataSourceError", "DatasetUnavailableError"),
-    "alphagan_tf.gan.genotypes": ("GenotypeError",),
+    "alphagan_tf.gan.space.genotypes": ("GenotypeError",),
     "alphagan_tf.metrics.features": ("WeightsNotFoundError",),
     "alphagan_tf.utils.distribution": ("StrategyError",),
     "alphagan_tf.utils.workdir": ("WorkdirError",),
@@ -50,7 +50,7 @@ USER_ERRORS = {
     "alphagan_tf.tuner.cluster": ("ClusterError",),
 }
 # Out of memory: the sizes asked for do not fit this machine (the configs refuse what can
-# never fit, gan/memory.py; what fits alone but not together still ends here).
+# never fit, gan/space/memory.py; what fits alone but not together still ends here).
 OUT_OF_MEMORY_ERRORS = {"tensorflow.python.framework.errors_impl": ("ResourceExhaustedError",)}
 DIVERGENCE_ERRORS = {"alphagan_tf.utils.guards": ("DivergenceError",)}
 LOST_WORKER_ERRORS = {"alphagan_tf.utils.distribution": ("WorkerLostError",)}

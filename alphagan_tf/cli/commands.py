@@ -57,7 +57,7 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 # The short `python -m` paths kept for the commands the README starts that way: each is a
-# three-line module that runs its command (alphagan_tf/search.py, alphagan_tf/textnas/search/...).
+# three-line module that runs its command (alphagan_tf/search.py, alphagan_tf/textnas/search/__main__.py).
 SHORT_MODULES: dict[str, str] = {
     **{f"alphagan_tf.{name}": f"alphagan_tf.cli.{name}"
        for name in ("search", "train", "evaluate", "export", "sample", "convert", "genotype", "tune")},

@@ -32,7 +32,8 @@ flags.adopt_module_key_flags(alphagan_flags)
 
 
 def convert_from_flags() -> dict:
-    from alphagan_tf.gan.genotypes import GenotypeError, load_genotype
+    # here, not at the top: the command's --help and import stay without TensorFlow
+    from alphagan_tf.gan.space.genotypes import GenotypeError, load_genotype
     from alphagan_tf.interop.checkpoint import CheckpointError, TorchMissingError
     from alphagan_tf.interop.import_checkpoint import import_training_checkpoint
 

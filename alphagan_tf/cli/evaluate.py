@@ -90,9 +90,10 @@ def _check_out() -> None:
 def generator_from_flags() -> _Generator:
     """--checkpoint (EMA weights of a training workdir) or --saved_model (serving_default)."""
     if FLAGS.checkpoint:
+        # here, not at the top: the command's --help and import stay without TensorFlow
         import tensorflow as tf
 
-        from alphagan_tf.gan.train_loop import load_trained_generator
+        from alphagan_tf.gan.train.loop import load_trained_generator
 
         which = _flag("which", "latest")
         generator = load_trained_generator(FLAGS.checkpoint, which=which)
@@ -103,6 +104,7 @@ def generator_from_flags() -> _Generator:
             {"checkpoint": os.path.abspath(FLAGS.checkpoint), "which": which,
              "weights": "ema_generator"},
         )
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.serving.samplers import SavedModelGenerator
 
     model = SavedModelGenerator(FLAGS.saved_model)
@@ -111,6 +113,7 @@ def generator_from_flags() -> _Generator:
 
 
 def _feature_extractor():
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.metrics import generator_eval
 
     feature_fn = generator_eval.feature_extractor_from_spec(
@@ -133,7 +136,8 @@ def _dataset() -> str:
     if FLAGS.checkpoint and not FLAGS["dataset"].present and os.path.exists(
         os.path.join(FLAGS.checkpoint, "train_config.json")
     ):
-        from alphagan_tf.gan.train_loop import read_train_config
+        # here, not at the top: the command's --help and import stay without TensorFlow
+        from alphagan_tf.gan.train.config import read_train_config
 
         return read_train_config(FLAGS.checkpoint).data.dataset
     return FLAGS.dataset
@@ -141,6 +145,7 @@ def _dataset() -> str:
 
 def _make_stats_image_size(dataset: str, generator: _Generator | None) -> int:
     """The generator's size, else --image_size, else the dataset's protocol size."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.data import sources
 
     given = FLAGS.image_size
@@ -167,6 +172,7 @@ def _make_stats_image_size(dataset: str, generator: _Generator | None) -> int:
 
 def make_stats_from_flags() -> str:
     """--make_stats: real statistics of --dataset into --out; returns the path written."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.metrics import generator_eval
 
     out = _flag("out", None)
@@ -195,6 +201,7 @@ def make_stats_from_flags() -> str:
 
 def real_stats_from_flags(feature_fn, generator: _Generator):
     """--real_stats, else the training workdir's cache, else computed from the dataset."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.metrics import generator_eval
 
     cache_path = None
@@ -210,6 +217,7 @@ def real_stats_from_flags(feature_fn, generator: _Generator):
 
 def evaluate_from_flags() -> dict:
     """Evaluates the generator the flags name; writes and returns the report."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.metrics import generator_eval
     from alphagan_tf.utils import files
 

@@ -53,7 +53,8 @@ def generator_from_flags():
             f"genotype={FLAGS.genotype if has_genotype else None!r}"
         )
     if has_checkpoint:
-        from alphagan_tf.gan.train_loop import load_trained_generator
+        # here, not at the top: the command's --help and import stay without TensorFlow
+        from alphagan_tf.gan.train.loop import load_trained_generator
 
         which = FLAGS.which if FLAGS["which"].present else "latest"
         try:
@@ -63,10 +64,11 @@ def generator_from_flags():
         return generator, {"source": {"checkpoint": os.path.abspath(FLAGS.checkpoint),
                                       "which": which, "weights": "ema_generator"}}
 
+    # here, not at the top: the command's --help and import stay without TensorFlow
     import keras
 
-    from alphagan_tf.gan.generator import Generator
-    from alphagan_tf.gan.genotypes import GenotypeError, load_genotype
+    from alphagan_tf.gan.space.generator import Generator
+    from alphagan_tf.gan.space.genotypes import GenotypeError, load_genotype
 
     try:
         genotype = load_genotype(FLAGS.genotype)
@@ -92,6 +94,7 @@ def export_from_flags() -> str:
             f"--quantize (none|float16|dynamic|int8). Received: --serving_precision="
             f"{FLAGS.serving_precision} with --format=tflite")
     if FLAGS.export_dir:
+        # here, not at the top: the command's --help and import stay without TensorFlow
         from alphagan_tf.utils.workdir import check_writable_folder
 
         check_writable_folder(FLAGS.export_dir, flag="export_dir")
@@ -99,6 +102,7 @@ def export_from_flags() -> str:
         require(not os.path.isdir(FLAGS.tflite_path), "tflite_path", FLAGS.tflite_path,
                 "must be a file path, not a folder")
     generator, info = generator_from_flags()
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.utils.guards import nonfinite_variables
 
     diverged = nonfinite_variables(generator.variables)
@@ -107,14 +111,17 @@ def export_from_flags() -> str:
             f"--checkpoint: the generator holds non-finite weights ({len(diverged)} variables, "
             f"e.g. {diverged[0]}); it diverged in training and is not exported.")
     if FLAGS.format == "savedmodel":
+        # here, not at the top: the command's --help and import stay without TensorFlow
         from alphagan_tf.serving.savedmodel import export_saved_model
 
         if FLAGS.serving_precision != "float32":
+            # here, not at the top: the command's --help and import stay without TensorFlow
             from alphagan_tf.utils import precision
 
             precision.warn_if_emulated(FLAGS.serving_precision, flag="serving_precision")
             generator = generator.in_precision(FLAGS.serving_precision)
 
+        # here, not at the top: the command's --help and import stay without TensorFlow
         from alphagan_tf.serving.warmup import DEFAULT_WARMUP_BATCH_SIZES
 
         warmup_sizes = sorted({min(b, FLAGS.max_batch) for b in DEFAULT_WARMUP_BATCH_SIZES})
@@ -123,6 +130,7 @@ def export_from_flags() -> str:
             warmup_batch_sizes=warmup_sizes, extra_info=info,
         )
     else:
+        # here, not at the top: the command's --help and import stay without TensorFlow
         from alphagan_tf.serving.tflite import convert_to_tflite, write_tflite
 
         path = FLAGS.tflite_path or os.path.join(

@@ -33,13 +33,6 @@ def _define_shared(define, name: str, *args, **kwargs) -> None:
         define(name, *args, allow_override=True, **kwargs)
 
 
-def _define_old_names(**old_to_new: str) -> None:
-    """Names flagfiles used before the flags took Keras' names (beta1 -> beta_1): still accepted."""
-    for old, new in old_to_new.items():
-        if old not in FLAGS:
-            flags.DEFINE_alias(old, new)
-
-
 ALGORITHM_FLAG_HELP = (
     "How the search explores its space. search: alphagan (default: the bi-level differentiable "
     "search minimising the duality gap) or random_ws (random search with weight sharing, the "
@@ -89,7 +82,6 @@ def define_gan_optimizer_flags() -> None:
     flags.DEFINE_float("d_lr", 2e-4, "Discriminator Adam learning rate.")
     flags.DEFINE_float("beta_1", 0.0, "Adam beta_1 of G and D.")
     flags.DEFINE_float("beta_2", 0.9, "Adam beta_2 of G and D.")
-    _define_old_names(beta1="beta_1", beta2="beta_2")
     flags.DEFINE_integer("n_critic", 5, "Discriminator steps per generator step.")
     flags.DEFINE_float(
         "r1_gamma", 0.0,
@@ -147,14 +139,8 @@ def define_precision_flags() -> None:
 
 
 def precision_from_flags() -> str:
-    """--precision, or float16 for the old --mixed_precision (search only); contradictions: an error."""
-    mixed = "mixed_precision" in FLAGS and FLAGS.mixed_precision
-    try:
-        return precision_lib.resolve_alias(FLAGS.precision, mixed, FLAGS["precision"].present)
-    except ValueError as error:
-        from absl import app
-
-        raise app.UsageError(str(error)) from None
+    """--precision."""
+    return FLAGS.precision
 
 
 @_once
@@ -218,16 +204,11 @@ def define_search_flags() -> None:
     _define_shared(flags.DEFINE_float, "arch_learning_rate", 3e-4, "Architecture Adam learning rate.")
     _define_shared(flags.DEFINE_float, "arch_beta_1", 0.5, "Architecture Adam beta_1.")
     _define_shared(flags.DEFINE_float, "arch_beta_2", 0.999, "Architecture Adam beta_2.")
-    _define_old_names(arch_lr="arch_learning_rate", arch_beta1="arch_beta_1", arch_beta2="arch_beta_2")
     _define_shared(flags.DEFINE_float, "arch_weight_decay", 1e-3, "Architecture L2 weight decay (coupled, as in PyTorch Adam).")
     flags.DEFINE_boolean(
         "fuse_convs", True,
         "Run each normal edge's conv_1x1/3x3/5x5 as one 5x5 conv with the alpha-weighted sum of "
         "their kernels: the same function and gradients, ~30% less work per normal edge.",
-    )
-    flags.DEFINE_boolean(
-        "mixed_precision", False,
-        "Old name of --precision=float16 (kept as an alias).",
     )
     _define_shared(flags.DEFINE_enum, "algorithm", None, ALGORITHM_CHOICES, ALGORITHM_FLAG_HELP)
     flags.DEFINE_integer(
@@ -292,7 +273,8 @@ def define_retrain_flags() -> None:
 
 def generator_config_from_flags():
     """--gf, --df, --latent_dim, --bottom_width -> a GeneratorConfig."""
-    from alphagan_tf.gan.generator_config import GeneratorConfig
+    # here, not at the top: the command's --help and import stay without TensorFlow
+    from alphagan_tf.gan.space.generator_config import GeneratorConfig
 
     return GeneratorConfig(gf=FLAGS.gf, df=FLAGS.df, latent_dim=FLAGS.latent_dim,
                            bottom_width=FLAGS.bottom_width)
@@ -300,6 +282,7 @@ def generator_config_from_flags():
 
 def data_config_from_flags():
     """--dataset, --data_dir, --manual_dir, --download -> a DataConfig."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.data.config import DataConfig
 
     return DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
@@ -314,8 +297,8 @@ def retrain_run_config_from_flags(genotype: str, **overrides):
             label such as "(sampled per trial)").
         **overrides: further TrainRunConfig fields (e.g. init_from, eval_every).
     """
-    from alphagan_tf.gan.train_loop import TrainRunConfig
-    from alphagan_tf.gan.trainer import TrainConfig
+    # here, not at the top: the command's --help and import stay without TensorFlow
+    from alphagan_tf.gan.train.config import TrainConfig, TrainRunConfig
 
     steps = {"steps_per_call": FLAGS.steps_per_call, "jit_compile": FLAGS.jit_compile} if (
         "steps_per_call" in FLAGS) else {}
@@ -449,6 +432,7 @@ def define_export_flags() -> None:
 
 def _define_max_batch() -> None:
     """--max_batch, the batch bound of `serving.generator_guard` (export and sample)."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.serving.generator_guard import DEFAULT_MAX_BATCH
 
     _define_shared(

@@ -4,13 +4,13 @@ r"""Draw or print an AlphaGAN genotype.
     python -m alphagan_tf.genotype --genotype=runs/search/genotype.json --print
 
 --genotype takes a preset name (alphaGAN_l, alphaGAN_s) or a genotype JSON file
-(format in alphagan_tf/gan/genotypes.py). --out writes a PNG of the three cells
+(format in alphagan_tf/gan/space/genotypes.py). --out writes a PNG of the three cells
 with their chosen ops and the cross-cell skips; --print prints the genotype
 table, its JSON and the size of the search space. No TensorFlow is imported.
 
 This is a standalone tool: its flags are defined here, not in
-alphagan_tf/flags.py, so do not import this module from another CLI; library
-code draws with `alphagan_tf.gan.genotype_plot.draw_genotype`.
+alphagan_tf/cli/flags.py, so do not import this module from another CLI; library
+code draws with `alphagan_tf.gan.space.genotype_plot.draw_genotype`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ flags.DEFINE_string("title", None, "Title of the drawing (default: a summary lin
 
 @cli_errors.command
 def main(argv):
-    from alphagan_tf.gan.genotypes import GenotypeError, load_genotype, space_size
+    # here, not at the top: the command's --help and import stay without TensorFlow
+    from alphagan_tf.gan.space.genotypes import GenotypeError, load_genotype, space_size
 
     try:
         genotype = load_genotype(FLAGS.genotype)
@@ -52,7 +53,8 @@ def main(argv):
         print(genotype.to_json())
         print(f"search space: {size:,} architectures ({size:.3g})")
     if FLAGS.out:
-        from alphagan_tf.gan.genotype_plot import draw_genotype
+        # here, not at the top: the command's --help and import stay without TensorFlow
+        from alphagan_tf.gan.space.genotype_plot import draw_genotype
 
         title = FLAGS.title or f"{FLAGS.genotype}: generator cells and cross-cell skips"
         path = draw_genotype(

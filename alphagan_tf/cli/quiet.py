@@ -150,6 +150,7 @@ def _write_all(fd: int, data: bytes) -> bool:
 def requested_verbosity(argv: Sequence[str]) -> int | None:
     """The value of absl's `--verbosity` / `-v` in `argv` (a command line, program first) or in its
     flagfiles; None when it is not given (or does not parse: absl reports that later)."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from absl import flags
 
     args = list(argv[1:])
@@ -203,6 +204,7 @@ def quiet_tensorflow(argv: Sequence[str] | None = None) -> None:
 def quiet_python_logs() -> None:
     """The `tensorflow` logger shows warnings and errors; absl's handler drops the INFO (and
     DEBUG) records of every module outside alphagan_tf."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from absl import logging as absl_logging
 
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
@@ -220,7 +222,7 @@ def started_as_command() -> bool:
     table, a console script or `alphagan`."""
     modules = {c.module for c in commands.COMMANDS} | set(commands.SHORT_MODULES) | {"alphagan_tf"}
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if spec is not None and spec.name in modules | {"alphagan_tf.__main__"}:
+    if spec is not None and spec.name.removesuffix(".__main__") in modules:
         return True
     # While `python -m` imports the module's packages, __main__ is not the module yet.
     argv = list(getattr(sys, "orig_argv", ()))

@@ -29,6 +29,7 @@ flags.adopt_module_key_flags(alphagan_flags)  # --help lists them
 
 def sample_from_flags() -> str:
     """Writes the grid the flags describe; returns the PNG path."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.serving.generator_guard import DEFAULT_MAX_BATCH
     from alphagan_tf.serving.samplers import ModelFileError, load_generator, sample_images
     from alphagan_tf.utils.images import save_grid

@@ -12,6 +12,7 @@ checkpoints into --workdir; re-running the same command resumes.
 from __future__ import annotations
 
 import os
+
 from absl import app, flags
 
 from alphagan_tf.cli import cli_errors
@@ -24,9 +25,8 @@ flags.adopt_module_key_flags(alphagan_flags)  # --help lists them
 
 def config_from_flags():
     """Flags -> a typed SearchRunConfig (the only place search flags are read)."""
-    from alphagan_tf.gan.random_ws import RandomWSConfig
-    from alphagan_tf.gan.search_loop import SearchRunConfig
-    from alphagan_tf.gan.searcher import SearchConfig
+    # Here, not at the top: the command's --help and import stay without TensorFlow.
+    from alphagan_tf.gan.search.config import RandomWSConfig, SearchConfig, SearchRunConfig
     from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
 
     search = SearchConfig(
@@ -81,11 +81,15 @@ def main(argv):
     if FLAGS.algorithm == "random_ws" and FLAGS.feature_extractor == "none":
         raise app.UsageError("--algorithm=random_ws scores candidates by FID: give a "
                              "--feature_extractor (inception or classifier:DIR), not 'none'.")
-    from alphagan_tf.gan.search_loop import run_search
+    # Here, not at the top: the command's --help and import stay without TensorFlow.
+    from alphagan_tf.gan.search import alphagan, random_ws
     from alphagan_tf.utils import distribution
 
     distribution.quiet_all_reduce_logs(FLAGS.strategy)
     config = config_from_flags()
+    # The one place the algorithm is chosen.
+    run_search = {"alphagan": alphagan.run_search,
+                  "random_ws": random_ws.run_random_ws_search}[config.algorithm]
     if config.strategy == distribution.MULTI_WORKER:  # before the first TF op
         distribution.prepare_cpu(config.cpu_devices)
         distribution.multi_worker_strategy(FLAGS.worker_timeout)

@@ -14,8 +14,7 @@ import os
 
 from absl import app, flags
 
-from alphagan_tf.cli import cli_errors
-from alphagan_tf.cli import textnas_flags
+from alphagan_tf.cli import cli_errors, textnas_flags
 from alphagan_tf.utils.typed_config import require
 
 FLAGS = flags.FLAGS
@@ -33,7 +32,8 @@ def main(argv):
     path = os.path.join(FLAGS.workdir, "probabilities.json")
     if not os.path.exists(path):
         raise app.UsageError(f"{path} does not exist: --workdir must be a finished search.")
-    from alphagan_tf.textnas.architecture import derive_architecture
+    # here, not at the top: the command's --help and import stay without TensorFlow
+    from alphagan_tf.textnas.space.architecture import derive_architecture
 
     try:
         with open(path, encoding="utf-8") as f:

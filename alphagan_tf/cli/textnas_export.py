@@ -9,8 +9,7 @@ session loader (tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)).
 
 from absl import app, flags
 
-from alphagan_tf.cli import cli_errors
-from alphagan_tf.cli import textnas_flags
+from alphagan_tf.cli import cli_errors, textnas_flags
 
 FLAGS = flags.FLAGS
 textnas_flags.define_export_flags()
@@ -20,7 +19,8 @@ textnas_flags.define_export_flags()
 def main(argv):
     if not FLAGS.train_dir or not FLAGS.export_dir:
         raise app.UsageError("--train_dir and --export_dir are required.")
-    from alphagan_tf.textnas.exporter import check_export_dir, export_classifier, load_trained
+    # here, not at the top: the command's --help and import stay without TensorFlow
+    from alphagan_tf.textnas.train.export import check_export_dir, export_classifier, load_trained
 
     check_export_dir(FLAGS.export_dir)
     model, vocab, max_length = load_trained(FLAGS.train_dir)

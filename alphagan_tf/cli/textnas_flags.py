@@ -1,7 +1,7 @@
 """Every absl flag of the TextNAS commands, in groups (the CLI edge).
 
 Each command defines only the groups it reads, as the GAN commands do
-(`alphagan_tf/flags.py`): `textnas.search` the common and search groups,
+(`alphagan_tf/cli/flags.py`): `textnas.search` the common and search groups,
 `textnas.train` the common and retraining groups, `textnas.derive` and
 `textnas.export` their few flags. A flag meant for another command is an
 error ("Unknown command line flag"), so a flagfile serves one command:
@@ -22,7 +22,6 @@ import contextlib
 from absl import flags
 
 from alphagan_tf.cli import flags as alphagan_flags
-
 from alphagan_tf.utils import precision
 from alphagan_tf.utils.typed_config import ConfigError
 
@@ -202,9 +201,10 @@ def _common_fields() -> dict:
 
 def search_config_from_flags():
     """The search's typed config from the parsed flags."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
-    from alphagan_tf.textnas.controller import ControllerConfig
-    from alphagan_tf.textnas.searcher import SearchConfig
+    from alphagan_tf.textnas.search.controller import ControllerConfig
+    from alphagan_tf.textnas.search.config import SearchConfig
 
     with errors_named_as_flags(CONTROLLER_FLAG_NAMES):
         controller = ControllerConfig(**_renamed_fields(CONTROLLER_FLAG_NAMES))
@@ -230,7 +230,8 @@ def search_config_from_flags():
 
 def train_config_from_flags():
     """The retraining's typed config from the parsed flags."""
-    from alphagan_tf.textnas.trainer import TrainConfig
+    # here, not at the top: the command's --help and import stay without TensorFlow
+    from alphagan_tf.textnas.train.config import TrainConfig
 
     names = {**TRAIN_FLAG_NAMES,
              "embedding_dim": "train_embedding_dim" if FLAGS.train_embedding_dim else "embedding_dim"}

@@ -12,8 +12,7 @@ search is finished.
 
 from absl import app, flags
 
-from alphagan_tf.cli import cli_errors
-from alphagan_tf.cli import textnas_flags
+from alphagan_tf.cli import cli_errors, textnas_flags
 
 FLAGS = flags.FLAGS
 textnas_flags.define_search_flags()
@@ -23,12 +22,16 @@ textnas_flags.define_search_flags()
 def main(argv):
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required.")
-    from alphagan_tf.textnas.training import set_threads
+    # Here, not at the top: the command's --help and import stay without TensorFlow.
+    from alphagan_tf.textnas.search import darts, enas, random_ws
+    from alphagan_tf.textnas.train.classification import set_threads
 
     set_threads(FLAGS.num_threads)
-    from alphagan_tf.textnas.searcher import run_search
-
-    run_search(textnas_flags.search_config_from_flags(), FLAGS.workdir)
+    config = textnas_flags.search_config_from_flags()
+    # The one place the algorithm is chosen.
+    run_search = {"darts": darts.run_search, "enas": enas.run_enas_search,
+                  "random_ws": random_ws.run_random_ws_search}[config.algorithm]
+    run_search(config, FLAGS.workdir)
 
 
 def run():

@@ -15,8 +15,7 @@ test sentences once at the end and writes TRAIN_DIR/results.json. With
 
 from absl import app, flags
 
-from alphagan_tf.cli import cli_errors
-from alphagan_tf.cli import textnas_flags
+from alphagan_tf.cli import cli_errors, textnas_flags
 
 FLAGS = flags.FLAGS
 textnas_flags.define_train_flags()
@@ -30,21 +29,24 @@ def main(argv):
         raise app.UsageError(
             "--architecture is required: a JSON path, textnas_paper or random:<seed>[:<layers>]."
         )
-    from alphagan_tf.textnas.training import set_threads
+    # here, not at the top: the command's --help and import stay without TensorFlow
+    from alphagan_tf.textnas.train.classification import set_threads
     from alphagan_tf.utils import distribution
 
     set_threads(FLAGS.num_threads)
     config = textnas_flags.train_config_from_flags()
     distribution.quiet_all_reduce_logs(config.strategy)
     distribution.prepare_cpu(config.cpu_devices)  # before the first TensorFlow op
-    from alphagan_tf.textnas.architecture import load_architecture
-    from alphagan_tf.textnas.trainer import run_training
+    # here, not at the top: the command's --help and import stay without TensorFlow
+    from alphagan_tf.textnas.space.architecture import load_architecture
+    from alphagan_tf.textnas.train.loop import run_training
 
     try:
         architecture = load_architecture(FLAGS.architecture)
     except ValueError as e:
         raise app.UsageError(f"--architecture: {e}") from None
-    from alphagan_tf.textnas.exporter import check_export_dir, export_classifier, load_trained
+    # here, not at the top: the command's --help and import stay without TensorFlow
+    from alphagan_tf.textnas.train.export import check_export_dir, export_classifier, load_trained
 
     if FLAGS.export_dir:
         check_export_dir(FLAGS.export_dir)  # before training, not after it

@@ -34,6 +34,7 @@ def config_from_flags():
 
 def evaluate_fn_from_flags(config, workdir: str):
     """The periodic evaluation the flags ask for, or None (--feature_extractor=none)."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.metrics import generator_eval
 
     feature_fn = generator_eval.feature_extractor_from_spec(
@@ -57,7 +58,8 @@ def evaluate_fn_from_flags(config, workdir: str):
 def main(argv):
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required (or set it in the flagfile).")
-    from alphagan_tf.gan.train_loop import open_workdir, run_training
+    # here, not at the top: the command's --help and import stay without TensorFlow
+    from alphagan_tf.gan.train.loop import open_workdir, run_training
     from alphagan_tf.utils import distribution
 
     distribution.quiet_all_reduce_logs(FLAGS.strategy)

@@ -54,6 +54,7 @@ _RESUMABLE_KEYS = ("max_trials", "max_consecutive_failed_trials", "max_cpu_minut
 
 def objective_config_from_flags():
     """Flags -> the typed ObjectiveConfig (the only place the retrain flags are read)."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.tuner.objective import ObjectiveConfig
 
     run = alphagan_flags.retrain_run_config_from_flags("(sampled per trial)")
@@ -89,6 +90,7 @@ def _steps_per_epoch() -> int | None:
 
 def check_resumable(path: str, config: dict) -> None:
     """Raises ObjectiveConfigError when `path` records a run with another configuration."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.tuner.objective import ObjectiveConfigError
     from alphagan_tf.utils import files
 
@@ -114,6 +116,7 @@ def _build_demo_classifier_if_missing(dataset: str, feature_extractor: str, imag
     out_dir = feature_extractor.split(":", 1)[1]
     if os.path.exists(os.path.join(out_dir, "saved_model.pb")):
         return
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.tuner.demo_classifier import train_demo_classifier
 
     print(f"No digits classifier at {out_dir}: training it once (the demo's FID features, "
@@ -124,6 +127,7 @@ def _build_demo_classifier_if_missing(dataset: str, feature_extractor: str, imag
 
 def check_tune_flags(workdir: str) -> None:
     """The tuner's own flags and the workdir, before anything is written (ConfigError)."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.tuner.objective import check_feature_extractor
     from alphagan_tf.utils.workdir import check_writable_folder
 
@@ -143,6 +147,7 @@ def check_tune_flags(workdir: str) -> None:
 
 def check_distributed_flags(role: str) -> None:
     """What a chief or a worker of a distributed run cannot do (ClusterError); nothing when single."""
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.tuner.cluster import ClusterError
 
     if role == "single":
@@ -168,6 +173,7 @@ def _objective(objective_config, workdir: str, role: str):
     The workers of one machine share --workdir: they take turns (a file lock), so the
     classifier and the statistics are computed once and the others read them.
     """
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.tuner.objective import objective_from_spec
     from alphagan_tf.utils import files
 
@@ -192,6 +198,7 @@ def _worker_summary(tuner) -> str:
 
 
 def run_tuning(workdir: str) -> int:
+    # here, not at the top: the command's --help and import stay without TensorFlow
     from alphagan_tf.tuner import cluster, report
     from alphagan_tf.tuner.space import GeneratorHyperModel
     from alphagan_tf.tuner.tuners import make_tuner

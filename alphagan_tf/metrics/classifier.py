@@ -78,6 +78,7 @@ def build_feature_classifier(
         A keras.Model mapping images [B, H, W, 3] to
         {"features": [B, feature_dim], "logits": [B, num_classes]}.
     """
+    # here: the metrics package imports without TensorFlow
     import keras
 
     images = keras.Input(tuple(image_shape), name="images")
@@ -133,6 +134,7 @@ def train_feature_classifier(
     Returns:
         A `ClassifierReport` with the test accuracy.
     """
+    # here: the metrics package imports without TensorFlow
     import keras
 
     out_dir = os.fspath(out_dir)

@@ -95,6 +95,7 @@ def as_unit_range_images(images: Any) -> Any:
         if images.dtype == np.uint8:
             return images.astype(np.float32) / 127.5 - 1.0
         return images.astype(np.float32, copy=False)
+    # here: the metrics package imports without TensorFlow
     import tensorflow as tf
 
     if images.dtype == tf.uint8:
@@ -127,6 +128,7 @@ def inception_graph_input(images: Any) -> Any:
     Returns:
         float32 tf.Tensor [B, 299, 299, 3] in [-1, 127/128].
     """
+    # here: the metrics package imports without TensorFlow
     import tensorflow as tf
 
     images = tf.convert_to_tensor(images)
@@ -171,6 +173,7 @@ class InceptionFeatures:
     name = "tfgan_inception"
 
     def __init__(self, handle_or_path: str = INCEPTION_TFHUB_HANDLE, *, connect_timeout: float = 3.0):
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         self.handle_or_path = os.fspath(handle_or_path)
@@ -194,6 +197,7 @@ class InceptionFeatures:
             )
 
     def _forward_graph(self, images):
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         outputs = self._model(inception_graph_input(images))
@@ -208,6 +212,7 @@ class InceptionFeatures:
 
         "logits" only when `has_logits`.
         """
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         images = tf.convert_to_tensor(as_unit_range_images(images), dtype=tf.float32)
@@ -216,6 +221,7 @@ class InceptionFeatures:
 
 
 def _load_inception(handle_or_path: str, connect_timeout: float):
+    # here: the metrics package imports without TensorFlow
     import tensorflow as tf
 
     scheme = urllib.parse.urlparse(handle_or_path).scheme
@@ -226,6 +232,7 @@ def _load_inception(handle_or_path: str, connect_timeout: float):
                 "and the module is not in the TF-Hub cache.\n" + missing_weights_help()
             )
         try:
+            # TF-Hub: an optional dependency (the [hub] extra)
             import tensorflow_hub as hub
         except ImportError as error:
             raise ImportError(
@@ -243,6 +250,7 @@ def _load_inception(handle_or_path: str, connect_timeout: float):
 
 
 def _is_saved_model_dir(path: str) -> bool:
+    # here: the metrics package imports without TensorFlow
     import tensorflow as tf
 
     return any(
@@ -317,6 +325,7 @@ class ClassifierFeatures:
         image_size: tuple[int, int] | None = None,
         name: str | None = None,
     ):
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         self.saved_model_dir = os.fspath(saved_model_dir)
@@ -356,6 +365,7 @@ class ClassifierFeatures:
         self._forward = tf.function(self._forward_graph, reduce_retracing=True, autograph=False)
 
     def _forward_graph(self, images):
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         if self.image_size is not None and tuple(images.shape[1:3]) != self.image_size:
@@ -376,6 +386,7 @@ class ClassifierFeatures:
 
     def __call__(self, images: Any) -> dict[str, np.ndarray]:
         """images float32 [B, H, W, 3] in [-1, 1] -> {"pool": [B, D], "logits": [B, C]}."""
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         images = tf.convert_to_tensor(as_unit_range_images(images), dtype=tf.float32)

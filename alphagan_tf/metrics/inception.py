@@ -47,12 +47,12 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import zipfile
 from typing import Any, Mapping, Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 
@@ -354,6 +354,7 @@ class TorchScriptSource:
 
     def pool_features(self, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
         """NHWC images [B, 299, 299, 3] in the graph's range -> the module's [B, 2048], float32."""
+        # torch: an optional dependency (the [torch] extra)
         import torch
 
         outputs = []
@@ -417,6 +418,7 @@ def load_torchscript(spec: str) -> TorchScriptSource:
     """
     path, member = resolve_torchscript_path(spec)
     try:
+        # torch: an optional dependency (the [torch] extra)
         import torch
     except ImportError as error:
         raise ImportError(f"Reading a TorchScript module needs torch: {_HOW_TO_GET_TORCH}.") from error
@@ -442,8 +444,6 @@ def load_torchscript(spec: str) -> TorchScriptSource:
 
 # ------------------------------------------------------------ SavedModel
 def _serving_module(model: keras.Model):
-    import tensorflow as tf
-
     class FIDInceptionModule(tf.Module):
         """images float32 [B, 299, 299, 3] in the graph's range -> {"pool_3": [B, 2048]}."""
 
@@ -464,8 +464,6 @@ def save_fid_inception(model: keras.Model, out_dir: str, metadata: dict) -> None
     The directory is written beside `out_dir` and renamed into place, so a
     failure leaves `out_dir` as it was.
     """
-    import tensorflow as tf
-
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".fid_inception-", dir=parent)

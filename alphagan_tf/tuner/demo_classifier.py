@@ -12,24 +12,22 @@ in configs/tune_demo.cfg). Its FIDs compare demo generators with each other only
 from __future__ import annotations
 
 import numpy as np
+from sklearn.datasets import load_digits
+
+from alphagan_tf.data.sources import load_demo
+from alphagan_tf.metrics.classifier import train_feature_classifier
 
 NUM_TRAIN = 1500
 
 
 def demo_digits(image_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """The demo images (uint8 [1797, S, S, 3]) and their digit labels (int [1797])."""
-    from sklearn.datasets import load_digits
-
-    from alphagan_tf.data.sources import load_demo
-
     return load_demo(image_size), load_digits().target.astype(np.int64)
 
 
 def train_demo_classifier(out_dir: str, *, image_size: int = 16, epochs: int = 20,
                           overwrite: bool = False, verbose: int = 2):
     """Trains and exports the digits classifier; returns the `ClassifierReport`."""
-    from alphagan_tf.metrics.classifier import train_feature_classifier
-
     images, labels = demo_digits(image_size)
     return train_feature_classifier(
         images[:NUM_TRAIN], labels[:NUM_TRAIN], images[NUM_TRAIN:], labels[NUM_TRAIN:],

@@ -1,6 +1,0 @@
-"""`python -m alphagan_tf.textnas.search`: the command in alphagan_tf/cli/textnas_search.py."""
-
-from alphagan_tf.cli.textnas_search import run
-
-if __name__ == "__main__":
-    run()

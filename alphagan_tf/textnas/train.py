@@ -1,6 +1,0 @@
-"""`python -m alphagan_tf.textnas.train`: the command in alphagan_tf/cli/textnas_train.py."""
-
-from alphagan_tf.cli.textnas_train import run
-
-if __name__ == "__main__":
-    run()
