@@ -235,7 +235,7 @@ def _trial_id(trial):
 def test_every_command_reports_bad_input_in_one_line_and_writes_nothing(module, args, message, workdir, files, capsys):
     import importlib
 
-    command = importlib.import_module(f"alphagan_tf.{module}")
+    command = importlib.import_module(f"alphagan_tf.cli.{module.replace('.', '_')}")
     watched = {path: _listing(path) for path in (workdir, files["dir"])}
     status, lines = _run(command, [a.format(workdir=workdir, **files) for a in args], capsys)
     assert status == 2, lines
@@ -343,7 +343,7 @@ def test_sizes_that_can_only_exhaust_memory_are_one_error_line(module, args, nee
 
     if (memory.machine_memory_bytes() or 0) >= need:
         pytest.skip(f"this machine has {memory.machine_memory_bytes()} bytes: the size fits")
-    command = importlib.import_module(f"alphagan_tf.{module}")
+    command = importlib.import_module(f"alphagan_tf.cli.{module.replace('.', '_')}")
     args = [a.format(workdir=workdir) for a in args]
     if module != "export":
         args.append(f"--workdir={workdir}")

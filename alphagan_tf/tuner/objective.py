@@ -137,7 +137,7 @@ def check_feature_extractor(feature_extractor: str) -> None:
         raise ObjectiveConfigError(
             "The tuning objective is FID, which needs a feature extractor: "
             "--feature_extractor=inception or --feature_extractor=classifier:/path/to/SavedModel "
-            "(python -m alphagan_tf.cli.classifier trains one offline). "
+            "(`alphagan classifier` trains one offline). "
             f"Received: feature_extractor={feature_extractor!r}"
         )
     generator_eval.check_feature_extractor_spec(feature_extractor)
