@@ -57,7 +57,7 @@ def workdir(tmp_path_factory):
         generators.append(g)
     os.makedirs(root / "checkpoints")
     with open(root / "train_config.json", "w") as f:
-        json.dump({"gf": GF, "bottom_width": BOTTOM, "dataset": "demo", "train": {"latent_dim": LATENT}}, f)
+        json.dump({"model": {"gf": GF, "bottom_width": BOTTOM, "latent_dim": LATENT}, "data": {"dataset": "demo"}}, f)
     PRESETS["alphaGAN_s"].save(str(root / "genotype.json"))
     tf.train.Checkpoint(generator=generators[0], ema_generator=generators[1]).save(
         str(root / "checkpoints" / "ckpt"))

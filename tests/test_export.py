@@ -285,7 +285,7 @@ def _fake_training_workdir(root):
     ema = _tiny_generator("alphaGAN_l", seed=2)
     os.makedirs(root / "checkpoints")
     with open(root / "train_config.json", "w") as f:
-        json.dump({"gf": GF, "bottom_width": BOTTOM, "train": {"latent_dim": LATENT}}, f)
+        json.dump({"model": {"gf": GF, "bottom_width": BOTTOM, "latent_dim": LATENT}}, f)
     PRESETS["alphaGAN_l"].save(str(root / "genotype.json"))
     tf.train.Checkpoint(generator=raw, ema_generator=ema).save(str(root / "checkpoints" / "ckpt"))
     return raw, ema
