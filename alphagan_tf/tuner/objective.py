@@ -26,8 +26,8 @@ import time
 from typing import Callable
 
 from alphagan_tf.gan.space.genotypes import Genotype
+from alphagan_tf.gan.train import loop as train_loop
 from alphagan_tf.gan.train.config import TrainRunConfig
-from alphagan_tf.gan.train.loop import load_trained_generator, run_training
 from alphagan_tf.metrics import generator_eval
 from alphagan_tf.utils import files
 from alphagan_tf.utils.typed_config import require, require_positive
@@ -112,9 +112,9 @@ class RetrainObjective:
         files.write_text_atomic(genotype_path, genotype.to_json())
         config = self.run_config(genotype_path, g_iterations)
         started = time.time()
-        run_training(config, workdir, evaluate_fn=None, verbose=self.verbose)
+        train_loop.run_training(config, workdir, evaluate_fn=None, verbose=self.verbose)
         trained = time.time()
-        result = self.evaluate_fn(load_trained_generator(workdir, "latest"))
+        result = self.evaluate_fn(train_loop.load_trained_generator(workdir, "latest"))
         metrics = {
             "fid": float(result["fid"]),
             "inception_score": float(result.get("inception_score_mean", float("nan"))),
