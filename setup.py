@@ -6,7 +6,7 @@ import runpy
 from setuptools import find_packages, setup
 
 # The command table, read without importing the package (its dependencies may not be installed).
-_COMMANDS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "alphagan_tf", "commands.py"))
+_COMMANDS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "alphagan_tf", "cli", "commands.py"))
 
 INSTALL_REQUIRES = [
     "tensorflow>=2.21,<2.22",
@@ -47,7 +47,7 @@ EXTRAS["test"] = sorted(
         # test's time is single-threaded Python tracing of tf.functions.
         "pytest-xdist>=3.5",
         # tensorflow-gan 2.1.0 does not import on TF >= 2.16; the tests load its
-        # metric maths through alphagan_tf/metrics/tfgan_compat.py as the
+        # metric maths through tests/tfgan_compat.py as the
         # reference our IS / FID / KID are checked against.
         "tensorflow-gan==2.1.0",
         # The parity tests run the authors' PyTorch implementation (../shared/ref) on CPU;
@@ -72,7 +72,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={
-        # Every command of alphagan_tf/commands.py as alphagan-NAME, and `alphagan NAME`.
-        "console_scripts": ["alphagan=alphagan_tf.commands:run", *_COMMANDS["console_scripts"]()]
+        # Every command of alphagan_tf/cli/commands.py as alphagan-NAME, and `alphagan NAME`.
+        "console_scripts": ["alphagan=alphagan_tf.cli.alphagan:run", *_COMMANDS["console_scripts"]()]
     },
 )

@@ -1,5 +1,5 @@
-"""`python -m alphagan_tf [COMMAND] [--flags]`: the command table (alphagan_tf/commands.py)."""
+"""`python -m alphagan_tf [COMMAND] [--flags]`: the command table (alphagan_tf/cli/commands.py)."""
 
-from alphagan_tf.commands import run
+from alphagan_tf.cli.alphagan import run
 
 run()

@@ -1,6 +1,6 @@
 r"""Digit classes and diversity of the demo's samples (search supernet and retrained G).
 
-    python -m alphagan_tf.tuner.demo_classifier --out=runs/demo_classifier     # < 1 min
+    python -m alphagan_tf.cli.demo_classifier --out=runs/demo_classifier     # < 1 min
     python bench/demo_diversity.py --classifier=runs/demo_classifier \
         --search=runs/demo_search --train=runs/demo_train
 
@@ -41,8 +41,8 @@ def search_checkpoints(workdir: str) -> list[str]:
 
 def search_generator(workdir: str, checkpoint: str | None = None):
     """The supernet of a search workdir at a checkpoint (default: the last), and its latents."""
-    from alphagan_tf.gan.search_generator import SearchGenerator
-    from alphagan_tf.gan.search_loop import read_search_config
+    from alphagan_tf.gan.space.search_generator import SearchGenerator
+    from alphagan_tf.gan.search.config import read_search_config
 
     config = read_search_config(workdir)
     latent_dim = config.model.latent_dim
@@ -61,7 +61,8 @@ def search_generator(workdir: str, checkpoint: str | None = None):
 
 def trained_generator(workdir: str, live: bool = False):
     """The EMA generator (or with `live`, the trained one) of a training workdir, and latents."""
-    from alphagan_tf.gan.train_loop import load_trained_generator, read_train_config
+    from alphagan_tf.gan.train.loop import load_trained_generator
+    from alphagan_tf.gan.train.config import read_train_config
 
     config = read_train_config(workdir)
     generator = load_trained_generator(workdir)

@@ -11,7 +11,7 @@ r"""The demo search's inner GAN game, isolated: digit classes and z-variance per
     ... --r1=10                      # R1 penalty on D (the demo's fix: --r1_gamma)
     ... --bottom_width=1             # the digits' native 8x8 (a quarter of the 16x16 cost)
 
-Builds the search's players (`search_loop.build_searcher`) with demo.cfg's sizes and the
+Builds the search's players (`gan.search.alphagan.build_searcher`) with demo.cfg's sizes and the
 knobs below, runs epochs (`BilevelSearcher.run_epoch`, or with --skip_arch only the inner
 level's D/G steps), and after each epoch prints the demo classifier's digit classes among the
 64 fixed-latent samples (inference mode, what samples.png shows) and their diversity ratio.
@@ -29,9 +29,10 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from alphagan_tf.gan.generator_config import GeneratorConfig
-from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher
-from alphagan_tf.gan.searcher import SearchConfig
+from alphagan_tf.gan.space.generator_config import GeneratorConfig
+from alphagan_tf.gan.search.config import SearchRunConfig
+from alphagan_tf.gan.search.alphagan import build_searcher
+from alphagan_tf.gan.search.config import SearchConfig
 from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
 from alphagan_tf.data.pipeline import images_pipeline, scale_images, search_datasets
 from alphagan_tf.data.sources import load_demo
@@ -68,7 +69,7 @@ p.add_argument("--mbstd", action="store_true",
 p.add_argument("--d_warmup", type=int, default=0,
                help="experiment: D steps against the initial G before the first epoch")
 p.add_argument("--r1", type=float, default=0.0,
-               help="R1 penalty on D (SearchConfig.r1_gamma, gan/r1.py); 0 = none, as the paper")
+               help="R1 penalty on D (SearchConfig.r1_gamma, gan/train/r1.py); 0 = none, as the paper")
 p.add_argument("--ema", default="", help="comma-separated EMA decays of G's weights to sample too")
 a = p.parse_args()
 
@@ -88,8 +89,8 @@ if a.weight_data == "full":
 t0 = time.process_time()
 if a.mbstd:
     import keras
-    from alphagan_tf.gan import search_loop
-    from alphagan_tf.gan.discriminator import Discriminator
+    from alphagan_tf.gan.search import alphagan
+    from alphagan_tf.gan.space.discriminator import Discriminator
 
     class MinibatchStdD(keras.Model):
         def __init__(self, df):
@@ -101,18 +102,18 @@ if a.mbstd:
             feature = tf.reduce_mean(std) * tf.ones_like(x[..., :1])
             return self.inner(tf.concat([x[..., :2], feature], -1), training=training)  # digits: 3 equal channels
 
-    _orig = search_loop.build_players
+    _orig = alphagan.build_players
     def _players(config, synchronized_bn=False):
         g, _ = _orig(config, synchronized_bn)
         return g, MinibatchStdD(config.model.df)
-    search_loop.build_players = _players
+    alphagan.build_players = _players
 s = build_searcher(cfg)
 wb, ab = iter(weight), iter(data.arch)
 if a.onehot:
-    from alphagan_tf.gan.genotypes import load_genotype
+    from alphagan_tf.gan.space.genotypes import load_genotype
     s.generator.set_alphas_from_genotype(load_genotype(a.onehot))
-from alphagan_tf.gan.ema import WeightEMA
-from alphagan_tf.gan.search_loop import build_players
+from alphagan_tf.gan.train.ema import WeightEMA
+from alphagan_tf.gan.search.config import build_players
 emas = []
 for decay in [float(x) for x in a.ema.split(",") if x]:
     copy = build_players(cfg)[0]

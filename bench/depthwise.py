@@ -1,4 +1,4 @@
-"""Depthwise conv gradients: TensorFlow's kernels against `gan/depthwise.py`'s, per precision.
+"""Depthwise conv gradients: TensorFlow's kernels against `gan/space/depthwise.py`'s, per precision.
 
     python bench/depthwise.py [--precision=float32,bfloat16] [--sizes=32,16,8]
         [--kernel_sizes=3,5,7] [--batch=16] [--channels=256] [--repeats=10]
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from alphagan_tf.gan.depthwise import depthwise_kernel_gradient
+    from alphagan_tf.gan.space.depthwise import depthwise_kernel_gradient
 
     strides = [1, 1, 1, 1]
     header = (f"{'precision':<9} {'HxW':>5} {'k':>2} | kernel grad: {'TF':>6} {'ours':>6} "

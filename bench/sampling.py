@@ -74,8 +74,8 @@ def main(argv=None) -> str:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
 
-    from alphagan_tf.gan.generator import Generator
-    from alphagan_tf.gan.genotypes import load_genotype
+    from alphagan_tf.gan.space.generator import Generator
+    from alphagan_tf.gan.space.genotypes import load_genotype
     from alphagan_tf.serving import savedmodel, tflite
     from alphagan_tf.serving.samplers import SavedModelGenerator
     from alphagan_tf.serving.signatures import latents_for_seed

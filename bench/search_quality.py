@@ -46,7 +46,7 @@ METRICS = ("fid_test", "kid_test", "fid_train", "kid_train")
 
 def random_genotype(seed: int):
     """A genotype with one op per edge drawn uniformly (numpy's PCG64 on `seed`)."""
-    from alphagan_tf.gan import genotypes
+    from alphagan_tf.gan.space import genotypes
 
     rng = np.random.default_rng(seed)
     ops = [str(rng.choice(genotypes.candidates_for(kind))) for _, kind in genotypes.EDGES]
@@ -72,7 +72,7 @@ def write_genotypes(workdir: str, named: list[tuple[str, str]], random_count: in
     A file already there is kept, so a resumed bench retrains exactly what it
     started with.
     """
-    from alphagan_tf.gan.genotypes import load_genotype
+    from alphagan_tf.gan.space.genotypes import load_genotype
 
     folder = os.path.join(workdir, "genotypes")
     os.makedirs(folder, exist_ok=True)
@@ -277,7 +277,8 @@ def train(args, label: str, genotype_path: str, seed: int) -> dict:
 
 def evaluate(args, feature_fn, real: dict, label: str, seed: int, timing: dict) -> dict:
     """Scores one trained run's EMA generator; caches result.json in its workdir."""
-    from alphagan_tf.gan.train_loop import load_trained_generator, read_train_config
+    from alphagan_tf.gan.train.loop import load_trained_generator
+    from alphagan_tf.gan.train.config import read_train_config
 
     run_dir = os.path.join(args.workdir, "runs", f"{label}_seed{seed}")
     result_path = os.path.join(run_dir, "result.json")

@@ -177,9 +177,10 @@ class Bench:
     def __init__(self, args, precision: str):
         import tensorflow as tf
 
-        from alphagan_tf.gan.generator_config import GeneratorConfig
-        from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher
-        from alphagan_tf.gan.searcher import SearchConfig
+        from alphagan_tf.gan.space.generator_config import GeneratorConfig
+        from alphagan_tf.gan.search.config import SearchRunConfig
+        from alphagan_tf.gan.search.alphagan import build_searcher
+        from alphagan_tf.gan.search.config import SearchConfig
 
         self.precision = precision
         config = SearchRunConfig(
@@ -281,9 +282,10 @@ def compare_steps_per_call(args, precision: str) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from alphagan_tf.gan.generator_config import GeneratorConfig
-    from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher
-    from alphagan_tf.gan.searcher import SearchConfig
+    from alphagan_tf.gan.space.generator_config import GeneratorConfig
+    from alphagan_tf.gan.search.config import SearchRunConfig
+    from alphagan_tf.gan.search.alphagan import build_searcher
+    from alphagan_tf.gan.search.config import SearchConfig
 
     n = args.epoch_steps
     schedule = SearchConfig(inner_steps=n, worst_steps=n, outer_steps=n, n_critic=5,
@@ -332,7 +334,7 @@ def main() -> None:
     parser.add_argument("--mixed_precision", action="store_true",
                         help="old name of --precision=float16")
     parser.add_argument("--depthwise_gradient", default="auto", choices=["auto", "fast", "tf"],
-                        help="gan/depthwise.py's kernel gradient (auto: fast on CPU, tf on GPU)")
+                        help="gan/space/depthwise.py's kernel gradient (auto: fast on CPU, tf on GPU)")
     parser.add_argument("--steps_per_call", type=lambda t: [int(v) for v in t.split(",")],
                         default=None, help="time epochs of the schedule at these values (1,20)")
     parser.add_argument("--epoch_steps", type=int, default=20,
@@ -347,7 +349,7 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from alphagan_tf.gan import depthwise
+    from alphagan_tf.gan.space import depthwise
 
     depthwise.set_kernel_gradient(args.depthwise_gradient)
 

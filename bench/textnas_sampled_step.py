@@ -50,13 +50,14 @@ def main() -> None:
     from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer
     from alphagan_tf.nas.bilevel import AlternatingSteps
     from alphagan_tf.textnas import data as sst
-    from alphagan_tf.textnas.child import ChildSteps, SampledPathAdam
-    from alphagan_tf.textnas.controller import ControllerConfig, TextNASController
-    from alphagan_tf.textnas.model import NetworkConfig
-    from alphagan_tf.textnas.reinforce import ReinforceTrainer
-    from alphagan_tf.textnas.sampling_search import UniformSampler, stream_seed
-    from alphagan_tf.textnas.supernet import TextNASSupernet
-    from alphagan_tf.textnas.training import BATCH_SIGNATURE, classification_loss_fn
+    from alphagan_tf.textnas.search.child import ChildSteps, SampledPathAdam
+    from alphagan_tf.textnas.search.controller import ControllerConfig, TextNASController
+    from alphagan_tf.textnas.space.model import NetworkConfig
+    from alphagan_tf.textnas.search.reinforce import ReinforceTrainer
+    from alphagan_tf.textnas.search.random_ws import UniformSampler
+    from alphagan_tf.nas.sampling import stream_seed
+    from alphagan_tf.textnas.space.supernet import TextNASSupernet
+    from alphagan_tf.textnas.train.classification import BATCH_SIGNATURE, classification_loss_fn
 
     keras.utils.set_random_seed(0)
     split = sst.load_search_split(args.sst_dir, args.task, 0.1, seed=0)

@@ -1,7 +1,7 @@
 r"""Time of one retraining iteration, ours and the authors' loop, side by side in one run.
 
 One iteration = n_critic D steps + 1 G step + the EMA update: ours is
-`GANTrainer.train_iteration` (built by `train_loop.build_trainer`, float32 and/or
+`GANTrainer.train_iteration` (built by `gan.train.loop.build_trainer`, float32 and/or
 bfloat16); the authors' is their `functions.train` as `train_geno_gan.py` runs it
 (../shared/ref/AlphaGAN on CPU, PyTorch float32, their xavier init, Adam, the EMA
 list; fed n_critic batches per call so that one call is one iteration), with as
@@ -180,10 +180,11 @@ class Ours:
     def __init__(self, args, genotype: str, precision: str):
         import tensorflow as tf
 
-        from alphagan_tf.gan.generator_config import GeneratorConfig
-        from alphagan_tf.gan.train_loop import TrainRunConfig, build_trainer
-        from alphagan_tf.gan.genotypes import load_genotype
-        from alphagan_tf.gan.trainer import TrainConfig
+        from alphagan_tf.gan.space.generator_config import GeneratorConfig
+        from alphagan_tf.gan.train.config import TrainRunConfig
+        from alphagan_tf.gan.train.loop import build_trainer
+        from alphagan_tf.gan.space.genotypes import load_genotype
+        from alphagan_tf.gan.train.config import TrainConfig
 
         config = TrainRunConfig(
             train=TrainConfig(n_critic=args.n_critic, g_batch_size=args.g_batch_size,
@@ -226,7 +227,7 @@ class Authors:
 
     def __init__(self, args, genotype: str, threads: int):
         import authors_reference as ar
-        from alphagan_tf.gan.genotypes import load_genotype
+        from alphagan_tf.gan.space.genotypes import load_genotype
 
         ref = ar.load()
         # Its EMA update uses add_(Number, Tensor), which torch deprecates on every call.

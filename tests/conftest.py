@@ -6,8 +6,11 @@ tests that use it skip cleanly when it is absent.
 
 import os
 import pathlib
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# tools/ (outside the package: the TF Serving stand-in the serving tests talk to).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 import pytest
 

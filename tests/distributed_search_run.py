@@ -23,9 +23,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher, run_search  # noqa: E402
-from alphagan_tf.gan.generator_config import GeneratorConfig  # noqa: E402
-from alphagan_tf.gan.searcher import SearchConfig  # noqa: E402
+from alphagan_tf.gan.search.config import SearchRunConfig  # noqa: E402
+from alphagan_tf.gan.search.alphagan import build_searcher, run_search
+from alphagan_tf.gan.space.generator_config import GeneratorConfig  # noqa: E402
+from alphagan_tf.gan.search.config import SearchConfig  # noqa: E402
 from alphagan_tf.nas.arch_optimizer import ArchitectureOptimizer, ArchOptimizerConfig  # noqa: E402
 
 TINY = SearchConfig(inner_steps=5, worst_steps=2, outer_steps=3, n_critic=5, batch_size=4)

@@ -38,9 +38,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from alphagan_tf.textnas import data as sst  # noqa: E402
-from alphagan_tf.textnas.architecture import OPS, chain_architecture  # noqa: E402
-from alphagan_tf.textnas.model import NetworkConfig, TextClassifier  # noqa: E402
-from alphagan_tf.textnas.trainer import TrainConfig, run_training  # noqa: E402
+from alphagan_tf.textnas.space.architecture import OPS, chain_architecture  # noqa: E402
+from alphagan_tf.textnas.space.model import NetworkConfig, TextClassifier  # noqa: E402
+from alphagan_tf.textnas.train.config import TrainConfig  # noqa: E402
+from alphagan_tf.textnas.train.loop import run_training
 
 ARCHITECTURE = chain_architecture(OPS)
 LEARNING_RATE, SEED = 2e-3, 5

@@ -27,10 +27,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alphagan_tf.gan import train_loop
-from alphagan_tf.gan.generator_config import GeneratorConfig
-from alphagan_tf.gan.genotypes import load_genotype
-from alphagan_tf.gan.trainer import TrainConfig
+from alphagan_tf.gan.space.generator_config import GeneratorConfig
+from alphagan_tf.gan.space.genotypes import load_genotype
+from alphagan_tf.gan.train import config as train_config
+from alphagan_tf.gan.train import loop as train_loop
+from alphagan_tf.gan.train.config import TrainConfig
 from alphagan_tf.utils import distribution
 
 # A small genotype (tracing under MirroredStrategy is what the test costs): one sep conv (two
@@ -49,7 +50,7 @@ MIRRORED = dict(strategy="mirrored", devices=("/cpu:0", "/cpu:1"), cpu_devices=2
 
 
 def run_config(g_iterations, genotype, **overrides):
-    return train_loop.TrainRunConfig(
+    return train_config.TrainRunConfig(
         train=TrainConfig(g_iterations=g_iterations, n_critic=2, g_batch_size=4,
                           d_batch_size=4, g_lr=1e-3, d_lr=1e-3, ema_decay=0.5),
         genotype=genotype, model=GeneratorConfig(gf=4, df=4, latent_dim=8, bottom_width=1),

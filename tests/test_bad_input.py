@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from alphagan_tf import search, train
+from alphagan_tf.cli import search, train
 
 FLAGS = flags.FLAGS
 TINY_SEARCH = ["--dataset=demo", "--bottom_width=1", "--gf=4", "--df=4", "--latent_dim=4",
@@ -119,7 +119,7 @@ def _checkpointed_workdir(workdir, argv):
     """A retraining workdir as a run with `argv` leaves it: its config, genotype, a checkpoint."""
     import tensorflow as tf
 
-    from alphagan_tf.gan.genotypes import load_genotype
+    from alphagan_tf.gan.space.genotypes import load_genotype
 
     FLAGS.unparse_flags()
     try:
@@ -235,7 +235,7 @@ def _trial_id(trial):
 def test_every_command_reports_bad_input_in_one_line_and_writes_nothing(module, args, message, workdir, files, capsys):
     import importlib
 
-    command = importlib.import_module(f"alphagan_tf.{module}")
+    command = importlib.import_module(f"alphagan_tf.cli.{module.replace('.', '_')}")
     watched = {path: _listing(path) for path in (workdir, files["dir"])}
     status, lines = _run(command, [a.format(workdir=workdir, **files) for a in args], capsys)
     assert status == 2, lines
@@ -250,7 +250,7 @@ def test_every_command_reports_bad_input_in_one_line_and_writes_nothing(module, 
     (["--no_such_flag=1"], "error: Unknown command line flag 'no_such_flag'"),
 ])
 def test_a_flag_absl_cannot_parse_is_one_error_line_with_exit_2(argv, line, capsys):
-    from alphagan_tf import cli_errors, export  # noqa: F401  (defines --max_batch, --format)
+    from alphagan_tf.cli import cli_errors, export  # noqa: F401  (defines --max_batch, --format)
 
     FLAGS.unparse_flags()
     try:
@@ -286,7 +286,7 @@ def test_a_folder_of_another_kind_is_one_error_line(workdir, tmp_path, capsys):
     """A classifier SavedModel given as a generator, a TextNAS training workdir as a GAN one."""
     import tensorflow as tf
 
-    from alphagan_tf import export, sample
+    from alphagan_tf.cli import export, sample
 
     classifier = tf.Module()
     classifier.serve = tf.function(lambda sentences: {"probabilities": tf.zeros([1, 2])},
@@ -310,7 +310,7 @@ def test_a_folder_of_another_kind_is_one_error_line(workdir, tmp_path, capsys):
 
 # --- issue 35, finding 5: what gave a traceback and exit 1 ----------------------------------
 # Sizes that can only exhaust memory are refused by the configs before anything is built, with
-# the lower bound of what they need (gan/memory.py); the bytes are those bounds, which a
+# the lower bound of what they need (gan/space/memory.py); the bytes are those bounds, which a
 # machine with that much memory would accept (the trial is then skipped).
 GB = 10**9
 MEMORY_TRIALS = [
@@ -339,11 +339,11 @@ def test_sizes_that_can_only_exhaust_memory_are_one_error_line(module, args, nee
                                                                 workdir, capsys):
     import importlib
 
-    from alphagan_tf.gan import memory
+    from alphagan_tf.gan.space import memory
 
     if (memory.machine_memory_bytes() or 0) >= need:
         pytest.skip(f"this machine has {memory.machine_memory_bytes()} bytes: the size fits")
-    command = importlib.import_module(f"alphagan_tf.{module}")
+    command = importlib.import_module(f"alphagan_tf.cli.{module.replace('.', '_')}")
     args = [a.format(workdir=workdir) for a in args]
     if module != "export":
         args.append(f"--workdir={workdir}")
@@ -363,7 +363,7 @@ def test_sizes_that_can_only_exhaust_memory_are_one_error_line(module, args, nee
 ], ids=["invalid UTF-8", "nested 200k deep", "nested 5 deep"])
 def test_a_genotype_file_that_is_not_utf8_or_nests_too_deep_is_one_error_line(
         content, message, workdir, tmp_path, capsys):
-    from alphagan_tf import export
+    from alphagan_tf.cli import export
 
     path = tmp_path / "genotype.json"
     path.write_bytes(content)
@@ -383,7 +383,7 @@ def test_running_out_of_memory_is_one_error_line_with_exit_2(capsys):
     """What fits alone but not together still runs out of memory in TensorFlow: exit 2, one line."""
     import tensorflow as tf
 
-    from alphagan_tf import cli_errors
+    from alphagan_tf.cli import cli_errors
 
     def allocate():  # TensorFlow's CPU allocator refuses 4 TB at once (a real OOM error)
         return tf.zeros([10**6, 10**6])
@@ -405,10 +405,10 @@ def test_running_out_of_memory_is_one_error_line_with_exit_2(capsys):
 @pytest.mark.parametrize("gf, latent_dim, bottom_width, df", [(16, 16, 1, 16), (64, 128, 4, 128)])
 def test_the_memory_bounds_never_exceed_the_real_networks(gf, latent_dim, bottom_width, df):
     """The refusals above are sound only if the bounds are below what the networks hold."""
-    from alphagan_tf.gan import memory
-    from alphagan_tf.gan.discriminator import Discriminator
-    from alphagan_tf.gan.generator import Generator
-    from alphagan_tf.gan.genotypes import PRESETS
+    from alphagan_tf.gan.space import memory
+    from alphagan_tf.gan.space.discriminator import Discriminator
+    from alphagan_tf.gan.space.generator import Generator
+    from alphagan_tf.gan.space.genotypes import PRESETS
 
     bound = memory.generator_weights(gf, latent_dim, bottom_width)
     counts = [Generator.from_genotype(genotype, gf=gf, latent_dim=latent_dim,

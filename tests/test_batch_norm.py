@@ -1,11 +1,11 @@
-"""gan/batch_norm.py: the fused training path computes what the unfused one does."""
+"""gan/space/batch_norm.py: the fused training path computes what the unfused one does."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.gan.batch_norm import BatchNormalization
-from alphagan_tf.gan.operations import batch_norm
+from alphagan_tf.gan.space.batch_norm import BatchNormalization
+from alphagan_tf.gan.space.operations import batch_norm
 from alphagan_tf.utils import precision
 
 

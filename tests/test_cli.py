@@ -48,8 +48,8 @@ def test_missing_flagfile_and_unknown_flag_fail_at_once():
     assert "error: --cpu_devices: -1 is not a non-negative integer. Received: -1" in negative.stderr
 
 
-@pytest.mark.parametrize("first,second", [("alphagan_tf.textnas.search", "alphagan_tf.tune"),
-                                          ("alphagan_tf.tune", "alphagan_tf.textnas.search")])
+@pytest.mark.parametrize("first,second", [("alphagan_tf.cli.textnas_search", "alphagan_tf.cli.tune"),
+                                          ("alphagan_tf.cli.tune", "alphagan_tf.cli.textnas_search")])
 def test_the_gan_and_textnas_flags_load_into_one_process_in_either_order(first, second):
     # Both define --workdir, --seed, --arch_weight_decay, --checkpoint_every, --export_dir.
     code = (f"import {first}, {second}; from absl import flags; "
@@ -69,7 +69,7 @@ def test_every_config_states_its_command_and_parses(config):
     match = re.match(r"# (?:[A-Z_]+=\S* )*python -m (alphagan_tf[\w.]*) ", first)
     assert match, f"{config}: the first line must be the exact command"
     module = match.group(1)
-    if module == "alphagan_tf.metrics.classifier":
+    if module == "alphagan_tf.cli.classifier":
         pytest.skip("its own tests parse it")
     # --helpshort prints usage after every flag of the file parsed: an unknown one fails first.
     result = run("-m", module, f"--flagfile={os.path.relpath(config, ROOT)}", "--helpshort")

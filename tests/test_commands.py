@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from alphagan_tf import commands
+from alphagan_tf.cli import commands
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -38,7 +38,7 @@ def test_the_table_names_every_command_module_once():
                         relative = os.path.relpath(os.path.join(folder, name[:-3]), ROOT)
                         on_disk.add(relative.replace(os.sep, "."))
     assert on_disk == set(modules)  # a new command must be added to the table
-    assert commands.find("alphagan-train").module == "alphagan_tf.train"
+    assert commands.find("alphagan-train").module == "alphagan_tf.cli.train"
     assert commands.find("alphagan_tf.textnas.derive").name == "textnas-derive"
     with pytest.raises(KeyError):
         commands.find("serch")
@@ -53,7 +53,7 @@ def test_every_console_script_is_registered_with_its_module():
         pytest.skip("alphagan_tf is not pip-installed here (pip install -e .)")
     for command in commands.COMMANDS:
         assert scripts.get(command.script) == f"{command.module}:run", command.script
-    assert scripts.get("alphagan") == "alphagan_tf.commands:run"
+    assert scripts.get("alphagan") == "alphagan_tf.cli.alphagan:run"
 
 
 def test_every_command_help_works_three_ways():

@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import authors_reference as ar
-from alphagan_tf.gan.genotypes import PRESETS
+from alphagan_tf.gan.space.genotypes import PRESETS
 
 GF = DF = 16
 LATENT = 8
@@ -86,8 +86,9 @@ def converted(ref, tmp_path_factory):
 
 
 def test_convert_writes_a_training_workdir_with_every_part(ref, converted):
-    from alphagan_tf.gan.discriminator import Discriminator
-    from alphagan_tf.gan.train_loop import load_trained_generator, read_train_config
+    from alphagan_tf.gan.space.discriminator import Discriminator
+    from alphagan_tf.gan.train.loop import load_trained_generator
+    from alphagan_tf.gan.train.config import read_train_config
     from alphagan_tf.interop import bridge
 
     out = converted["out"]
@@ -116,10 +117,11 @@ def test_convert_writes_a_training_workdir_with_every_part(ref, converted):
 
 def test_converted_adam_state_continues_like_the_authors(ref, converted):
     """The moments and step came over: one more Adam step equals torch's."""
-    from alphagan_tf.gan.train_loop import TrainRunConfig, build_trainer
-    from alphagan_tf.gan.genotypes import load_genotype
+    from alphagan_tf.gan.train.config import TrainRunConfig
+    from alphagan_tf.gan.train.loop import build_trainer
+    from alphagan_tf.gan.space.genotypes import load_genotype
     from alphagan_tf.interop import bridge
-    from alphagan_tf.gan.generator_config import GeneratorConfig
+    from alphagan_tf.gan.space.generator_config import GeneratorConfig
 
     torch = ref.torch
     out = converted["out"]
@@ -274,7 +276,7 @@ def test_an_existing_workdir_is_never_overwritten(converted):
 
 def test_train_continues_a_converted_workdir(converted, tmp_path):
     """One more G iteration of ours on top of the authors' 3: the counter and weights move on."""
-    from alphagan_tf.gan.train_loop import load_trained_generator
+    from alphagan_tf.gan.train.loop import load_trained_generator
 
     import shutil
 

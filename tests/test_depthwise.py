@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.gan.depthwise import (
+from alphagan_tf.gan.space.depthwise import (
     DepthwiseConv2D,
     depthwise_conv2d_same,
     depthwise_kernel_gradient,
@@ -105,7 +105,7 @@ def test_even_kernels_are_refused():
 
 def _gradient_graph_ops(mode, kernel_size=5, skip=False):
     """Op types of the traced gradient of a depthwise conv under kernel gradient `mode`."""
-    from alphagan_tf.gan import depthwise
+    from alphagan_tf.gan.space import depthwise
 
     x = tf.TensorSpec([3, 6, 6, 4], tf.float32)
     k = tf.TensorSpec([kernel_size, kernel_size, 4, 1], tf.float32)
@@ -129,7 +129,7 @@ def _gradient_graph_ops(mode, kernel_size=5, skip=False):
 
 
 def test_kernel_gradient_is_chosen_by_device_and_flag(monkeypatch):
-    from alphagan_tf.gan import depthwise
+    from alphagan_tf.gan.space import depthwise
 
     fast, tf_kernel = _gradient_graph_ops("fast"), _gradient_graph_ops("tf")
     assert "DepthwiseConv2dNativeBackpropFilter" not in fast

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.gan.discriminator import DisBlock, Discriminator, OptimizedDisBlock
-from alphagan_tf.gan.spectral_norm import SpectralConv2D, SpectralDense
+from alphagan_tf.gan.space.discriminator import DisBlock, Discriminator, OptimizedDisBlock
+from alphagan_tf.gan.space.spectral_norm import SpectralConv2D, SpectralDense
 
 DF = 8
 BOTH = pytest.mark.parametrize("spectral_norm", ["reference", "keras"])

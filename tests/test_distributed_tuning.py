@@ -1,6 +1,6 @@
 """KerasTuner's distributed mode (issue 15): a chief oracle and workers as real processes on loopback.
 
-`python -m alphagan_tf.tuner.launch` starts the chief and two workers of a 4-trial random
+`python -m alphagan_tf.cli.tune_launch` starts the chief and two workers of a 4-trial random
 search on the demo config at a tiny budget; the test checks that every trial ran exactly
 once (the oracle's records, the workers' own lists, one objective.json per trial) and that
 only the chief wrote the report. Every process is killed in a `finally` (the launcher runs
@@ -36,7 +36,7 @@ def _launcher(args, logdir, **popen):
     for name in (cluster.TUNER_ID, cluster.ORACLE_IP, cluster.ORACLE_PORT):
         env.pop(name, None)
     return subprocess.Popen(
-        [sys.executable, "-m", "alphagan_tf.tuner.launch", "--workers=2", f"--logdir={logdir}",
+        [sys.executable, "-m", "alphagan_tf.cli.tune_launch", "--workers=2", f"--logdir={logdir}",
          "--grace_seconds=5", "--", *args],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True, **popen)
@@ -95,7 +95,7 @@ def test_distributed_run_refuses_what_each_process_would_do_alone(monkeypatch, c
     from absl import flags
     from absl.testing import flagsaver
 
-    from alphagan_tf import tune
+    from alphagan_tf.cli import tune
 
     for name, value in cluster.role_environment("tuner0", "127.0.0.1", 1).items():
         monkeypatch.setenv(name, value)
@@ -212,7 +212,7 @@ def test_every_trial_runs_exactly_once(distributed_run):
 
 @pytest.mark.long
 def test_only_the_chief_writes_the_report(distributed_run):
-    from alphagan_tf.gan.genotypes import EDGE_NAMES, load_genotype
+    from alphagan_tf.gan.space.genotypes import EDGE_NAMES, load_genotype
 
     workdir, logs = distributed_run["workdir"], distributed_run["logs"]
     assert logs["chief"].count("best_genotype.json") == 1  # the chief's one "Wrote ..." line

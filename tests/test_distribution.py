@@ -173,8 +173,8 @@ def assert_trained_alike(one, two, earlier, walk):
 
 
 def test_strategy_fields_are_checked_by_the_configs():
-    from alphagan_tf.gan.search_loop import SearchRunConfig
-    from alphagan_tf.gan.train_loop import TrainRunConfig
+    from alphagan_tf.gan.search.config import SearchRunConfig
+    from alphagan_tf.gan.train.config import TrainRunConfig
     from alphagan_tf.utils.typed_config import ConfigError
 
     for config in (SearchRunConfig, TrainRunConfig):

@@ -83,8 +83,8 @@ def _demo_generators():
 
     from alphagan_tf.data.pipeline import scale_images
     from alphagan_tf.data.sources import load_demo
-    from alphagan_tf.gan.generator import Generator
-    from alphagan_tf.gan.genotypes import PRESETS
+    from alphagan_tf.gan.space.generator import Generator
+    from alphagan_tf.gan.space.genotypes import PRESETS
 
     digits = scale_images(load_demo(16)).numpy()
     ignores_z = Generator(PRESETS["alphaGAN_s"], gf=8, latent_dim=16, bottom_width=2)

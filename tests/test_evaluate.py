@@ -12,13 +12,13 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from alphagan_tf import evaluate as evaluate_cli
-from alphagan_tf import search as search_cli
-from alphagan_tf import train as train_cli
-from alphagan_tf import tune as tune_cli
+from alphagan_tf.cli import evaluate as evaluate_cli
+from alphagan_tf.cli import search as search_cli
+from alphagan_tf.cli import train as train_cli
+from alphagan_tf.cli import tune as tune_cli
 from alphagan_tf.data.pipeline import evaluation_dataset
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.genotypes import PRESETS
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.genotypes import PRESETS
 from alphagan_tf.metrics import classifier as classifier_lib
 from alphagan_tf.metrics import generator_eval
 from alphagan_tf.metrics.evaluation import compute_real_statistics
@@ -57,7 +57,7 @@ def workdir(tmp_path_factory):
         generators.append(g)
     os.makedirs(root / "checkpoints")
     with open(root / "train_config.json", "w") as f:
-        json.dump({"gf": GF, "bottom_width": BOTTOM, "dataset": "demo", "train": {"latent_dim": LATENT}}, f)
+        json.dump({"model": {"gf": GF, "bottom_width": BOTTOM, "latent_dim": LATENT}, "data": {"dataset": "demo"}}, f)
     PRESETS["alphaGAN_s"].save(str(root / "genotype.json"))
     tf.train.Checkpoint(generator=generators[0], ema_generator=generators[1]).save(
         str(root / "checkpoints" / "ckpt"))
@@ -160,7 +160,7 @@ def test_missing_weights_data_or_sources_fail_fast_and_clearly(workdir, classifi
     start = time.monotonic()
     assert _run(checkpoint=root, feature_extractor="classifier:" + str(tmp_path / "none"),
                 real_stats=stats_path) == 2
-    assert "python -m alphagan_tf.metrics.classifier" in capsys.readouterr().err
+    assert "python -m alphagan_tf.cli.classifier" in capsys.readouterr().err
     assert _run(checkpoint=root, feature_extractor="inception", inception_path=tmp_path / "none",
                 real_stats=stats_path) == 2
     assert "No Inception SavedModel" in capsys.readouterr().err

@@ -13,12 +13,12 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.genotypes import PRESETS
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.genotypes import PRESETS
 from alphagan_tf.serving import savedmodel, warmup
-from alphagan_tf.serving.local_server import PredictError, SessionModel
 from alphagan_tf.serving.signatures import latents_for_seed
 from alphagan_tf.utils.images import to_uint8
+from tools.local_server import PredictError, SessionModel
 
 GF, LATENT, BOTTOM = 8, 16, 1  # 8x8 images
 MAX_BATCH = 8
@@ -89,7 +89,7 @@ def test_versions_are_numbered_and_a_failed_export_leaves_no_trace(exported, tmp
 
 
 def test_export_rejects_the_supernet_and_bad_warmup_sizes(exported, tmp_path):
-    from alphagan_tf.gan.search_generator import SearchGenerator
+    from alphagan_tf.gan.space.search_generator import SearchGenerator
 
     s = SearchGenerator(gf=GF, latent_dim=LATENT, bottom_width=BOTTOM)
     s(np.zeros((1, LATENT), "float32"))
@@ -285,14 +285,14 @@ def _fake_training_workdir(root):
     ema = _tiny_generator("alphaGAN_l", seed=2)
     os.makedirs(root / "checkpoints")
     with open(root / "train_config.json", "w") as f:
-        json.dump({"gf": GF, "bottom_width": BOTTOM, "train": {"latent_dim": LATENT}}, f)
+        json.dump({"model": {"gf": GF, "bottom_width": BOTTOM, "latent_dim": LATENT}}, f)
     PRESETS["alphaGAN_l"].save(str(root / "genotype.json"))
     tf.train.Checkpoint(generator=raw, ema_generator=ema).save(str(root / "checkpoints" / "ckpt"))
     return raw, ema
 
 
 def test_export_cli_exports_the_ema_generator_of_a_checkpoint(tmp_path, capsys):
-    from alphagan_tf import export as export_cli
+    from alphagan_tf.cli import export as export_cli
 
     raw, ema = _fake_training_workdir(tmp_path / "train")
     if not flags.FLAGS.is_parsed():
@@ -320,7 +320,7 @@ def _one_error_line(capsys):
 
 
 def test_export_cli_needs_exactly_one_source(tmp_path, capsys):
-    from alphagan_tf import export as export_cli
+    from alphagan_tf.cli import export as export_cli
 
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
@@ -338,7 +338,7 @@ def test_export_cli_needs_exactly_one_source(tmp_path, capsys):
 
 
 def test_export_refuses_a_diverged_generator(tmp_path, capsys):
-    from alphagan_tf import export as export_cli
+    from alphagan_tf.cli import export as export_cli
 
     raw, ema = _fake_training_workdir(tmp_path / "train")
     ema.trainable_variables[3].assign(tf.fill(ema.trainable_variables[3].shape, np.nan))

@@ -169,7 +169,7 @@ def test_classifier_features_from_a_keras_export(tmp_path):
 
 
 def test_classifier_features_errors(tmp_path):
-    with pytest.raises(WeightsNotFoundError, match="alphagan_tf.metrics.classifier"):
+    with pytest.raises(WeightsNotFoundError, match="alphagan_tf.cli.classifier"):
         ClassifierFeatures(tmp_path / "missing")
     _export_tiny_classifier(tmp_path / "clf")
     with pytest.raises(ValueError, match="no signature or callable 'predict'"):

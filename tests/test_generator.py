@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from alphagan_tf.gan.generator import Generator, transfer_search_weights
-from alphagan_tf.gan.genotypes import EDGES, PRESETS, Genotype
-from alphagan_tf.gan.search_generator import SearchGenerator
+from alphagan_tf.gan.space.generator import Generator, transfer_search_weights
+from alphagan_tf.gan.space.genotypes import EDGES, PRESETS, Genotype
+from alphagan_tf.gan.space.search_generator import SearchGenerator
 from alphagan_tf.nas.architecture import ArchitectureLayer
 
 GF, LATENT = 8, 16

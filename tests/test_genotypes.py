@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from alphagan_tf.gan import genotypes
-from alphagan_tf.gan.genotypes import (
+from alphagan_tf.gan.space import genotypes
+from alphagan_tf.gan.space.genotypes import (
     EDGE_NAMES,
     EDGES,
     NORMAL_OPS,
@@ -158,7 +158,7 @@ def test_derive_genotype_rejects_bad_shapes():
 
 def test_genotypes_module_does_not_import_tensorflow():
     code = (
-        "import sys, alphagan_tf.gan.genotypes, alphagan_tf.gan.genotype_plot; "
+        "import sys, alphagan_tf.gan.space.genotypes, alphagan_tf.gan.space.genotype_plot; "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
@@ -167,7 +167,7 @@ def test_genotypes_module_does_not_import_tensorflow():
 def test_draw_genotype_writes_a_sensible_png(tmp_path):
     from PIL import Image
 
-    from alphagan_tf.gan.genotype_plot import draw_genotype
+    from alphagan_tf.gan.space.genotype_plot import draw_genotype
 
     path = draw_genotype(PRESETS["alphaGAN_l"], tmp_path / "sub" / "arch.png", dpi=100)
     with Image.open(path) as image:

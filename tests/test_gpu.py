@@ -34,9 +34,10 @@ STRATEGIES = ["one_device", "mirrored"]
 
 
 def _search_losses(precision: str, strategy: str, jit_compile: bool, device_kind: str):
-    from alphagan_tf.gan.generator_config import GeneratorConfig
-    from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher
-    from alphagan_tf.gan.searcher import SearchConfig
+    from alphagan_tf.gan.space.generator_config import GeneratorConfig
+    from alphagan_tf.gan.search.config import SearchRunConfig
+    from alphagan_tf.gan.search.alphagan import build_searcher
+    from alphagan_tf.gan.search.config import SearchConfig
     from alphagan_tf.utils import seeding
 
     devices = (("/cpu:0",) if device_kind == "cpu" else
@@ -60,10 +61,11 @@ def _search_losses(precision: str, strategy: str, jit_compile: bool, device_kind
 
 
 def _train_losses(precision: str, strategy: str, jit_compile: bool, device_kind: str):
-    from alphagan_tf.gan.generator_config import GeneratorConfig
-    from alphagan_tf.gan.train_loop import TrainRunConfig, build_trainer
-    from alphagan_tf.gan.genotypes import load_genotype
-    from alphagan_tf.gan.trainer import TrainConfig
+    from alphagan_tf.gan.space.generator_config import GeneratorConfig
+    from alphagan_tf.gan.train.config import TrainRunConfig
+    from alphagan_tf.gan.train.loop import build_trainer
+    from alphagan_tf.gan.space.genotypes import load_genotype
+    from alphagan_tf.gan.train.config import TrainConfig
     from alphagan_tf.utils import seeding
 
     devices = (("/cpu:0",) if device_kind == "cpu" else
@@ -113,7 +115,7 @@ def test_a_retraining_iteration_on_gpus_matches_the_cpu(precision, strategy, jit
 
 
 def test_gpu_defaults():
-    from alphagan_tf.gan import depthwise
+    from alphagan_tf.gan.space import depthwise
     from alphagan_tf.utils import distribution
 
     assert distribution.default_device() == "/gpu:0"

@@ -92,7 +92,7 @@ def _max_relative_difference(actual: np.ndarray, expected: np.ndarray) -> float:
 
 def _run_cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "alphagan_tf.metrics.inception", *args],
+        [sys.executable, "-m", "alphagan_tf.cli.inception", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 

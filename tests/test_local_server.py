@@ -16,11 +16,11 @@ import keras
 import numpy as np
 import pytest
 
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.genotypes import PRESETS
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.genotypes import PRESETS
 from alphagan_tf.serving import savedmodel
-from alphagan_tf.serving.local_server import SessionModel, serve_grpc, serve_rest
 from alphagan_tf.serving.samplers import SavedModelGenerator
+from tools.local_server import SessionModel, serve_grpc, serve_rest
 
 GF, LATENT, BOTTOM, MAX_BATCH = 8, 16, 1, 8
 MODEL = "alphagan"

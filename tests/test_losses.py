@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.gan import losses
+from alphagan_tf.gan.train import losses
 
 REAL = tf.constant([[2.0], [-0.5]])
 FAKE = tf.constant([[-2.0], [0.0]])

@@ -21,7 +21,7 @@ from alphagan_tf.metrics.statistics import (
 @pytest.fixture(scope="module")
 def tfgan():
     return pytest.importorskip(
-        "alphagan_tf.metrics.tfgan_compat",
+        "tfgan_compat",
         reason="tensorflow-gan 2.1.0 (the reference implementation) is not installed",
         exc_type=ImportError,
     )

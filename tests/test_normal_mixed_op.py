@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.gan import operations
-from alphagan_tf.gan.genotypes import NORMAL_OPS
-from alphagan_tf.gan.normal_mixed_op import NormalMixedOp, pad_kernel
+from alphagan_tf.gan.space import operations
+from alphagan_tf.gan.space.genotypes import NORMAL_OPS
+from alphagan_tf.gan.space.normal_mixed_op import NormalMixedOp, pad_kernel
 
 
 @pytest.fixture()

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from alphagan_tf.gan import operations
-from alphagan_tf.gan.operations import (
+from alphagan_tf.gan.space import operations
+from alphagan_tf.gan.space.operations import (
     NORMAL_OPS,
     UP_OPS,
     ReLUConv,
@@ -142,7 +142,7 @@ def test_nearest_and_bilinear_values():
 def test_bilinear_adjoint_equals_tensorflows_gradient_and_resize(height, width):
     import tensorflow as tf
 
-    from alphagan_tf.gan import operations
+    from alphagan_tf.gan.space import operations
 
     rng = np.random.default_rng(height * 10 + width)
     x = tf.constant(rng.normal(size=(2, height, width, 3)))  # float64

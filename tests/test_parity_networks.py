@@ -36,11 +36,11 @@ import pytest
 import tensorflow as tf
 
 import authors_reference as ar
-from alphagan_tf.gan import losses
-from alphagan_tf.gan.discriminator import Discriminator
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.genotypes import PRESETS
-from alphagan_tf.gan.search_generator import SearchGenerator
+from alphagan_tf.gan.space.discriminator import Discriminator
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.genotypes import PRESETS
+from alphagan_tf.gan.space.search_generator import SearchGenerator
+from alphagan_tf.gan.train import losses
 from alphagan_tf.interop import bridge
 
 GF = DF = 16

@@ -42,9 +42,10 @@ import pytest
 import tensorflow as tf
 
 import authors_reference as ar
-from alphagan_tf.gan.discriminator import Discriminator
-from alphagan_tf.gan.search_generator import SearchGenerator
-from alphagan_tf.gan.searcher import BilevelSearcher, SearchConfig
+from alphagan_tf.gan.search.alphagan import BilevelSearcher
+from alphagan_tf.gan.search.config import SearchConfig
+from alphagan_tf.gan.space.discriminator import Discriminator
+from alphagan_tf.gan.space.search_generator import SearchGenerator
 from alphagan_tf.interop import bridge
 from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
 

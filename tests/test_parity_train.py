@@ -60,11 +60,12 @@ import pytest
 import tensorflow as tf
 
 import authors_reference as ar
-from alphagan_tf.gan import lr_decay
-from alphagan_tf.gan.discriminator import Discriminator
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.genotypes import PRESETS
-from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
+from alphagan_tf.gan.space.discriminator import Discriminator
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.genotypes import PRESETS
+from alphagan_tf.gan.train import lr_decay
+from alphagan_tf.gan.train.config import TrainConfig
+from alphagan_tf.gan.train.step import GANTrainer
 from alphagan_tf.interop import bridge
 
 GF = DF = 16

@@ -1,11 +1,11 @@
-"""gan/pointwise.py: a 1x1 conv as a matmul computes keras' Conv2D, gradients included."""
+"""gan/space/pointwise.py: a 1x1 conv as a matmul computes keras' Conv2D, gradients included."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.gan.pointwise import Conv2D
+from alphagan_tf.gan.space.pointwise import Conv2D
 
 
 def _pair(kernel_size, use_bias, **kwargs):

@@ -11,20 +11,20 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from alphagan_tf.gan.discriminator import Discriminator
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.genotypes import PRESETS
-from alphagan_tf.gan.search_generator import SearchGenerator
-from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher, run_search
-from alphagan_tf.gan.generator_config import GeneratorConfig
-from alphagan_tf.gan.searcher import SearchConfig
-from alphagan_tf.gan.train_loop import (
-    TrainRunConfig, build_trainer, load_trained_generator, run_training,
-)
-from alphagan_tf.gan.trainer import TrainConfig
-from alphagan_tf.utils import precision
 from test_searcher import batches
+
+from alphagan_tf.gan.search.alphagan import build_searcher, run_search
+from alphagan_tf.gan.search.config import SearchConfig
+from alphagan_tf.gan.search.config import SearchRunConfig
+from alphagan_tf.gan.space.discriminator import Discriminator
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.generator_config import GeneratorConfig
+from alphagan_tf.gan.space.genotypes import PRESETS
+from alphagan_tf.gan.space.search_generator import SearchGenerator
+from alphagan_tf.gan.train.config import TrainConfig
+from alphagan_tf.gan.train.config import TrainRunConfig
+from alphagan_tf.gan.train.loop import build_trainer, load_trained_generator, run_training
+from alphagan_tf.utils import precision
 
 # Fewer steps than test_searcher's TINY: emulated bfloat16 is slow on CPUs without AVX512-BF16.
 TINY = SearchConfig(inner_steps=2, worst_steps=1, outer_steps=1, n_critic=2, batch_size=4)
@@ -70,18 +70,7 @@ def test_a_bad_precision_is_one_error_listing_the_choices():
     assert "float32|bfloat16|float16" in str(info.value)
 
 
-def test_mixed_precision_is_an_alias_of_float16_and_old_configs_read_back():
-    assert precision.resolve_alias("float32", True, precision_given=False) == "float16"
-    assert precision.resolve_alias("float16", True, precision_given=True) == "float16"
-    assert precision.resolve_alias("bfloat16", False, precision_given=True) == "bfloat16"
-    with pytest.raises(ValueError, match="contradicts --precision=bfloat16"):
-        precision.resolve_alias("bfloat16", True, precision_given=True)
-    # A search_config.json written before --precision existed.
-    old = {**tiny_search_config().to_dict(), "mixed_precision": True}
-    del old["precision"]
-    assert SearchRunConfig.from_dict(old).precision == "float16"
-    old["mixed_precision"] = False
-    assert SearchRunConfig.from_dict(old).precision == "float32"
+def test_only_float16_uses_loss_scaling():
     assert precision.uses_loss_scaling("float16")
     assert not precision.uses_loss_scaling("bfloat16")
     assert not precision.uses_loss_scaling("float32")

@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 
-from alphagan_tf import commands, quiet
+from alphagan_tf.cli import commands, quiet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -115,7 +115,7 @@ def test_python_info_lines_show_for_alphagan_tf_only():
     def record(path, level):
         return logging.LogRecord("absl", level, path, 1, "message", None, None)
 
-    own = os.path.join(ROOT, "alphagan_tf", "gan", "train_loop.py")
+    own = os.path.join(ROOT, "alphagan_tf", "gan", "train", "loop.py")
     theirs = os.path.join(os.path.dirname(logging.__file__), "tensorflow", "functional_saver.py")
     assert quiet.own_info_only(record(own, logging.INFO))
     assert not quiet.own_info_only(record(theirs, logging.INFO))
@@ -126,7 +126,7 @@ def test_python_info_lines_show_for_alphagan_tf_only():
 # What the quieting decided, and whether fd 2 became the filter's pipe (stderr is a file here).
 DECISION = """
 import json, os, stat, sys
-from alphagan_tf import quiet
+from alphagan_tf.cli import quiet
 quiet.quiet_tensorflow(["prog", *sys.argv[1:]])
 print(json.dumps({"level": os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
                   "filtered": stat.S_ISFIFO(os.fstat(2).st_mode),
@@ -158,7 +158,7 @@ def test_who_asked_decides_the_level_and_the_filter(tmp_path, args, env, expecte
 
 WRITER = textwrap.dedent("""
     import os, subprocess, sys
-    from alphagan_tf import quiet
+    from alphagan_tf.cli import quiet
     quiet.quiet_tensorflow(["prog"])
     os.write(2, b"%(notice)s\\n%(cu_init)s\\n")
     for i in range(3000):

@@ -1,4 +1,4 @@
-"""R1 regularization of D (gan/r1.py): the penalty by hand, its gradient, and the D steps using it."""
+"""R1 regularization of D (gan/train/r1.py): the penalty by hand, its gradient, and the D steps using it."""
 import dataclasses
 
 import keras
@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.gan import losses, r1
-from alphagan_tf.gan.generator_config import GeneratorConfig
-from alphagan_tf.gan.genotypes import load_genotype
-from alphagan_tf.gan.searcher import SearchConfig
-from alphagan_tf.gan.train_loop import TrainRunConfig, build_trainer
-from alphagan_tf.gan.trainer import TrainConfig
+from alphagan_tf.gan.search.config import SearchConfig
+from alphagan_tf.gan.space.generator_config import GeneratorConfig
+from alphagan_tf.gan.space.genotypes import load_genotype
+from alphagan_tf.gan.train import losses, r1
+from alphagan_tf.gan.train.config import TrainConfig
+from alphagan_tf.gan.train.config import TrainRunConfig
+from alphagan_tf.gan.train.loop import build_trainer
 from alphagan_tf.utils.typed_config import ConfigError
 
 

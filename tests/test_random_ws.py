@@ -1,4 +1,4 @@
-"""Random search with weight sharing (gan/random_ws.py) on a tiny supernet (8x8 images).
+"""Random search with weight sharing (gan/search/random_ws.py) on a tiny supernet (8x8 images).
 
 Tracing and optimising the sampled-path steps takes a minute or two whatever
 the width, so the tests that train share ONE trainer and start from its
@@ -20,15 +20,20 @@ from absl import flags
 from absl.testing import flagsaver
 from scipy import stats
 
-from alphagan_tf.gan import genotypes, random_ws
-from alphagan_tf.gan.generator_config import GeneratorConfig
-from alphagan_tf.gan.random_ws import (
-    CANDIDATE, EDGE_SIZES, TRAIN, RandomWSConfig, build_trainer, run_random_ws_search,
+from alphagan_tf.gan.search import random_ws
+from alphagan_tf.gan.search.config import ALGORITHMS, SearchConfig, SearchRunConfig
+from alphagan_tf.gan.search.config import RandomWSConfig
+from alphagan_tf.gan.search.random_ws import (
+    CANDIDATE,
+    EDGE_SIZES,
+    TRAIN,
+    build_trainer,
+    run_random_ws_search,
     sample_architecture,
 )
-from alphagan_tf.gan.search_generator import SearchGenerator
-from alphagan_tf.gan.search_loop import ALGORITHMS, SearchRunConfig
-from alphagan_tf.gan.searcher import SearchConfig
+from alphagan_tf.gan.space import genotypes
+from alphagan_tf.gan.space.generator_config import GeneratorConfig
+from alphagan_tf.gan.space.search_generator import SearchGenerator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = SearchConfig(inner_steps=4, n_critic=2, batch_size=4)
@@ -191,7 +196,7 @@ def _tiny_classifier(path):
 
 
 def test_cli_writes_the_best_candidate_and_every_score(trainer, monkeypatch, tmp_path, capsys):
-    from alphagan_tf import search as search_cli
+    from alphagan_tf.cli import search as search_cli
 
     # The CLI's own players would trace the steps again (a minute): hand it the shared ones.
     monkeypatch.setattr(random_ws, "build_trainer", lambda config: trainer)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.gan.genotypes import EDGE_NAMES, EDGES, NORMAL_OPS, PRESETS, UP_OPS
-from alphagan_tf.gan.search_generator import SearchGenerator
+from alphagan_tf.gan.space.genotypes import EDGE_NAMES, EDGES, NORMAL_OPS, PRESETS, UP_OPS
+from alphagan_tf.gan.space.search_generator import SearchGenerator
 from alphagan_tf.nas.mixed_op import MixedOp
 
 GF, LATENT = 8, 16

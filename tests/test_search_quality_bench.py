@@ -49,7 +49,7 @@ def test_summarize_gives_mean_and_sample_sd_per_genotype():
 
 
 def test_random_genotypes_are_seeded_and_uniform_over_each_edge():
-    from alphagan_tf.gan import genotypes
+    from alphagan_tf.gan.space import genotypes
 
     assert bench.random_genotype(100).ops() == bench.random_genotype(100).ops()
     assert bench.random_genotype(100).ops() != bench.random_genotype(101).ops()

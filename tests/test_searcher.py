@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.gan.search_loop import SearchRunConfig, build_searcher, run_search
-from alphagan_tf.gan.generator_config import GeneratorConfig
-from alphagan_tf.gan.searcher import SearchConfig
+from alphagan_tf.gan.search.alphagan import build_searcher, run_search
+from alphagan_tf.gan.search.config import SearchConfig
+from alphagan_tf.gan.search.config import SearchRunConfig
+from alphagan_tf.gan.space.generator_config import GeneratorConfig
 from alphagan_tf.utils import seeding
 
 TINY = SearchConfig(inner_steps=5, worst_steps=2, outer_steps=3, n_critic=5, batch_size=4)
@@ -184,7 +185,7 @@ def test_resume_after_interruption_matches_uninterrupted(searcher, shared_search
 
 def test_same_seed_builds_the_same_players_and_another_seed_does_not():
     """With exact resume above, this is what makes two runs with one --seed agree."""
-    from alphagan_tf.gan.search_loop import build_players
+    from alphagan_tf.gan.search.config import build_players
 
     def initial_values(seed):
         seeding.seed_host(seed)  # run_search's seeding of what builds the weights
@@ -207,7 +208,7 @@ def test_search_writes_its_results(searcher, tmp_path):
     for name in ("genotype.json", "alpha_history.png", "samples.png", "genotype_history.json",
                  "search_summary.json"):
         assert (workdir / name).exists(), name
-    from alphagan_tf.gan.genotypes import load_genotype
+    from alphagan_tf.gan.space.genotypes import load_genotype
     assert load_genotype(str(workdir / "genotype.json")) == result.genotype
     png = tf.io.decode_png(tf.io.read_file(str(workdir / "alpha_history.png")))
     assert png.shape[0] > 200 and png.shape[1] > 400
@@ -221,8 +222,8 @@ def test_search_writes_its_results(searcher, tmp_path):
     assert len(ratios) == 2 and all(np.isfinite(r) and r > 0 for r in ratios), ratios
 
     # `train --init_from=<this workdir>`: the fixed generator starts from the final supernet.
-    from alphagan_tf.gan.generator import Generator, transfer_search_weights
-    from alphagan_tf.gan.train_loop import initialize_from_search
+    from alphagan_tf.gan.space.generator import Generator, transfer_search_weights
+    from alphagan_tf.gan.train.loop import initialize_from_search
 
     def fixed():
         g = Generator.from_genotype(result.genotype, gf=4, latent_dim=8, bottom_width=1)
@@ -286,7 +287,7 @@ def test_an_epoch_without_a_g_step_reports_no_g_loss_and_goes_on(searcher, inner
 def test_the_architecture_step_computes_no_depthwise_kernel_gradient(searcher):
     """d DG / d alpha needs no kernel gradients: the alpha step's graph holds the forward
     depthwise convs and their input gradients only (the G step also holds kernel gradients)."""
-    from alphagan_tf.gan import depthwise
+    from alphagan_tf.gan.space import depthwise
 
     def count(concrete):
         return [op.type for op in concrete.graph.get_operations()].count("DepthwiseConv2dNative")

@@ -1,7 +1,7 @@
 """The export/ clients against a served model: gRPC and REST on 127.0.0.1.
 
 An in-process PredictionService (grpcio) and REST endpoint backed by the exported version
-through the TF1 session loader (alphagan_tf.serving.local_server) always run; when a
+through the TF1 session loader (tools/local_server.py) always run; when a
 `tensorflow_model_server` binary is on PATH, the same clients are also run against it.
 """
 
@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.genotypes import PRESETS
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.genotypes import PRESETS
 from alphagan_tf.serving import savedmodel
-from alphagan_tf.serving.local_server import SessionModel, serve_grpc, serve_rest
 from alphagan_tf.serving.samplers import SavedModelGenerator
 from alphagan_tf.utils.images import make_grid
+from tools.local_server import SessionModel, serve_grpc, serve_rest
 
 GF, LATENT, BOTTOM, MAX_BATCH = 8, 16, 1, 8
 MODEL = "alphagan"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from alphagan_tf.textnas import architecture as A
+from alphagan_tf.textnas.space import architecture as A
 
 
 def _example():
@@ -105,7 +105,7 @@ def test_space_size_matches_paper_order_of_magnitude():
 
 
 def test_architecture_module_does_not_import_tensorflow():
-    code = ("import sys; import alphagan_tf.textnas.architecture; "
+    code = ("import sys; import alphagan_tf.textnas.space.architecture; "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.textnas.architecture import (
+from alphagan_tf.textnas.search.child import ChildSteps, SampledPathAdam
+from alphagan_tf.textnas.search.controller import ControllerConfig, TextNASController, num_decisions
+from alphagan_tf.textnas.search.reinforce import ReinforceTrainer, moving_average, reinforce_loss
+from alphagan_tf.textnas.space.architecture import (
     OPS,
     LayerChoice,
     TextArchitecture,
@@ -19,12 +22,9 @@ from alphagan_tf.textnas.architecture import (
     load_architecture,
     random_architecture,
 )
-from alphagan_tf.textnas.child import ChildSteps, SampledPathAdam
-from alphagan_tf.textnas.controller import ControllerConfig, TextNASController, num_decisions
-from alphagan_tf.textnas.encoding import decode, encode
-from alphagan_tf.textnas.model import NetworkConfig
-from alphagan_tf.textnas.reinforce import ReinforceTrainer, moving_average, reinforce_loss
-from alphagan_tf.textnas.supernet import TextNASSupernet
+from alphagan_tf.textnas.space.encoding import decode, encode
+from alphagan_tf.textnas.space.model import NetworkConfig
+from alphagan_tf.textnas.space.supernet import TextNASSupernet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NET = NetworkConfig(vocab_size=40, num_classes=3, units=8, embedding_dim=8,
@@ -211,7 +211,7 @@ def test_the_sampled_path_is_the_relaxed_network_with_saturated_choices():
 
 
 def _enas_config(sst_dir, **overrides):
-    from alphagan_tf.textnas.searcher import SearchConfig
+    from alphagan_tf.textnas.search.config import SearchConfig
 
     base = dict(sst_dir=str(sst_dir), algorithm="enas", task="sst2", max_train_trees=40,
                 held_out_fraction=0.25, num_layers=2, units=8, embedding_dim=8, batch_size=32,
@@ -223,7 +223,7 @@ def _enas_config(sst_dir, **overrides):
 
 @pytest.mark.slow
 def test_enas_search_resumes_exactly_and_derives_a_trainable_architecture(sst_dir, tmp_path):
-    from alphagan_tf.textnas.searcher import run_search
+    from alphagan_tf.textnas.search.enas import run_enas_search as run_search
 
     straight = run_search(_enas_config(sst_dir), str(tmp_path / "straight"), verbose=False)
     stopped = run_search(_enas_config(sst_dir, max_steps=straight.global_step - 3),
@@ -263,7 +263,8 @@ def test_enas_search_resumes_exactly_and_derives_a_trainable_architecture(sst_di
 
 
 def test_random_ws_samples_uniformly_and_deterministically():
-    from alphagan_tf.textnas.sampling_search import UniformSampler, stream_seed
+    from alphagan_tf.nas.sampling import stream_seed
+    from alphagan_tf.textnas.search.random_ws import UniformSampler
 
     sampler = UniformSampler(6)
     draws = [decode(*sampler(stream_seed(0, 0, k)).as_tuple()) for k in range(400)]

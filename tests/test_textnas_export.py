@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from alphagan_tf.textnas import data as sst
-from alphagan_tf.textnas.architecture import random_architecture
-from alphagan_tf.textnas.exporter import export_classifier, tokenize_in_graph
-from alphagan_tf.textnas.model import NetworkConfig, TextClassifier
+from alphagan_tf.textnas.space.architecture import random_architecture
+from alphagan_tf.textnas.space.model import NetworkConfig, TextClassifier
+from alphagan_tf.textnas.train.export import export_classifier, tokenize_in_graph
 
 VOCAB = sst.Vocabulary(["<pad>", "<unk>", "good", "bad", "movie", "très", "n't"])
 SENTENCES = ["Good movie", "BAD   bad zzz movie", "", "TRÈS good n't", "a " * 80]

@@ -9,15 +9,15 @@ import tensorflow as tf
 from alphagan_tf.nas.gates import SigmoidGates
 from alphagan_tf.nas.input_choice import InputChoice
 from alphagan_tf.nas.mixed_op import MixedOp
-from alphagan_tf.textnas.architecture import (
+from alphagan_tf.textnas.space.architecture import (
     OPS,
     PRESETS,
     LayerChoice,
     TextArchitecture,
     random_architecture,
 )
-from alphagan_tf.textnas.model import NetworkConfig, TextClassifier
-from alphagan_tf.textnas.supernet import TextNASSupernet
+from alphagan_tf.textnas.space.model import NetworkConfig, TextClassifier
+from alphagan_tf.textnas.space.supernet import TextNASSupernet
 
 NET = NetworkConfig(vocab_size=40, num_classes=5, units=8, embedding_dim=8,
                     embedding_dropout=0.0, output_dropout=0.0)
@@ -183,7 +183,7 @@ def test_max_pooling_heads_ignore_padding(pooling):
 
 
 def test_masked_pool_matches_numpy():
-    from alphagan_tf.textnas.layers import masked_pool
+    from alphagan_tf.textnas.space.layers import masked_pool
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3, 6, 4)).astype("float32") - 5.0  # all negative: zero padding must not win
@@ -200,7 +200,7 @@ def test_masked_pool_matches_numpy():
 
 
 def test_word_dropout_replaces_real_tokens_by_unk_in_training_only():
-    from alphagan_tf.textnas.layers import Stem
+    from alphagan_tf.textnas.space.layers import Stem
 
     stem = Stem(40, 8, 8, word_dropout=0.5, seed=3)
     stem.build((None, None))
@@ -250,9 +250,9 @@ def test_the_object_based_checkpoint_holds_every_variable_and_restores_dropout(k
     (TF's object graph alone misses those: a Keras SeedGenerator is not a TF trackable)."""
     import keras
 
-    from alphagan_tf.textnas.controller import ControllerConfig, TextNASController
-    from alphagan_tf.textnas.reinforce import ReinforceTrainer
-    from alphagan_tf.textnas.training import make_checkpoint, seed_states
+    from alphagan_tf.textnas.search.controller import ControllerConfig, TextNASController
+    from alphagan_tf.textnas.search.reinforce import ReinforceTrainer
+    from alphagan_tf.textnas.train.classification import make_checkpoint, seed_states
 
     net = dataclasses.replace(NET, embedding_dropout=0.3, output_dropout=0.3, word_dropout=0.2)
     model = (TextClassifier.from_architecture(random_architecture(4, 0), net) if kind == "fixed"

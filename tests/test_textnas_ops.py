@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.textnas.architecture import OPS
-from alphagan_tf.textnas.layers import MaskedBatchNorm
-from alphagan_tf.textnas.operations import make_op
+from alphagan_tf.textnas.space.architecture import OPS
+from alphagan_tf.textnas.space.layers import MaskedBatchNorm
+from alphagan_tf.textnas.space.operations import make_op
 
 LENGTHS = [5, 16, 11]
 UNITS = 8

@@ -8,9 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from alphagan_tf.textnas.architecture import TextArchitecture, load_architecture
-from alphagan_tf.textnas.searcher import SearchConfig, run_search
-from alphagan_tf.textnas.trainer import TrainConfig, run_training
+from alphagan_tf.textnas.search.config import SearchConfig
+from alphagan_tf.textnas.search.darts import run_search
+from alphagan_tf.textnas.space.architecture import TextArchitecture, load_architecture
+from alphagan_tf.textnas.train.config import TrainConfig
+from alphagan_tf.textnas.train.loop import run_training
 
 
 def _search_config(sst_dir, **overrides):
@@ -61,7 +63,7 @@ def test_retraining_selects_on_dev_and_reports_test_once(sst_dir, tmp_path):
     assert 0.0 <= saved["test_accuracy"] <= 1.0
     assert (tmp_path / "best.weights.h5").exists() and (tmp_path / "vocab.txt").exists()
     # Export the retrained model: it serves raw strings.
-    from alphagan_tf.textnas.exporter import export_classifier, load_trained
+    from alphagan_tf.textnas.train.export import export_classifier, load_trained
     import tensorflow as tf
 
     model, vocab, max_length = load_trained(str(tmp_path))
@@ -82,7 +84,7 @@ def test_config_validation(sst_dir):
 def test_cli_help_does_not_import_heavy_optionals():
     code = (
         "import sys\n"
-        "import alphagan_tf.textnas.search, alphagan_tf.textnas.train, alphagan_tf.textnas.export\n"
+        "import alphagan_tf.cli.textnas_search, alphagan_tf.cli.textnas_train, alphagan_tf.cli.textnas_export\n"
         "print(sorted(m for m in ('tensorflow_datasets', 'tensorflow_hub', 'keras_tuner') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -91,7 +93,7 @@ def test_cli_help_does_not_import_heavy_optionals():
 
 
 def test_smoothed_cross_entropy_matches_hand_computation():
-    from alphagan_tf.textnas.training import smoothed_cross_entropy
+    from alphagan_tf.textnas.train.classification import smoothed_cross_entropy
 
     logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]], np.float32)
     labels = np.array([0, 2], np.int32)
@@ -105,7 +107,7 @@ def test_smoothed_cross_entropy_matches_hand_computation():
 
 
 def test_patience_counts_evaluations_since_the_best():
-    from alphagan_tf.textnas.trainer import patience_exhausted
+    from alphagan_tf.textnas.train.loop import patience_exhausted
 
     history = [{"dev_accuracy": a} for a in (0.5, 0.7, 0.6, 0.7, 0.65)]
     assert not patience_exhausted(history, 0)
@@ -117,9 +119,9 @@ def test_patience_counts_evaluations_since_the_best():
 def test_skip_penalty_adds_the_mean_gate_to_the_arch_loss():
     import tensorflow as tf
 
-    from alphagan_tf.textnas.model import NetworkConfig
-    from alphagan_tf.textnas.searcher import skip_penalised_loss_fn
-    from alphagan_tf.textnas.supernet import TextNASSupernet
+    from alphagan_tf.textnas.space.model import NetworkConfig
+    from alphagan_tf.textnas.search.darts import skip_penalised_loss_fn
+    from alphagan_tf.textnas.space.supernet import TextNASSupernet
 
     net = NetworkConfig(vocab_size=30, num_classes=2, units=8, embedding_dim=8,
                         embedding_dropout=0.0, output_dropout=0.0)
@@ -168,7 +170,7 @@ def test_retraining_evaluates_every_n_steps_and_stops_on_patience(sst_dir, tmp_p
 
 @pytest.mark.slow
 def test_rerunning_a_finished_search_derives_by_removal_without_training(sst_dir, tmp_path):
-    from alphagan_tf.textnas.architecture import OPS
+    from alphagan_tf.textnas.space.architecture import OPS
 
     config = _search_config(sst_dir, num_layers=3, epochs=1)
     first = run_search(config, str(tmp_path), verbose=False)
@@ -186,7 +188,7 @@ def test_rerunning_a_finished_search_derives_by_removal_without_training(sst_dir
 def test_train_embedding_dim_flag_overrides_the_search_width(sst_dir):
     from absl import flags
 
-    from alphagan_tf.textnas import flags as textnas_flags
+    from alphagan_tf.cli import textnas_flags
 
     textnas_flags.define_search_flags()
     textnas_flags.define_train_flags()

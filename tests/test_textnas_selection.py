@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from alphagan_tf.textnas.architecture import OPS, LayerChoice, TextArchitecture
-from alphagan_tf.textnas.model import NetworkConfig
-from alphagan_tf.textnas.selection import op_removal_scores, select_by_removal
-from alphagan_tf.textnas.supernet import TextNASSupernet
-from alphagan_tf.textnas.training import evaluate, make_predict_fn
+from alphagan_tf.textnas.search.selection import op_removal_scores, select_by_removal
+from alphagan_tf.textnas.space.architecture import OPS, LayerChoice, TextArchitecture
+from alphagan_tf.textnas.space.model import NetworkConfig
+from alphagan_tf.textnas.space.supernet import TextNASSupernet
+from alphagan_tf.textnas.train.classification import evaluate, make_predict_fn
 
 NET = NetworkConfig(vocab_size=30, num_classes=3, units=8, embedding_dim=8,
                     embedding_dropout=0.0, output_dropout=0.0)

@@ -35,9 +35,9 @@ from absl import flags
 from absl.testing import flagsaver
 from tensorflow_datasets.core.download import checksums
 
-from alphagan_tf import evaluate as evaluate_cli
-from alphagan_tf import search as search_cli
-from alphagan_tf import train as train_cli
+from alphagan_tf.cli import evaluate as evaluate_cli
+from alphagan_tf.cli import search as search_cli
+from alphagan_tf.cli import train as train_cli
 from alphagan_tf.data import pipeline, sources
 from alphagan_tf.metrics import classifier as classifier_lib
 from alphagan_tf.metrics.statistics import FeatureStatistics

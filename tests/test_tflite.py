@@ -9,8 +9,8 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.genotypes import PRESETS
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.genotypes import PRESETS
 from alphagan_tf.serving import savedmodel, tflite
 from alphagan_tf.serving.samplers import SavedModelGenerator, load_generator, sample_images
 from alphagan_tf.serving.signatures import latents_for_seed
@@ -167,7 +167,7 @@ def _read_png(path):
 
 
 def test_sample_cli_gives_the_same_grid_from_both_formats(models, tmp_path, capsys):
-    from alphagan_tf import sample as sample_cli
+    from alphagan_tf.cli import sample as sample_cli
 
     g, saved, files = models["alphaGAN_s"]
     if not flags.FLAGS.is_parsed():
@@ -195,7 +195,7 @@ def test_sample_cli_gives_the_same_grid_from_both_formats(models, tmp_path, caps
 
 
 def test_export_cli_writes_tflite(tmp_path, capsys):
-    from alphagan_tf import export as export_cli
+    from alphagan_tf.cli import export as export_cli
 
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
@@ -207,7 +207,7 @@ def test_export_cli_writes_tflite(tmp_path, capsys):
     lite = tflite.TFLiteGenerator(path)
     images = lite(latents_for_seed(0, 2, 16).numpy())
     assert images.shape == (2, 8, 8, 3) and images.std() > 1e-3
-    from alphagan_tf import sample as sample_cli
+    from alphagan_tf.cli import sample as sample_cli
 
     with flagsaver.as_parsed(model=str(tmp_path / "missing.tflite"), out=str(tmp_path / "x.png")):
         assert sample_cli.main(["sample"]) == 2

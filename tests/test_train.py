@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alphagan_tf.gan.ema import WeightEMA
-from alphagan_tf.gan.generator_config import GeneratorConfig
-from alphagan_tf.gan.train_loop import TrainRunConfig, load_trained_generator, run_training
-from alphagan_tf.gan.trainer import TrainConfig
+from alphagan_tf.gan.space.generator_config import GeneratorConfig
+from alphagan_tf.gan.train.config import TrainConfig
+from alphagan_tf.gan.train.config import TrainRunConfig
+from alphagan_tf.gan.train.ema import WeightEMA
+from alphagan_tf.gan.train.loop import load_trained_generator, run_training
 
 
 def _dense_with_state():
@@ -182,8 +183,8 @@ def test_a_resume_trains_at_the_learning_rate_of_its_config(tmp_path, capsys):
 def test_export_evaluate_and_sample_fall_back_past_a_damaged_checkpoint(tmp_path):
     """load_trained_generator (what export, evaluate and sample read) skips a truncated newest
     checkpoint as `train` does, and moves nothing (they only read the workdir)."""
-    from alphagan_tf.gan.genotypes import load_genotype
-    from alphagan_tf.gan.train_loop import build_generator
+    from alphagan_tf.gan.space.genotypes import load_genotype
+    from alphagan_tf.gan.train.loop import build_generator
 
     workdir = str(tmp_path / "run")
     config = _tiny_config(4)

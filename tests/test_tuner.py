@@ -14,8 +14,13 @@ keras_tuner = pytest.importorskip("keras_tuner")
 from absl import flags  # noqa: E402
 from absl.testing import flagsaver  # noqa: E402
 
-from alphagan_tf.gan.genotypes import (  # noqa: E402
-    EDGE_NAMES, NORMAL_OPS, PRESETS, UP_OPS, GenotypeError, load_genotype,
+from alphagan_tf.gan.space.genotypes import (
+    EDGE_NAMES,
+    NORMAL_OPS,
+    PRESETS,
+    UP_OPS,
+    GenotypeError,
+    load_genotype,
 )
 from alphagan_tf.tuner import report, space  # noqa: E402
 from alphagan_tf.tuner.tuners import make_tuner  # noqa: E402
@@ -168,7 +173,7 @@ def _tune_flags(workdir, classifier, **overrides):
 
 
 def _run_cli(**values):
-    from alphagan_tf import tune
+    from alphagan_tf.cli import tune
 
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
@@ -206,7 +211,7 @@ def test_two_trial_random_search_on_demo_writes_best_genotype(tmp_path, tiny_cla
 
 
 def test_cli_reports_when_every_trial_fails(tmp_path, tiny_classifier, capsys, monkeypatch):
-    from alphagan_tf.gan import train_loop
+    from alphagan_tf.gan.train import loop as train_loop
 
     def no_tensorboard(*args, **kwargs):
         raise ModuleNotFoundError("No module named 'tensorboard'")
@@ -272,7 +277,7 @@ def test_time_budget_spans_resumed_runs(tmp_path):
 def test_the_demo_builds_its_missing_digits_classifier_once(tmp_path, tiny_classifier, monkeypatch):
     import shutil
 
-    from alphagan_tf import tune
+    from alphagan_tf.cli import tune
     from alphagan_tf.tuner import demo_classifier
 
     calls = []

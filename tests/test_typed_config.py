@@ -5,11 +5,9 @@ import json
 import pytest
 
 from alphagan_tf.data.config import DataConfig
-from alphagan_tf.gan.generator_config import GeneratorConfig
-from alphagan_tf.gan.search_loop import SearchRunConfig, read_search_config
-from alphagan_tf.gan.searcher import SearchConfig
-from alphagan_tf.gan.train_loop import TrainRunConfig, read_train_config
-from alphagan_tf.gan.trainer import TrainConfig
+from alphagan_tf.gan.search.config import SearchConfig, SearchRunConfig, read_search_config
+from alphagan_tf.gan.space.generator_config import GeneratorConfig
+from alphagan_tf.gan.train.config import TrainConfig, TrainRunConfig, read_train_config
 from alphagan_tf.nas.arch_optimizer import ArchOptimizerConfig
 from alphagan_tf.utils.typed_config import ConfigError
 
@@ -35,21 +33,6 @@ def test_search_and_train_configs_round_trip_through_their_json(tmp_path):
                            genotype="alphaGAN_s")
     (tmp_path / "train_config.json").write_text(json.dumps(_through_json(train)))
     assert read_train_config(str(tmp_path)) == train
-
-
-def test_configs_written_by_the_previous_layout_read_back(tmp_path):
-    """Workdirs from before GeneratorConfig/DataConfig (flat sizes, latent_dim inside, beta1)."""
-    (tmp_path / "search_config.json").write_text(json.dumps({
-        "search": {"latent_dim": 32, "beta1": 0.5, "beta2": 0.99, "batch_size": 8},
-        "dataset": "demo", "data_dir": None, "gf": 16, "df": 12, "bottom_width": 2, "epochs": 7,
-    }))
-    search = read_search_config(str(tmp_path))
-    assert search.model == GeneratorConfig(gf=16, df=12, latent_dim=32, bottom_width=2)
-    assert (search.search.beta_1, search.search.beta_2, search.epochs) == (0.5, 0.99, 7)
-    (tmp_path / "train_config.json").write_text(json.dumps({
-        "gf": 8, "bottom_width": 2, "dataset": "demo", "train": {"latent_dim": 24, "beta1": 0.1}}))
-    train = read_train_config(str(tmp_path))
-    assert train.model.latent_dim == 24 and train.model.gf == 8 and train.train.beta_1 == 0.1
 
 
 def test_an_unknown_key_is_one_error_naming_the_file_and_the_key(tmp_path):

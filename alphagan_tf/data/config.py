@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from alphagan_tf.data.sources import parse_source
 from alphagan_tf.utils.typed_config import ConfigError, TypedConfig
 
 
@@ -25,8 +26,6 @@ class DataConfig(TypedConfig):
     download: bool = False
 
     def __post_init__(self):
-        from alphagan_tf.data.sources import parse_source
-
         try:
             parse_source(self.dataset)
         except ValueError as error:

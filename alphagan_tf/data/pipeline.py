@@ -237,6 +237,7 @@ def half_splits(split: str) -> tuple[Any, Any]:
             "+".join(f"{part}[:50%]" for part in parts),
             "+".join(f"{part}[50%:]" for part in parts),
         )
+    # tensorflow_datasets: loaded only for a tfds source (slow to import)
     import tensorflow_datasets as tfds
 
     halves = [tfds.even_splits(part, 2) for part in parts]

@@ -29,9 +29,12 @@ default is to raise `DatasetUnavailableError` at once with instructions.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import threading
+import urllib.error
+import urllib.request
 from typing import Any
 
 import numpy as np
@@ -175,6 +178,7 @@ def square_resize(images, image_size: int):
         uint8 tensor [..., S, S, 3] (grey is repeated, alpha dropped). Images
         already S x S are returned unchanged (exact pixels).
     """
+    # here: the data sources import without TensorFlow
     import tensorflow as tf
 
     images = tf.convert_to_tensor(images)
@@ -232,6 +236,7 @@ def load_demo(image_size: int) -> np.ndarray:
     Returns:
         uint8 [1797, image_size, image_size, 3].
     """
+    # here: the data sources import without TensorFlow
     from sklearn.datasets import load_digits
 
     _check_image_size(image_size)
@@ -312,6 +317,7 @@ def load_folder(folder: str, image_size: int) -> np.ndarray:
         FileNotFoundError: the folder does not exist.
         ValueError: it holds no image, or an image cannot be decoded.
     """
+    # here: the data sources import without TensorFlow
     from PIL import Image
 
     _check_image_size(image_size)
@@ -364,9 +370,6 @@ def url_reachable(url: str, timeout: float = _CONNECT_TIMEOUT_S) -> tuple[bool, 
     Returns:
         (reachable, reason): reason says what failed, "" when reachable.
     """
-    import urllib.error
-    import urllib.request
-
     result: list[tuple[bool, str]] = []
 
     def request():
@@ -422,8 +425,6 @@ def check_split(name: str, builder, split: str) -> None:
         split: a tfds split expression ("train+unlabelled", "train[:10%]"); other split
             objects (`tfds.even_splits` results) are tfds' own and not checked.
     """
-    import difflib
-
     if not isinstance(split, str):
         return
     known = sorted(str(key) for key in builder.info.splits.keys())
@@ -458,6 +459,7 @@ def tfds_builder(
             has no split that `split` names.
         DatasetUnavailableError: not prepared and cannot be prepared now.
     """
+    # tensorflow_datasets: loaded only for a tfds source (slow to import)
     import tensorflow_datasets as tfds
 
     try:
@@ -534,6 +536,7 @@ def load_tfds(
     Returns:
         TfdsImages with a dataset of uint8 [S, S, 3] and the split's size.
     """
+    # tensorflow_datasets: loaded only for a tfds source (slow to import)
     import tensorflow as tf
     import tensorflow_datasets as tfds
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alphagan_tf.gan import depthwise
+from alphagan_tf.gan.space import depthwise
 from alphagan_tf.utils import distribution
 from alphagan_tf.utils.typed_config import require
 

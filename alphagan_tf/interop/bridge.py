@@ -33,11 +33,11 @@ from typing import Mapping
 import keras
 import numpy as np
 
-from alphagan_tf.gan.discriminator import Discriminator
-from alphagan_tf.gan.generator import Generator
-from alphagan_tf.gan.operations import ReLUConv, SepConv, TransposedConvUp
-from alphagan_tf.gan.search_generator import SearchGenerator
-from alphagan_tf.gan.spectral_norm import SpectralConv2D, SpectralDense
+from alphagan_tf.gan.space.discriminator import Discriminator
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.operations import ReLUConv, SepConv, TransposedConvUp
+from alphagan_tf.gan.space.search_generator import SearchGenerator
+from alphagan_tf.gan.space.spectral_norm import SpectralConv2D, SpectralDense
 from alphagan_tf.interop import layout
 from alphagan_tf.interop.layout import Layout
 

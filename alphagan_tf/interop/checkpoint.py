@@ -49,6 +49,7 @@ class TorchMissingError(ImportError):
 
 def _torch():
     try:
+        # torch: an optional dependency (the [torch] extra)
         import torch
     except ImportError:
         raise TorchMissingError(

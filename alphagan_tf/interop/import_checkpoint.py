@@ -26,7 +26,13 @@ import shutil
 import tempfile
 
 import numpy as np
+import tensorflow as tf
 
+from alphagan_tf.gan.space.discriminator import Discriminator
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.generator_config import GeneratorConfig
+from alphagan_tf.gan.train.config import TrainConfig, TrainRunConfig
+from alphagan_tf.gan.train.step import GANTrainer
 from alphagan_tf.interop import bridge
 from alphagan_tf.interop.checkpoint import (
     CheckpointError,
@@ -34,6 +40,7 @@ from alphagan_tf.interop.checkpoint import (
     adam_moments,
     read_training_checkpoint,
 )
+from alphagan_tf.utils import files
 
 
 def _sha256(path: str) -> str:
@@ -116,15 +123,6 @@ def import_training_checkpoint(path: str, genotype, bottom_width: int, out_dir: 
         raise CheckpointError(f"--out={out_dir} exists and is not empty: give a new directory.")
     checkpoint = read_training_checkpoint(path)
     sizes = infer_sizes(checkpoint, bottom_width, path)
-
-    import tensorflow as tf
-
-    from alphagan_tf.gan.discriminator import Discriminator
-    from alphagan_tf.gan.generator import Generator
-    from alphagan_tf.gan.generator_config import GeneratorConfig
-    from alphagan_tf.gan.train_loop import TrainRunConfig
-    from alphagan_tf.gan.trainer import GANTrainer, TrainConfig
-    from alphagan_tf.utils import files
 
     def generator():
         return Generator(genotype, gf=sizes["gf"], latent_dim=sizes["latent_dim"],

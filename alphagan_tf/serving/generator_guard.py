@@ -19,7 +19,7 @@ The rule has two forms, one per kind of runner, both with the messages of this m
 - graph ops (`checked_latents`, `checked_seed_and_count`, `checked_images`), inside the
   SavedModel's signatures (`signatures.py`): TF Serving, the TF1 session loader and
   `tf.saved_model.load` all feed the graph directly, so the checks must be in it. The REST /
-  gRPC stand-in (`local_server.py`) runs those signatures, so it refuses with them too.
+  gRPC stand-in (`tools/local_server.py`) runs those signatures, so it refuses with them too.
 - numpy checks (`check_latents`, `check_images`), around the LiteRT interpreter
   (`tflite.TFLiteGenerator`): TFLite has no Assert builtin, so the .tflite file cannot hold them.
 
@@ -133,6 +133,7 @@ def check_images(images: np.ndarray) -> np.ndarray:
 
 
 def _assert(condition, *data):
+    # here: the CLI reads this module's constants without TensorFlow
     import tensorflow as tf
 
     return tf.debugging.Assert(condition, list(data), summarize=16)
@@ -144,6 +145,7 @@ def _runtime_shape(x):
     `tf.shape` / `tf.rank` fold to constants when the signature's static shape is known,
     which would skip the checks for a caller that feeds another shape (TF Serving does).
     """
+    # here: the CLI reads this module's constants without TensorFlow
     import tensorflow as tf
 
     shape = tf.raw_ops.Shape(input=x, out_type=tf.int32)
@@ -159,6 +161,7 @@ def checked_latents(z, latent_dim: int, max_batch: int):
             Received: shape=" followed by the shape fed; "z must be finite."; or
             "z must satisfy |z| <= 10000 ... Received: max |z| =" and the largest |z|.
     """
+    # here: the CLI reads this module's constants without TensorFlow
     import tensorflow as tf
 
     shape, rank = _runtime_shape(z)
@@ -185,6 +188,7 @@ def checked_seed_and_count(seed, count, max_batch: int):
     Raises (when run):
         InvalidArgumentError naming `seed` or `count`, what was expected and what was received.
     """
+    # here: the CLI reads this module's constants without TensorFlow
     import tensorflow as tf
 
     seed_shape, seed_rank = _runtime_shape(seed)
@@ -217,6 +221,7 @@ def checked_seed_and_count(seed, count, max_batch: int):
 
 def checked_images(images):
     """`images` (a float tensor) after a runtime check that every value is finite."""
+    # here: the CLI reads this module's constants without TensorFlow
     import tensorflow as tf
 
     return tf.debugging.assert_all_finite(images, _OUTPUT_RULE)

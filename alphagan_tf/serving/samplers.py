@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from alphagan_tf.serving import generator_guard as guard
 from alphagan_tf.serving import savedmodel
@@ -53,8 +54,6 @@ class SavedModelGenerator:
     """
 
     def __init__(self, path: str):
-        import tensorflow as tf
-
         self.path = savedmodel.resolve_saved_model_dir(path)
         self.model = tf.saved_model.load(self.path)
         if SERVING_DEFAULT not in self.model.signatures:
@@ -83,8 +82,6 @@ class SavedModelGenerator:
 
     def generate(self, seed: int, count: int) -> dict[str, np.ndarray]:
         """The ``generate`` signature: {"images": uint8, "images_float": float32}."""
-        import tensorflow as tf
-
         outputs = self.model.signatures[GENERATE](
             **{INPUT_SEED: tf.constant(seed, tf.int64), INPUT_COUNT: tf.constant(count, tf.int32)}
         )

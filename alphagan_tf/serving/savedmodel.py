@@ -28,10 +28,11 @@ import shutil
 from typing import Any, Mapping, Sequence
 
 import keras
+import tensorflow as tf
 
 from alphagan_tf.serving import signatures as sig
-from alphagan_tf.serving.generator_guard import DEFAULT_MAX_BATCH, check_max_batch
 from alphagan_tf.serving import warmup
+from alphagan_tf.serving.generator_guard import DEFAULT_MAX_BATCH, check_max_batch
 from alphagan_tf.utils import files
 
 EXPORT_INFO_FILENAME = "export_info.json"
@@ -117,8 +118,6 @@ def write_saved_model(
 
 def export_info(generator: keras.Model, max_batch: int, extra: Mapping[str, Any] | None) -> dict:
     """The JSON written next to the warmup records: what the version holds."""
-    import tensorflow as tf
-
     genotype = getattr(generator, "genotype", None)
     side = int(generator.compute_output_shape((None, generator.latent_dim))[1])
     return {

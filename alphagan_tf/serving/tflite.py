@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from alphagan_tf.serving import generator_guard as guard
 from alphagan_tf.serving.signatures import (
@@ -37,6 +38,7 @@ from alphagan_tf.serving.signatures import (
     SERVING_DEFAULT,
     latents_for_seed,
 )
+from alphagan_tf.utils import files
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 DEFAULT_CALIBRATION_SAMPLES = 128
@@ -70,8 +72,6 @@ def write_conversion_source(generator: keras.Model, path: str) -> str:
     No input checks here (the Assert op is not a TFLite builtin): `TFLiteGenerator` runs the
     same guard (`generator_guard`) around the interpreter.
     """
-    import tensorflow as tf
-
     if getattr(generator, "arch_variables", None):
         raise TypeError(
             "Only the fixed generator is converted (Generator.from_genotype). "
@@ -108,8 +108,6 @@ def convert_saved_model(
         calibration_samples: int8 only: latents in the representative dataset.
         calibration_seed: int8 only: their seed (`latents_for_seed`).
     """
-    import tensorflow as tf
-
     _check_quantize(quantize, calibration_samples)
     converter = tf.lite.TFLiteConverter.from_saved_model(source_dir, [SERVING_DEFAULT])
     if quantize == "float16":
@@ -155,8 +153,6 @@ def convert_to_tflite(
 
 def write_tflite(model: bytes, path: str) -> str:
     """Writes model bytes to `path` atomically (temporary file + rename)."""
-    from alphagan_tf.utils import files
-
     return files.write_bytes_atomic(path, model)
 
 
@@ -183,6 +179,7 @@ class TFLiteGenerator:
         self, path: str, num_threads: int | None = None,
         max_batch: int = guard.DEFAULT_MAX_BATCH,
     ):
+        # LiteRT: an optional dependency (the [tflite] extra)
         from ai_edge_litert.interpreter import Interpreter
 
         self.max_batch = guard.check_max_batch(max_batch)

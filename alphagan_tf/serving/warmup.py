@@ -34,6 +34,7 @@ def warmup_requests(
         batch_sizes: rows of z of each request.
         seed: numpy seed of the latents (their values do not matter for warmup).
     """
+    # tensorflow-serving-api: an optional dependency (the [serving] extra)
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
@@ -62,6 +63,7 @@ def write_warmup_requests(
     batch_sizes: Sequence[int] = DEFAULT_WARMUP_BATCH_SIZES,
 ) -> str:
     """Writes `<saved_model_dir>/assets.extra/tf_serving_warmup_requests`; returns its path."""
+    # here: the CLI reads this module's constants without TensorFlow
     import tensorflow as tf
 
     path = os.path.join(saved_model_dir, WARMUP_DIR, WARMUP_FILENAME)
@@ -74,6 +76,7 @@ def write_warmup_requests(
 
 def read_warmup_requests(saved_model_dir: str) -> list:
     """The `PredictionLog` protos of a SavedModel's warmup file (for checks and tests)."""
+    # tensorflow-serving-api: an optional dependency (the [serving] extra)
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 

@@ -4,7 +4,7 @@ Three parts, as KerasTuner separates them:
 - `space.py`: what is searched, the generator space as a `keras_tuner.HyperModel`
   (one `hp.Choice` per edge) and the conversion between its values and `Genotype`;
 - `objective.py`: what a trial costs and returns, a short retrain of the sampled
-  genotype (`gan/train_loop.run_training`) scored by FID (lower is better) and IS;
+  genotype (`gan/train/loop.run_training`) scored by FID (lower is better) and IS;
 - `tuners.py`: how it is searched, KerasTuner's random / Bayesian / Hyperband oracles
   with a `run_trial` that retrains;
 - `report.py`: what a run leaves behind, the trial table (CSV, plot), failed trials with

@@ -1,6 +1,6 @@
 """Start a distributed tuning run on this machine: one chief and N workers, for trying it out.
 
-    python -m alphagan_tf.tuner.launch --workers=2 -- --flagfile=configs/tune_demo.cfg --max_trials=4
+    python -m alphagan_tf.cli.tune_launch --workers=2 -- --flagfile=configs/tune_demo.cfg --max_trials=4
 
 Everything after `--` is the `python -m alphagan_tf.tune` command line, the same for
 every process. The launcher picks a free port on --ip, starts the chief
@@ -28,23 +28,10 @@ import sys
 import time
 from typing import Sequence
 
-from absl import app, flags
-
-from alphagan_tf import cli_errors
 from alphagan_tf.tuner.cluster import CHIEF, gpu_environment, role_environment, visible_gpus
 
 POLL_SECONDS = 0.5
 TAIL_LINES = 25
-
-
-def define_flags() -> None:
-    flags.DEFINE_integer("workers", 2, "Worker processes (each runs trials).", lower_bound=1)
-    flags.DEFINE_string("ip", "127.0.0.1", "Address the chief serves its oracle on.")
-    flags.DEFINE_integer("port", 0, "Port of the chief's oracle (0: a free one, picked now).",
-                         lower_bound=0)
-    flags.DEFINE_string("logdir", "runs/tune_logs", "Where <id>.log of every process goes.")
-    flags.DEFINE_float("grace_seconds", 10.0,
-                       "How long a process has to exit after SIGTERM before SIGKILL.")
 
 
 def free_port(ip: str = "127.0.0.1") -> int:
@@ -152,19 +139,3 @@ def launch(tune_args: Sequence[str], workers: int, ip: str, port: int, logdir: s
         return code if 0 < code < 128 else 1  # e.g. 2: a configuration error
     print(tail(cluster.log(CHIEF)), end="")
     return 0
-
-
-def main(argv) -> int:
-    # Not cli_errors.command: the arguments after `--` are the tune command's, not refused.
-    f = flags.FLAGS
-    return cli_errors.report_errors(
-        lambda: launch(argv[1:], f.workers, f.ip, f.port, f.logdir, f.grace_seconds))
-
-
-def run() -> None:
-    define_flags()
-    cli_errors.run(main)
-
-
-if __name__ == "__main__":
-    run()

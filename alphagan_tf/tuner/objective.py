@@ -1,7 +1,7 @@
 """The tuning objective: a short retrain of a genotype, scored by FID (lower is better).
 
 `RetrainObjective(config, feature_fn, real_stats)(genotype, workdir)` retrains the
-genotype with the project's loop (`gan/train_loop.run_training`: hinge loss,
+genotype with the project's loop (`gan/train/loop.run_training`: hinge loss,
 n_critic, EMA generator, checkpoints) for the configured budget, then evaluates
 the final EMA generator once (`metrics/generator_eval.make_evaluate_fn`, the same
 fixed latents for every trial) and returns
@@ -25,8 +25,10 @@ import re
 import time
 from typing import Callable
 
-from alphagan_tf.gan.genotypes import Genotype
-from alphagan_tf.gan.train_loop import TrainRunConfig
+from alphagan_tf.gan.space.genotypes import Genotype
+from alphagan_tf.gan.train import loop as train_loop
+from alphagan_tf.gan.train.config import TrainRunConfig
+from alphagan_tf.metrics import generator_eval
 from alphagan_tf.utils import files
 from alphagan_tf.utils.typed_config import require, require_positive
 
@@ -72,8 +74,6 @@ class RetrainObjective:
     """
 
     def __init__(self, config: ObjectiveConfig, feature_fn, real_stats, verbose: int = 1):
-        from alphagan_tf.metrics import generator_eval
-
         self.config = config
         self.evaluate_fn = generator_eval.make_evaluate_fn(
             feature_fn, real_stats, num_samples=config.eval_samples,
@@ -107,16 +107,14 @@ class RetrainObjective:
             {"fid", "inception_score", "inception_score_std", "kid" (if computed),
              "train_seconds", "eval_seconds"}: Python floats.
         """
-        from alphagan_tf.gan.train_loop import load_trained_generator, run_training
-
         os.makedirs(workdir, exist_ok=True)
         genotype_path = os.path.join(workdir, "genotype.json")
         files.write_text_atomic(genotype_path, genotype.to_json())
         config = self.run_config(genotype_path, g_iterations)
         started = time.time()
-        run_training(config, workdir, evaluate_fn=None, verbose=self.verbose)
+        train_loop.run_training(config, workdir, evaluate_fn=None, verbose=self.verbose)
         trained = time.time()
-        result = self.evaluate_fn(load_trained_generator(workdir, "latest"))
+        result = self.evaluate_fn(train_loop.load_trained_generator(workdir, "latest"))
         metrics = {
             "fid": float(result["fid"]),
             "inception_score": float(result.get("inception_score_mean", float("nan"))),
@@ -135,13 +133,11 @@ class RetrainObjective:
 
 def check_feature_extractor(feature_extractor: str) -> None:
     """Raises ObjectiveConfigError for none (FID needs features), ConfigError for an unknown one."""
-    from alphagan_tf.metrics import generator_eval
-
     if not feature_extractor or feature_extractor == "none":
         raise ObjectiveConfigError(
             "The tuning objective is FID, which needs a feature extractor: "
             "--feature_extractor=inception or --feature_extractor=classifier:/path/to/SavedModel "
-            "(python -m alphagan_tf.metrics.classifier trains one offline). "
+            "(`alphagan classifier` trains one offline). "
             f"Received: feature_extractor={feature_extractor!r}"
         )
     generator_eval.check_feature_extractor_spec(feature_extractor)
@@ -172,8 +168,6 @@ def objective_from_spec(
         ValueError: an unknown `feature_extractor`, or real statistics of another extractor.
         WeightsNotFoundError: the extractor's weights are missing.
     """
-    from alphagan_tf.metrics import generator_eval
-
     check_feature_extractor(feature_extractor)
     feature_fn = generator_eval.feature_extractor_from_spec(feature_extractor, inception_path)
     cache_path = None

@@ -21,7 +21,7 @@ import math
 import os
 from typing import Sequence
 
-from alphagan_tf.gan.genotypes import EDGE_NAMES, Genotype
+from alphagan_tf.gan.space.genotypes import EDGE_NAMES, Genotype
 from alphagan_tf.tuner.space import values_to_genotype
 from alphagan_tf.utils import files
 
@@ -102,9 +102,11 @@ def write_trials_csv(rows: Sequence[dict], path: str) -> str:
 
 def plot_trials(rows: Sequence[dict], path: str, title: str = "") -> str:
     """trials.png: FID of every trial, the best so far, failed trials marked."""
+    # matplotlib: loaded only to draw
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib: loaded only to draw
     import matplotlib.pyplot as plt
 
     xs = [int(r["trial"]) if str(r["trial"]).isdigit() else i for i, r in enumerate(rows)]

@@ -22,9 +22,11 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 import keras_tuner
+import tensorflow as tf
 
-from alphagan_tf.gan import genotypes
-from alphagan_tf.gan.genotypes import EDGES, EDGE_NAMES, Genotype, GenotypeError
+from alphagan_tf.gan.space import genotypes
+from alphagan_tf.gan.space.generator import Generator
+from alphagan_tf.gan.space.genotypes import EDGES, EDGE_NAMES, Genotype, GenotypeError
 
 # KerasTuner's own hyperparameters (Hyperband's budget bookkeeping), not edges.
 _TUNER_PREFIX = "tuner/"
@@ -114,10 +116,6 @@ class GeneratorHyperModel(keras_tuner.HyperModel):
     def build(self, hp: keras_tuner.HyperParameters):
         """The built fixed `Generator` of the sampled genotype (latents [B, latent_dim]
         -> images [B, 8*bottom_width, 8*bottom_width, 3] in [-1, 1])."""
-        import tensorflow as tf
-
-        from alphagan_tf.gan.generator import Generator
-
         generator = Generator.from_genotype(
             self.genotype(hp), gf=self.gf, latent_dim=self.latent_dim,
             bottom_width=self.bottom_width,

@@ -26,10 +26,13 @@ import os
 import shutil
 import time
 
+import keras
 import keras_tuner
 
+from alphagan_tf.tuner import cluster
 from alphagan_tf.tuner.objective import OBJECTIVE_NAME
 from alphagan_tf.tuner.space import GeneratorHyperModel
+from alphagan_tf.utils import files
 
 TUNERS = ("random", "bayesian", "hyperband")
 
@@ -50,14 +53,10 @@ class _RetrainTrials:
     # The budget spent is kept in <project>/budget.json, so it spans resumed invocations
     # (budget_<tuner id>.json for each worker of a distributed run: they may share the folder).
     def _budget_path(self) -> str:
-        from alphagan_tf.tuner import cluster
-
         name = "budget.json" if cluster.tuning_role() == "single" else f"budget_{self.tuner_id}.json"
         return os.path.join(self.project_dir, name)
 
     def _budget_of(self, path: str) -> dict:
-        from alphagan_tf.utils import files
-
         return files.read_json(path, {"cpu_seconds": 0.0, "wall_seconds": 0.0})
 
     def budget_used(self) -> dict:
@@ -66,8 +65,6 @@ class _RetrainTrials:
         The chief of a distributed run (which runs no trial) sums the workers' files
         found in its project folder (all of them when the workers share it).
         """
-        from alphagan_tf.tuner import cluster
-
         if cluster.tuning_role() != "chief":
             return self._budget_of(self._budget_path())
         used = [self._budget_of(path) for path in
@@ -93,8 +90,6 @@ class _RetrainTrials:
         self._stop_if_over_budget(self.budget_used())
 
     def on_trial_end(self, trial):
-        from alphagan_tf.utils import files
-
         super().on_trial_end(trial)
         self.trials_run = [*self.trials_run, (trial.trial_id, str(trial.status))]
         now = (time.process_time(), time.monotonic())
@@ -106,8 +101,6 @@ class _RetrainTrials:
         self._stop_if_over_budget(used)
 
     def run_trial(self, trial, *args, **kwargs) -> dict:
-        import keras
-
         keras.backend.clear_session()
         gc.collect()
         hp = trial.hyperparameters

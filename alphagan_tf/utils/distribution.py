@@ -253,6 +253,7 @@ def _configure_heartbeats(config: dict, worker_timeout: float) -> None:
     The strategy configures it with TensorFlow's defaults unless one is configured already
     (there is no public API for the heartbeat timeout in TF 2.21).
     """
+    # private TensorFlow / Keras modules: only where needed
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
     from tensorflow.python.eager import context
 

@@ -59,6 +59,7 @@ def exclusive_lock(path: str) -> Iterator[None]:
     workers of a distributed tuning run preparing a shared cache) take turns;
     the later ones then find the result written. POSIX `flock`: advisory, one host.
     """
+    # fcntl: POSIX only
     import fcntl
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

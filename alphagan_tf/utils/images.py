@@ -46,6 +46,7 @@ def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) 
 
 def save_png(image: np.ndarray, path: str, scale: int = 1) -> str:
     """Write a uint8 [H, W, C] picture as PNG atomically (tmp file + rename)."""
+    # here: image grids are saved without TensorFlow
     import tensorflow as tf
 
     image = np.asarray(image, np.uint8)

@@ -11,9 +11,11 @@ import numpy as np
 
 
 def _pyplot():
+    # matplotlib: loaded only to draw
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib: loaded only to draw
     import matplotlib.pyplot as plt
 
     return plt

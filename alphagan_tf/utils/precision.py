@@ -31,7 +31,9 @@ TFLite) or be evaluated under any precision.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Mapping
+from typing import Iterator
+
+from alphagan_tf.utils.typed_config import require
 
 # keras / tensorflow are imported where used: the CLIs' flag modules import this one.
 
@@ -46,33 +48,9 @@ _KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16"
 
 def validate(precision: str) -> str:
     """`precision` if it is one of `PRECISIONS`; else one ValueError listing them."""
-    from alphagan_tf.utils.typed_config import require
-
     require(precision in PRECISIONS, "precision", precision,
             f"must be one of {', '.join(PRECISIONS)}")
     return precision
-
-
-def resolve_alias(precision: str, mixed_precision: bool, precision_given: bool) -> str:
-    """The precision of `--precision` and the old `--mixed_precision` (= float16).
-
-    Args:
-        precision: the value of --precision.
-        mixed_precision: the value of --mixed_precision.
-        precision_given: whether --precision was given (not its default).
-
-    Raises:
-        ValueError: both given, and --precision is not float16.
-    """
-    validate(precision)
-    if not mixed_precision:
-        return precision
-    if precision_given and precision != "float16":
-        raise ValueError(
-            f"--mixed_precision is the old name of --precision=float16 and contradicts "
-            f"--precision={precision}: give --precision alone."
-        )
-    return "float16"
 
 
 def keras_policy(precision: str) -> str:
@@ -109,6 +87,7 @@ def warn_if_emulated(precision: str, flag: str = "precision") -> bool:
     """
     if validate(precision) != "bfloat16" or cpu_has_native_bfloat16() is not False:
         return False
+    # here: the flags read this module without TensorFlow
     import tensorflow as tf
     from absl import logging
 
@@ -130,6 +109,7 @@ def uses_loss_scaling(precision: str) -> bool:
 @contextlib.contextmanager
 def dtype_policy(precision: str) -> Iterator[None]:
     """Layers created inside compute in `precision` (float32 variables); restores the policy."""
+    # here: the flags read this module without TensorFlow
     import keras
 
     previous = keras.config.dtype_policy()
@@ -148,6 +128,7 @@ def with_loss_scaling(optimizer, enabled: bool, name: str | None = None):
     """
     if not enabled:
         return optimizer
+    # here: the flags read this module without TensorFlow
     import keras
 
     return keras.optimizers.LossScaleOptimizer(optimizer, name=name or f"{optimizer.name}_loss_scale")
@@ -155,16 +136,8 @@ def with_loss_scaling(optimizer, enabled: bool, name: str | None = None):
 
 def to_float32(x):
     """x as float32 if it is float16 / bfloat16 / float32; float64 stays float64 (parity tests)."""
+    # here: the flags read this module without TensorFlow
     import keras
     import tensorflow as tf
 
     return tf.cast(x, keras.backend.result_type(x.dtype, "float32"))
-
-
-def upgrade_legacy_keys(data: Mapping) -> dict:
-    """A run config written before --precision: `mixed_precision: true` -> precision float16."""
-    data = dict(data)
-    if "mixed_precision" in data:
-        legacy = bool(data.pop("mixed_precision"))
-        data.setdefault("precision", "float16" if legacy else "float32")
-    return data

@@ -24,6 +24,7 @@ import tensorflow as tf
 def tensorflow_global_seed():
     """TensorFlow's global seed; None when unset (or when its private API moved)."""
     try:
+        # private TensorFlow / Keras modules: only where needed
         from tensorflow.python.eager import context
 
         return context.global_seed()
@@ -41,6 +42,7 @@ def seed_everything(seed: int) -> None:
 
 def seed_host(seed: int) -> None:
     """Python's, NumPy's and Keras' generators only (what builds weights); TF's seed untouched."""
+    # private TensorFlow / Keras modules: only where needed
     from keras.src.backend.common import global_state
     from keras.src.random import seed_generator
     from keras.src.utils import rng_utils

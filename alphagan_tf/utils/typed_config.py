@@ -15,9 +15,7 @@ Every run configuration (`SearchRunConfig`, `SearchConfig`, `ArchOptimizerConfig
 
 Every config checks its own values in `__post_init__` with `require`, raising a
 `ConfigError` that names the field (`key`) and the value: field names are the
-flag names, so the CLI edge turns it into one `error: --key: ...` line. A
-config file written by an earlier version goes through `upgrade` (old key
-layouts -> the current one) before it is read.
+flag names, so the CLI edge turns it into one `error: --key: ...` line.
 
 The CLI modules build configs from flags (`config_from_flags`); this module
 knows nothing of flags.
@@ -108,7 +106,7 @@ class TypedConfig:
                 f"{where or cls.__name__}: expected a mapping of {cls.__name__} fields. "
                 f"Received: {type(data).__name__}"
             )
-        data = cls.upgrade(dict(data))
+        data = dict(data)
         hints = typing.get_type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
@@ -126,11 +124,6 @@ class TypedConfig:
                 value = tuple(value)
             kwargs[name] = value
         return cls(**kwargs)
-
-    @classmethod
-    def upgrade(cls, data: dict) -> dict:
-        """An earlier version's key layout -> this one (override where a layout changed)."""
-        return data
 
     def differences(self, other: "TypedConfig") -> list[str]:
         """Dotted keys (e.g. "model.gf") whose values differ between `self` and `other`."""
@@ -155,19 +148,3 @@ def _differences(a: Mapping, b: Mapping, prefix: str) -> list[str]:
                              and list(x) == list(y)):
             keys.append(f"{prefix}{name}")
     return keys
-
-
-def move_keys(data: dict, into: str, names: tuple[str, ...]) -> dict:
-    """`upgrade` helper: top-level `names` of `data` moved into the nested mapping `into`."""
-    moved = {name: data.pop(name) for name in names if name in data}
-    if moved:
-        data[into] = {**moved, **data.get(into, {})}
-    return data
-
-
-def rename_keys(data: dict, **old_to_new: str) -> dict:
-    """`upgrade` helper: keys renamed in place (e.g. beta1 -> beta_1)."""
-    for old, new in old_to_new.items():
-        if old in data and new not in data:
-            data[new] = data.pop(old)
-    return data

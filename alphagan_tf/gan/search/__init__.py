@@ -1,0 +1,1 @@
+"""Searching a generator: the config both algorithms share, AlphaGAN's bi-level search, random-WS."""

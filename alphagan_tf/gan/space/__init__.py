@@ -1,0 +1,1 @@
+"""The GAN generators' search space: operations, cells, genotypes, generators, discriminator."""

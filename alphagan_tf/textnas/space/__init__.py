@@ -1,0 +1,1 @@
+"""TextNAS search space: operations, layers, architectures, the supernet, the fixed model."""

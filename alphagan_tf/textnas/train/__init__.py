@@ -1,0 +1,1 @@
+"""Retraining a TextNAS architecture: its config, the loop, the classification steps, the export."""
