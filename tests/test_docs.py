@@ -93,7 +93,7 @@ def command_errors(code: str, defined: dict[str, dict], where: str = "") -> list
             continue  # `alphagan` alone (the list of commands) or a placeholder (`alphagan NAME`)
         command = command_name(name)
         if command is None:
-            errors.append(f"{where}`{code.strip()}`: no command {name!r} in alphagan_tf/commands.py")
+            errors.append(f"{where}`{code.strip()}`: no command {name!r} in alphagan_tf/cli/commands.py")
             continue
         for flag in flags_of(rest, command):
             ok = defined[flag[0]]
@@ -106,7 +106,7 @@ def command_errors(code: str, defined: dict[str, dict], where: str = "") -> list
 
 
 def command_name(name: str) -> str | None:
-    from alphagan_tf import commands
+    from alphagan_tf.cli import commands
 
     try:
         return commands.find(name).name
@@ -159,7 +159,7 @@ def _flags_per_command() -> dict[str, dict]:
     """In this process: fork per command, define its flags through its run(), report them."""
     from absl import app, flags
 
-    from alphagan_tf import commands
+    from alphagan_tf.cli import commands
 
     class Defined(Exception):
         pass
@@ -245,7 +245,7 @@ def test_the_checker_fails_on_a_misspelt_flag_an_unknown_command_and_a_missing_p
     (line, code, _), = code_of_markdown(readme)
     assert command_errors(code, defined) == [f"`{code.strip()}`: search defines no flag --lerning_rate"]
     assert line == 2
-    assert command_errors("alphagan-serch --gf=4", defined)[0].endswith("no command 'serch' in alphagan_tf/commands.py")
+    assert command_errors("alphagan-serch --gf=4", defined)[0].endswith("no command 'serch' in alphagan_tf/cli/commands.py")
     assert command_errors("alphagan tune-launch --workers=2 -- --max_trial=4", defined) == [
         "`alphagan tune-launch --workers=2 -- --max_trial=4`: tune defines no flag --max_trial"]
     assert command_errors("python -m alphagan_tf.train --nojit_compile --helpfull", defined) == []

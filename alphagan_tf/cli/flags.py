@@ -153,7 +153,7 @@ def define_strategy_flags() -> None:
         "batch norms synchronized: the same result as one device with the same global batch "
         "sizes), one_device, or multi_worker (search and train: several hosts as the TF_CONFIG "
         "environment variable describes them, the global batch split over every worker's "
-        "replicas; README 'Scaling out').",
+        "replicas; docs/scaling.md).",
     )
     flags.DEFINE_list("devices", [], "Devices of --strategy, e.g. /gpu:0,/gpu:1 (empty: its default).")
     flags.DEFINE_integer(
@@ -416,7 +416,7 @@ def define_export_flags() -> None:
         "savedmodel: the dtype the generator computes in inside the graph. bfloat16 runs its "
         "convs and matmuls in bfloat16 (float32 weights, the same float32 z in and uint8 / "
         "float32 images out); fast on CPUs with AMX / AVX512-BF16 and on recent GPUs, slower "
-        "where bfloat16 is emulated (README 'Precision': measure with bench/sampling.py).",
+        "where bfloat16 is emulated (docs/results/precision.md; measure with bench/sampling.py).",
     )
     flags.DEFINE_enum(
         "quantize", "none", ["none", "float16", "dynamic", "int8"],
