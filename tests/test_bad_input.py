@@ -248,6 +248,8 @@ def test_every_command_reports_bad_input_in_one_line_and_writes_nothing(module, 
     (["--max_batch=abc"], "error: --max_batch: invalid literal for int() with base 10: 'abc'. Received: abc"),
     (["--format=onnx"], "error: --format: value should be one of <savedmodel|tflite>. Received: onnx"),
     (["--no_such_flag=1"], "error: Unknown command line flag 'no_such_flag'"),
+    # train's --eval_samples below the Inception Score's 10 splits was a traceback, exit 1
+    (["--eval_samples=5"], "error: --eval_samples: 5 is not integer >= 10. Received: 5"),
 ])
 def test_a_flag_absl_cannot_parse_is_one_error_line_with_exit_2(argv, line, capsys):
     from alphagan_tf.cli import cli_errors, export  # noqa: F401  (defines --max_batch, --format)

@@ -268,7 +268,8 @@ def define_retrain_flags() -> None:
     flags.DEFINE_integer("d_batch_size", 64, "Discriminator (real and fake) batch size.")
     flags.DEFINE_float("ema_decay", 0.999, "EMA decay of the generator weights.")
     _define_shared(flags.DEFINE_integer, "checkpoint_every", 500, "Checkpoint every N generator iterations.")
-    flags.DEFINE_integer("eval_samples", 50_000, "Generated samples per periodic evaluation (tune: per trial).")
+    flags.DEFINE_integer("eval_samples", 50_000, "Generated samples per periodic evaluation (tune: per "
+                         "trial); at least 10, the Inception Score's splits.", lower_bound=10)
 
 
 def generator_config_from_flags():
