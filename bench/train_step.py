@@ -42,6 +42,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
+import itertools
 import os
 import statistics
 import sys
@@ -177,7 +178,7 @@ def format_table(rows: list[Row]) -> str:
 class Ours:
     """Our trainer at one precision: `train_iteration` on a fixed real batch."""
 
-    def __init__(self, args, genotype: str, precision: str):
+    def __init__(self, args, genotype: str, precision: str, per_call: int = 1):
         import tensorflow as tf
 
         from alphagan_tf.gan.space.generator_config import GeneratorConfig
@@ -193,7 +194,9 @@ class Ours:
             model=GeneratorConfig(gf=args.gf, df=args.df, latent_dim=args.latent_dim,
                                   bottom_width=args.bottom_width),
         )
-        self.row = Row(f"ours {genotype}", precision)
+        self.key = f"ours {genotype}"  # the FLOPs are the same for any steps per call
+        self.per_call = per_call  # G iterations per compiled call (--steps_per_call)
+        self.row = Row(self.key + (f", {per_call} per call" if per_call > 1 else ""), precision)
         started = time.perf_counter()
         self.trainer = build_trainer(config, load_genotype(genotype))
         size = config.image_size
@@ -203,7 +206,8 @@ class Ours:
         self.warmup, _ = timed(self.iteration)  # traces the steps
 
     def iteration(self):
-        return self.trainer.train_iteration(self.batches)
+        """`per_call` G iterations in one call (GANTrainer.run_iterations)."""
+        return self.trainer.run_iterations(self.batches, self.per_call)
 
     def count_flops(self, n_critic: int) -> int:
         import tensorflow as tf
@@ -297,6 +301,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--authors", action=argparse.BooleanOptionalAction, default=True,
                         help="time the authors' loop too (needs torch and ../shared/ref/AlphaGAN)")
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations each (median)")
+    parser.add_argument("--steps_per_call", type=lambda v: [int(x) for x in v.split(",")],
+                        default=[1], help="ours: one or more (comma-separated) numbers of G "
+                        "iterations per compiled call (--steps_per_call of train), each a row")
     parser.add_argument("--threads", type=int, default=0,
                         help="TF intra- and inter-op threads and torch's threads (0: TF's "
                              "defaults, the cores; torch as many as TF's intra-op threads)")
@@ -328,8 +335,8 @@ def main(argv=None) -> None:
     print(header, flush=True)
     benches = []
     for genotype in args.genotype:
-        for precision in args.precision:
-            benches.append(Ours(args, genotype, precision))
+        for precision, per_call in itertools.product(args.precision, args.steps_per_call):
+            benches.append(Ours(args, genotype, precision, per_call))
             print(f"built {benches[-1].row.name} {precision}: {benches[-1].built:.1f} s, first "
                   f"iteration (tracing) {benches[-1].warmup:.1f} s", flush=True)
         if args.authors:
@@ -345,14 +352,16 @@ def main(argv=None) -> None:
                       f"{benches[-1].warmup:.1f} s", flush=True)
     flops = {}
     for bench in benches:
-        if isinstance(bench, Ours) and bench.row.name not in flops:
-            flops[bench.row.name] = bench.count_flops(args.n_critic)
+        if isinstance(bench, Ours) and bench.key not in flops:
+            flops[bench.key] = bench.count_flops(args.n_critic)
     for bench in benches:
-        bench.row.flops = flops[bench.row.name.replace(AUTHORS, "ours")]
+        bench.row.flops = flops[getattr(bench, "key", bench.row.name.replace(AUTHORS, "ours"))]
 
     for i in range(args.iterations):  # alternating: the same load for every implementation
         for bench in benches:
             wall, cpu, peak = working_memory(bench.iteration)
+            per_call = getattr(bench, "per_call", 1)  # seconds per G iteration
+            wall, cpu = wall / per_call, cpu / per_call
             bench.row.times.append(wall)
             bench.row.cpu_times.append(cpu)
             if peak is not None:

@@ -105,6 +105,7 @@ def _run_bench(folder, npz, recipe, *extra):
     return done.stdout
 
 
+@pytest.mark.long  # the bench end to end in subprocesses (~50-130 s); its parts are tested above
 def test_toy_bench_retrains_scores_summarizes_and_resumes(toy):
     folder, npz, recipe = toy
     out = _run_bench(folder, npz, recipe)

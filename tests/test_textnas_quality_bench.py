@@ -94,6 +94,7 @@ def test_resumed_runs_are_left_out_of_the_cpu_column(tmp_path):
     assert bench.checkpoint_step(str(tmp_path)) == 1400
 
 
+@pytest.mark.long  # the bench end to end in subprocesses (~50-130 s); its parts are tested above
 @pytest.mark.skipif(not os.path.isdir(SST_DIR), reason="../shared/data/sst is absent")
 def test_tiny_comparison_runs_resumes_and_summarizes(tmp_path):
     command = [sys.executable, os.path.join(ROOT, "bench", "textnas_quality.py"),

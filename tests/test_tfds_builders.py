@@ -310,8 +310,8 @@ def _check_evaluation(train_dir, stats_path, report, image_size, count, dataset)
     assert report["metrics"]["fid"] == pytest.approx(last["fid"], rel=1e-5)
 
 
-@pytest.mark.long  # ~170 s; CIFAR-10's records and search halves are checked above, and the
-def test_cifar10_configs_search_train_make_stats_evaluate(  # same commands run on STL-10 belowarchives, data_dir, classifier_dir,
+@pytest.mark.slow
+def test_cifar10_configs_search_train_make_stats_evaluate(archives, data_dir, classifier_dir,
                                                           tmp_path, capsys):
     searched, trained, train_dir, stats, report = _run_configs(
         "cifar10", "cifar10.cfg", "train_cifar10.cfg", archives, data_dir, classifier_dir,
