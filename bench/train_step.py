@@ -246,6 +246,8 @@ class Authors:
             print_freq=100, max_epoch=1,
         )
         self.row = Row(f"{AUTHORS} {genotype}", "float32")
+        self.key = f"ours {genotype}"  # whose graphs' FLOPs this row takes
+        self.per_call = 1
         self.functions = ref.functions
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # it prints debug lines
@@ -355,13 +357,12 @@ def main(argv=None) -> None:
         if isinstance(bench, Ours) and bench.key not in flops:
             flops[bench.key] = bench.count_flops(args.n_critic)
     for bench in benches:
-        bench.row.flops = flops[getattr(bench, "key", bench.row.name.replace(AUTHORS, "ours"))]
+        bench.row.flops = flops[bench.key]
 
     for i in range(args.iterations):  # alternating: the same load for every implementation
         for bench in benches:
             wall, cpu, peak = working_memory(bench.iteration)
-            per_call = getattr(bench, "per_call", 1)  # seconds per G iteration
-            wall, cpu = wall / per_call, cpu / per_call
+            wall, cpu = wall / bench.per_call, cpu / bench.per_call  # per G iteration
             bench.row.times.append(wall)
             bench.row.cpu_times.append(cpu)
             if peak is not None:
